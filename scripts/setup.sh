@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One command that installs everything langchain-dpr needs on a fresh Debian/Ubuntu machine:
+#   1. system packages (apt, when run as root): libfaiss-dev, OpenBLAS (OpenMP build), build tools,
+#      Jupyter's nbconvert for the notebooks;
+#   2. npm dependencies exactly as locked, with onnxruntime-node's CUDA download skipped and no
+#      install scripts (faiss-node's would download a prebuilt binary and fail offline);
+#   3. the native parts, compiled here against the system faiss (scripts/build-native.sh).
+# Safe to run again: each step is idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libfaiss-dev libopenblas0-openmp build-essential python3 jupyter-nbconvert python3-ipykernel)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages: ${missing[*]}" >&2
+    echo "setup: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "setup: npm dependencies"
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund
+
+echo "setup: native parts"
+bash scripts/build-native.sh
+
+echo "setup: done"
