@@ -1,0 +1,266 @@
+/**
+ * HybridRetriever: dense (vector store) + sparse (BM25) retrieval fused by reciprocal rank
+ * fusion or a normalised linear combination.
+ *
+ * @module
+ */
+import { BaseRetriever, type BaseRetrieverInput, type BaseRetrieverInterface } from "@langchain/core/retrievers";
+import type { CallbackManagerForRetrieverRun } from "@langchain/core/callbacks/manager";
+import type { DocumentInterface } from "@langchain/core/documents";
+import type { VectorStoreInterface } from "@langchain/core/vectorstores";
+import { linearFusion, reciprocalRankFusion, type FusedItem, type RankedItem, type ScoreNormalization } from "./fusion.js";
+import { checkK } from "./dpr-retriever.js";
+import {
+  nowMs,
+  throwIfAborted,
+  withMetadata,
+  type RetrievalResult,
+  type RetrievalService,
+  type RetrieveOptions,
+} from "./types.js";
+
+/**
+ * One side of a hybrid search. A vector store is searched with its own embeddings
+ * (`embedQuery` + `similaritySearchVectorWithScore`, scores taken from the store). A retriever
+ * (e.g. BM25Retriever) is invoked and its documents' `metadata.score` used as scores; its own `k`
+ * bounds how many it returns, and the side's depth then truncates. An object with
+ * `searchWithScores(query, depth)` is called with the depth directly.
+ */
+export type HybridSide = VectorStoreInterface | BaseRetrieverInterface | ScoredSearcher;
+
+/** Anything that returns `[document, score]` pairs best first for a depth. */
+export interface ScoredSearcher {
+  searchWithScores(query: string, depth: number): Promise<Array<[DocumentInterface, number]>>;
+}
+
+/** Fusion method of {@link HybridRetriever}. */
+export type FusionMethod = "rrf" | "linear";
+
+/** Parameters of {@link HybridRetriever}. */
+export interface HybridRetrieverParams extends BaseRetrieverInput {
+  /** Dense side (usually a FaissDPRStore). */
+  dense: HybridSide;
+  /** Sparse side (usually a BM25Retriever). */
+  sparse: HybridSide;
+  /** Documents returned. Default 10. */
+  k?: number;
+  /** Candidates taken from the dense side. Default 100. */
+  denseK?: number;
+  /** Candidates taken from the sparse side. Default 100. */
+  sparseK?: number;
+  /** `"rrf"` (default) or `"linear"`. */
+  fusion?: FusionMethod;
+  /** RRF constant. Default 60. */
+  rrfK?: number;
+  /** RRF weights `[dense, sparse]`. Default `[1, 1]`. */
+  rrfWeights?: [number, number];
+  /** Linear fusion: weight of the dense side; the sparse side gets `1 - alpha`. Default 0.5. */
+  alpha?: number;
+  /** Linear fusion normalisation per side. Default `"minmax"`. */
+  normalization?: ScoreNormalization;
+  /** Filter passed to a vector-store dense side. */
+  filter?: unknown;
+  /**
+   * Document identity for deduplication. Default: `doc.id`, else `metadata.id`, else
+   * `metadata._id`; a document with none is an error.
+   */
+  getId?: (doc: DocumentInterface) => string | undefined;
+}
+
+function isVectorStore(x: unknown): x is VectorStoreInterface {
+  return (
+    typeof x === "object" &&
+    x !== null &&
+    typeof (x as VectorStoreInterface).similaritySearchVectorWithScore === "function" &&
+    typeof (x as VectorStoreInterface).embeddings?.embedQuery === "function"
+  );
+}
+
+function isScoredSearcher(x: unknown): x is ScoredSearcher {
+  return typeof x === "object" && x !== null && typeof (x as ScoredSearcher).searchWithScores === "function";
+}
+
+function isRetriever(x: unknown): x is BaseRetrieverInterface {
+  return typeof x === "object" && x !== null && typeof (x as BaseRetrieverInterface).invoke === "function";
+}
+
+/** The default id rule: `doc.id`, then `metadata.id`, then `metadata._id`. */
+export function defaultDocumentId(doc: DocumentInterface): string | undefined {
+  const m = doc.metadata ?? {};
+  for (const v of [doc.id, m.id, m._id]) {
+    if (typeof v === "string" && v.length > 0) return v;
+    if (typeof v === "number" && Number.isFinite(v)) return String(v);
+  }
+  return undefined;
+}
+
+/**
+ * Hybrid dense + sparse retriever. Each side is searched (in parallel) to its depth, results are
+ * deduplicated by id and fused; each returned document carries
+ * `metadata.fusedScore`, `metadata.fusion` (method), and per side `denseRank`/`denseScore`,
+ * `sparseRank`/`sparseScore` (null when the side did not return it). A document found by both
+ * sides keeps the dense side's content and metadata.
+ *
+ * @example
+ * ```ts
+ * const hybrid = new HybridRetriever({ dense: faissStore, sparse: bm25Retriever, k: 10, fusion: "rrf" });
+ * const docs = await hybrid.invoke("vitamin C and scurvy");
+ * ```
+ */
+export class HybridRetriever extends BaseRetriever implements RetrievalService {
+  static override lc_name(): string {
+    return "HybridRetriever";
+  }
+
+  override lc_namespace = ["langchain_dpr", "retrievers", "hybrid"];
+
+  dense: HybridSide;
+
+  sparse: HybridSide;
+
+  k = 10;
+
+  denseK = 100;
+
+  sparseK = 100;
+
+  fusion: FusionMethod = "rrf";
+
+  rrfK = 60;
+
+  rrfWeights: [number, number] = [1, 1];
+
+  alpha = 0.5;
+
+  normalization: ScoreNormalization = "minmax";
+
+  filter: unknown;
+
+  getId: (doc: DocumentInterface) => string | undefined = defaultDocumentId;
+
+  readonly hasReranker = false;
+
+  constructor(fields: HybridRetrieverParams) {
+    super(fields);
+    for (const side of ["dense", "sparse"] as const) {
+      const s = fields?.[side];
+      if (!isVectorStore(s) && !isScoredSearcher(s) && !isRetriever(s)) {
+        throw new Error(
+          `HybridRetriever: params.${side} must be a vector store, a retriever or an object with searchWithScores(query, depth)`,
+        );
+      }
+    }
+    this.dense = fields.dense;
+    this.sparse = fields.sparse;
+    this.k = fields.k ?? this.k;
+    this.denseK = fields.denseK ?? this.denseK;
+    this.sparseK = fields.sparseK ?? this.sparseK;
+    this.fusion = fields.fusion ?? this.fusion;
+    this.rrfK = fields.rrfK ?? this.rrfK;
+    this.rrfWeights = fields.rrfWeights ?? this.rrfWeights;
+    this.alpha = fields.alpha ?? this.alpha;
+    this.normalization = fields.normalization ?? this.normalization;
+    this.filter = fields.filter;
+    this.getId = fields.getId ?? this.getId;
+    checkK("HybridRetriever", "k", this.k);
+    checkK("HybridRetriever", "denseK", this.denseK);
+    checkK("HybridRetriever", "sparseK", this.sparseK);
+    if (this.fusion !== "rrf" && this.fusion !== "linear") {
+      throw new Error(`HybridRetriever: fusion must be "rrf" or "linear", got ${JSON.stringify(this.fusion)}`);
+    }
+    if (!(this.alpha >= 0 && this.alpha <= 1)) {
+      throw new Error(`HybridRetriever: alpha must be in [0, 1], got ${this.alpha}`);
+    }
+  }
+
+  override async _getRelevantDocuments(
+    query: string,
+    _runManager?: CallbackManagerForRetrieverRun,
+  ): Promise<DocumentInterface[]> {
+    return (await this.retrieve(query)).documents;
+  }
+
+  /** Searches both sides, fuses, and returns the top `k` with timings (encode = dense encoding). */
+  async retrieve(query: string, options: RetrieveOptions = {}): Promise<RetrievalResult> {
+    const t0 = nowMs();
+    if (typeof query !== "string" || query.trim().length === 0) {
+      throw new Error("HybridRetriever: query must be a non-empty string");
+    }
+    if (options.rerank === true) {
+      throw new Error("HybridRetriever: rerank was requested but no reranker is configured (wrap it in TwoStageRetriever)");
+    }
+    const k = options.k ?? this.k;
+    checkK("HybridRetriever", "k", k);
+    throwIfAborted(options.signal, "HybridRetriever");
+    const filter = options.filter ?? this.filter;
+    let encodeMs = 0;
+    const denseRun = async (): Promise<Array<[DocumentInterface, number | undefined]>> => {
+      if (isVectorStore(this.dense)) {
+        const te = nowMs();
+        const v = await this.dense.embeddings.embedQuery(query);
+        encodeMs = nowMs() - te;
+        return this.dense.similaritySearchVectorWithScore(v, this.denseK, filter as never);
+      }
+      return this.searchSide(this.dense, query, this.denseK);
+    };
+    const [denseHits, sparseHits] = await Promise.all([denseRun(), this.searchSide(this.sparse, query, this.sparseK)]);
+    const tSearch = nowMs();
+    throwIfAborted(options.signal, "HybridRetriever");
+    const fused = this.fuse(denseHits, sparseHits, k);
+    const documents = fused.map((f) => {
+      const { score: _dropped, ...rest } = f.item!.metadata;
+      return withMetadata(
+        { pageContent: f.item!.pageContent, metadata: rest, id: f.item!.id ?? f.id },
+        {
+          fusedScore: f.score,
+          fusion: this.fusion,
+          denseRank: f.ranks[0],
+          denseScore: f.scores[0],
+          sparseRank: f.ranks[1],
+          sparseScore: f.scores[1],
+        },
+      );
+    });
+    const totalMs = nowMs() - t0;
+    return {
+      documents,
+      timings: { encodeMs, searchMs: tSearch - t0 - encodeMs, rerankMs: 0, totalMs, cacheHit: false },
+    };
+  }
+
+  /** Fuses two `[doc, score]` lists by this retriever's method and returns the top `k`. */
+  fuse(
+    denseHits: ReadonlyArray<[DocumentInterface, number | undefined]>,
+    sparseHits: ReadonlyArray<[DocumentInterface, number | undefined]>,
+    k: number,
+  ): FusedItem<DocumentInterface>[] {
+    const toRanked = (hits: ReadonlyArray<[DocumentInterface, number | undefined]>, side: string) =>
+      hits.map(([doc, score], i): RankedItem<DocumentInterface> => {
+        const id = this.getId(doc);
+        if (id === undefined) {
+          throw new Error(
+            `HybridRetriever: ${side} result at rank ${i + 1} has no id (set Document.id or metadata.id, or pass getId)`,
+          );
+        }
+        return { id, score, item: doc };
+      });
+    const lists = [toRanked(denseHits, "dense"), toRanked(sparseHits, "sparse")];
+    return this.fusion === "rrf"
+      ? reciprocalRankFusion(lists, { k: this.rrfK, weights: this.rrfWeights, limit: k })
+      : linearFusion(lists, { weights: [this.alpha, 1 - this.alpha], normalization: this.normalization, limit: k });
+  }
+
+  private async searchSide(
+    side: HybridSide,
+    query: string,
+    depth: number,
+  ): Promise<Array<[DocumentInterface, number | undefined]>> {
+    if (isScoredSearcher(side)) return (await side.searchWithScores(query, depth)).slice(0, depth);
+    if (isVectorStore(side)) return side.similaritySearchWithScore(query, depth);
+    const docs = await (side as BaseRetrieverInterface).invoke(query);
+    return docs.slice(0, depth).map((d): [DocumentInterface, number | undefined] => {
+      const s = d.metadata?.score;
+      return [d, typeof s === "number" ? s : undefined];
+    });
+  }
+}
