@@ -1,0 +1,119 @@
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readSafetensors, writeSafetensors } from "../../src/models/safetensors.js";
+import type { BertWeights } from "../../src/models/types.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "safetensors-test-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Builds a safetensors file by hand (independent of the writer). */
+function handMade(header: Record<string, unknown>, data: Uint8Array): Buffer {
+  const json = Buffer.from(JSON.stringify(header), "utf8");
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([prefix, json, data]);
+}
+
+describe("safetensors", () => {
+  it("round-trips float32 tensors and metadata exactly", async () => {
+    const tensors: BertWeights = new Map([
+      ["a.weight", { shape: [2, 3], data: Float32Array.of(1, -2.5, 3e-8, 4, 5, 3.4e38) }],
+      ["b.bias", { shape: [3], data: Float32Array.of(0.1, 0.2, 0.3) }],
+      ["scalar", { shape: [], data: Float32Array.of(7) }],
+    ]);
+    const path = join(dir, "round.safetensors");
+    await writeSafetensors(path, tensors, { format: "pt", note: "unit test" });
+    const { tensors: back, metadata } = await readSafetensors(path);
+    expect(metadata).toEqual({ format: "pt", note: "unit test" });
+    expect([...back.keys()].sort()).toEqual(["a.weight", "b.bias", "scalar"]);
+    for (const [name, t] of tensors) {
+      expect(back.get(name)?.shape).toEqual(t.shape);
+      expect(Array.from(back.get(name)!.data)).toEqual(Array.from(t.data));
+    }
+    // The data section starts 8-byte aligned, as the format recommends.
+    const raw = await readFile(path);
+    expect((8 + Number(raw.readBigUInt64LE(0))) % 8).toBe(0);
+  });
+
+  it("reads F16 and BF16 tensors as float32", async () => {
+    // F16: 1.0 = 0x3c00, -2.0 = 0xc000, 0.5 = 0x3800, 65504 = 0x7bff, smallest subnormal 0x0001
+    // BF16: 1.0 = 0x3f80, -3.0 = 0xc040, 0.15625 = 0x3e20
+    const f16 = Buffer.alloc(10);
+    [0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001].forEach((v, i) => f16.writeUInt16LE(v, i * 2));
+    const bf16 = Buffer.alloc(6);
+    [0x3f80, 0xc040, 0x3e20].forEach((v, i) => bf16.writeUInt16LE(v, i * 2));
+    const file = handMade(
+      {
+        half: { dtype: "F16", shape: [5], data_offsets: [0, 10] },
+        brain: { dtype: "BF16", shape: [1, 3], data_offsets: [10, 16] },
+      },
+      Buffer.concat([f16, bf16]),
+    );
+    const path = join(dir, "halves.safetensors");
+    await writeFile(path, file);
+    const { tensors } = await readSafetensors(path);
+    expect(Array.from(tensors.get("half")!.data)).toEqual([1, -2, 0.5, 65504, Math.fround(2 ** -24)]);
+    expect(tensors.get("brain")!.shape).toEqual([1, 3]);
+    expect(Array.from(tensors.get("brain")!.data)).toEqual([1, -3, 0.15625]);
+  });
+
+  it("throws naming the file when it is truncated", async () => {
+    const tensors: BertWeights = new Map([["w", { shape: [4, 4], data: new Float32Array(16).fill(1) }]]);
+    const path = join(dir, "truncated.safetensors");
+    await writeSafetensors(path, tensors);
+    const full = await readFile(path);
+    await writeFile(path, full.subarray(0, full.length - 10));
+    await expect(readSafetensors(path)).rejects.toThrow(/truncated\.safetensors.*'w'.*past the end/);
+    await writeFile(path, full.subarray(0, 5));
+    await expect(readSafetensors(path)).rejects.toThrow(/too short/);
+  });
+
+  it("throws on garbage files and inconsistent headers", async () => {
+    const garbage = join(dir, "garbage.safetensors");
+    await writeFile(garbage, Buffer.from("this is not a safetensors file at all, just text"));
+    await expect(readSafetensors(garbage)).rejects.toThrow(/garbage\.safetensors.*header length/);
+
+    const badJson = join(dir, "badjson.safetensors");
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(5n);
+    await writeFile(badJson, Buffer.concat([prefix, Buffer.from("{nope")]));
+    await expect(readSafetensors(badJson)).rejects.toThrow(/not valid UTF-8 JSON/);
+
+    const wrongSize = join(dir, "wrongsize.safetensors");
+    await writeFile(wrongSize, handMade({ w: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)));
+    await expect(readSafetensors(wrongSize)).rejects.toThrow(/'w' F32\[3\] needs 12 bytes but data_offsets \[0, 8\] span 8/);
+
+    const badDtype = join(dir, "int.safetensors");
+    await writeFile(badDtype, handMade({ w: { dtype: "I64", shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8)));
+    await expect(readSafetensors(badDtype)).rejects.toThrow(/'w' has dtype "I64"; supported: F32, F16, BF16/);
+
+    const overlap = join(dir, "overlap.safetensors");
+    await writeFile(
+      overlap,
+      handMade(
+        { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } },
+        Buffer.alloc(12),
+      ),
+    );
+    await expect(readSafetensors(overlap)).rejects.toThrow(/'a' and 'b' overlap/);
+    await expect(readSafetensors(join(dir, "missing.safetensors"))).rejects.toThrow(/readSafetensors: cannot read .*missing\.safetensors/);
+  });
+
+  it("keeps the previous file intact when a write fails, and leaves no temp files", async () => {
+    const path = join(dir, "keep.safetensors");
+    const good: BertWeights = new Map([["w", { shape: [2], data: Float32Array.of(1, 2) }]]);
+    await writeSafetensors(path, good);
+    const bad: BertWeights = new Map([["w", { shape: [3], data: Float32Array.of(1, 2) }]]);
+    await expect(writeSafetensors(path, bad)).rejects.toThrow(/writeSafetensors: tensor 'w' has shape \[3\] \(3 values\) but 2 values/);
+    const { tensors } = await readSafetensors(path);
+    expect(Array.from(tensors.get("w")!.data)).toEqual([1, 2]);
+    expect((await readdir(dir)).filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+});
