@@ -177,7 +177,8 @@ export class DPREmbeddings extends Embeddings {
     if (typeof idOrPath === "string") {
       instance = new this({ ...rest, modelPath: await locate(idOrPath) });
     } else {
-      const [questionEncoderPath, passageEncoderPath] = await Promise.all([locate(idOrPath.question), locate(idOrPath.passage)]);
+      const questionEncoderPath = await locate(idOrPath.question);
+      const passageEncoderPath = idOrPath.passage === idOrPath.question ? questionEncoderPath : await locate(idOrPath.passage);
       instance = new this({ ...rest, questionEncoderPath, passageEncoderPath });
     }
     await instance.ready();

@@ -1,0 +1,252 @@
+import { createServer, type Server } from "node:http";
+import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
+import { cachedModelDir, downloadModel, selectModelFiles } from "../../src/models/hub.js";
+import { referenceBertForward } from "../../src/models/reference.js";
+import { writeSafetensors } from "../../src/models/safetensors.js";
+import type { BertWeights } from "../../src/models/types.js";
+import { TEXTS, makeTinyDPR, removeDir, testConfig, testTokenizer, type TinyDPR } from "./fixtures.js";
+import { randomBertWeights } from "../../src/models/weights.js";
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(relative(dir, p).split("\\").join("/"));
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+/**
+ * A hub imitation on 127.0.0.1: `/api/models/{repo}/revision/{rev}` lists files (unless
+ * listing is off), `/{repo}/resolve/{rev}/{path}` serves them; `.data` files answer with a
+ * redirect to `/cdn/...` like LFS files do. `dropOnce` paths send half the bytes, then the
+ * socket is destroyed.
+ */
+class FakeHub {
+  readonly repos = new Map<string, string>();
+  readonly dropOnce = new Set<string>();
+  listing = true;
+  requests: string[] = [];
+  private server!: Server;
+  endpoint = "";
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      void this.handle(req.url ?? "/", res).catch((err: Error) => {
+        res.statusCode = 500;
+        res.end(err.message);
+      });
+    });
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  private async handle(rawUrl: string, res: import("node:http").ServerResponse): Promise<void> {
+    const url = decodeURIComponent(rawUrl);
+    this.requests.push(url);
+    const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url);
+    if (api) {
+      const dir = this.repos.get(api[1]!);
+      if (!this.listing || !dir) {
+        res.statusCode = 404;
+        res.end("{}");
+        return;
+      }
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ id: api[1], siblings: (await listFiles(dir)).map((rfilename) => ({ rfilename })) }));
+      return;
+    }
+    const file = /^\/(cdn\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url);
+    const dir = file ? this.repos.get(file[2]!) : undefined;
+    if (!file || !dir) {
+      res.statusCode = 404;
+      res.end("not found");
+      return;
+    }
+    const path = file[4]!;
+    let body: Buffer;
+    try {
+      body = await readFile(join(dir, path));
+    } catch {
+      res.statusCode = 404;
+      res.end("Entry not found");
+      return;
+    }
+    if (!file[1] && path.endsWith(".data")) {
+      res.statusCode = 302;
+      res.setHeader("location", `/cdn${url}`);
+      res.end();
+      return;
+    }
+    res.setHeader("content-length", body.length);
+    if (this.dropOnce.delete(path)) {
+      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
+      return;
+    }
+    res.end(body);
+  }
+}
+
+let root: string;
+let model: TinyDPR;
+const hub = new FakeHub();
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "dpr-hub-test-"));
+  model = await makeTinyDPR({ root });
+  hub.repos.set("acme/tiny-dpr", model.dir);
+  hub.repos.set("acme/q-enc", join(model.dir, "question_encoder"));
+  hub.repos.set("acme/p-enc", join(model.dir, "passage_encoder"));
+  await hub.start();
+});
+
+afterAll(async () => {
+  await hub.stop();
+  await removeDir(root);
+});
+
+describe("hub download into the cache", () => {
+  it("downloads a listed DPR repository, loads it, and serves the second call from the cache without requests", async () => {
+    const cacheDir = join(root, "cache-1");
+    const emb = await DPREmbeddings.fromPretrained("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir });
+    const local = new DPREmbeddings({ modelPath: model.dir });
+    try {
+      expect(await emb.embedQuery(TEXTS[0]!)).toEqual(await local.embedQuery(TEXTS[0]!));
+      expect(await emb.embedDocuments([TEXTS[1]!])).toEqual(await local.embedDocuments([TEXTS[1]!]));
+    } finally {
+      await emb.dispose();
+      await local.dispose();
+    }
+    const dir = cachedModelDir(cacheDir, "acme/tiny-dpr", "main");
+    for (const f of ["question_encoder/model.onnx.data", "passage_encoder/vocab.txt", "dpr_config.json"]) {
+      expect(await readFile(join(dir, f))).toEqual(await readFile(join(model.dir, f)));
+    }
+    hub.requests = [];
+    expect(await downloadModel("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir })).toBe(dir);
+    expect(hub.requests).toEqual([]);
+  });
+
+  it("a connection dropped mid-file fails with an error, leaves no partial file, and the next call completes", async () => {
+    const cacheDir = join(root, "cache-drop");
+    hub.dropOnce.add("passage_encoder/model.onnx.data");
+    await expect(downloadModel("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir, retries: 0 })).rejects.toThrow(
+      /hub: download of http:\/\/127\.0\.0\.1:\d+\/acme\/tiny-dpr\/resolve\/main\/passage_encoder\/model\.onnx\.data was interrupted/,
+    );
+    const dir = cachedModelDir(cacheDir, "acme/tiny-dpr", "main");
+    const partial = await listFiles(dir);
+    expect(partial).not.toContain(".complete.json");
+    expect(partial).not.toContain("passage_encoder/model.onnx.data");
+    expect(partial.filter((f) => f.includes(".tmp-"))).toEqual([]);
+    // Files that did arrive are whole.
+    for (const f of partial) expect(await readFile(join(dir, f))).toEqual(await readFile(join(model.dir, f)));
+
+    hub.requests = [];
+    await downloadModel("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir, retries: 0 });
+    // Only what was missing is fetched again.
+    expect(hub.requests.filter((r) => r.includes("/resolve/")).some((r) => r.includes("question_encoder/model.onnx.data"))).toBe(false);
+    expect(await readFile(join(dir, "passage_encoder/model.onnx.data"))).toEqual(await readFile(join(model.dir, "passage_encoder/model.onnx.data")));
+    const emb = new DPREmbeddings({ modelPath: dir });
+    expect(await emb.embedDocuments(["x"])).toHaveLength(1);
+    await emb.dispose();
+  });
+
+  it("retries a dropped transfer within one call by default", async () => {
+    const cacheDir = join(root, "cache-retry");
+    hub.dropOnce.add("question_encoder/model.onnx");
+    const dir = await downloadModel("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir });
+    expect(hub.dropOnce.size).toBe(0);
+    expect(await readFile(join(dir, "question_encoder/model.onnx"))).toEqual(await readFile(join(model.dir, "question_encoder/model.onnx")));
+  });
+
+  it("probes the model folder's file names when the server has no listing API (HF_ENDPOINT picks the server)", async () => {
+    const cacheDir = join(root, "cache-probe");
+    hub.listing = false;
+    const saved = process.env.HF_ENDPOINT;
+    process.env.HF_ENDPOINT = hub.endpoint;
+    try {
+      const dir = await downloadModel("acme/tiny-dpr", { cacheDir });
+      const got = await listFiles(dir);
+      for (const f of await listFiles(model.dir)) expect(got).toContain(f);
+    } finally {
+      hub.listing = true;
+      if (saved === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = saved;
+    }
+  });
+
+  it("the pair form loads a question repo and a passage repo", async () => {
+    const cacheDir = join(root, "cache-pair");
+    const emb = await DPREmbeddings.fromPretrained({ question: "acme/q-enc", passage: "acme/p-enc" }, { endpoint: hub.endpoint, cacheDir });
+    const local = new DPREmbeddings({ modelPath: model.dir });
+    try {
+      expect(await emb.embedQuery(TEXTS[2]!)).toEqual(await local.embedQuery(TEXTS[2]!));
+      expect(await emb.embedDocuments([TEXTS[3]!])).toEqual(await local.embedDocuments([TEXTS[3]!]));
+    } finally {
+      await emb.dispose();
+      await local.dispose();
+    }
+  });
+
+  it("throws naming the repository when the server has none of its files", async () => {
+    await expect(downloadModel("acme/missing", { endpoint: hub.endpoint, cacheDir: join(root, "cache-missing") })).rejects.toThrow(
+      /hub: acme\/missing@main at http:\/\/127\.0\.0\.1:\d+ has no model folder files/,
+    );
+    await expect(DPREmbeddings.fromPretrained("not a repo id", { cacheDir: join(root, "x") })).rejects.toThrow(/neither a folder nor a hub id/);
+  });
+
+  it("exports ONNX on download for a DPR checkpoint that only has model.safetensors (facebook/dpr-* layout)", async () => {
+    const repoDir = join(root, "repo-safetensors");
+    await mkdir(repoDir);
+    const tokenizer = testTokenizer();
+    const config = testConfig(tokenizer.vocabSize);
+    const weights = randomBertWeights(config, { seed: 11 });
+    const prefixed: BertWeights = new Map([...weights].map(([k, v]) => [`question_encoder.bert_model.${k}`, v]));
+    await writeSafetensors(join(repoDir, "model.safetensors"), prefixed);
+    await tokenizer.save(repoDir);
+    await writeFile(join(repoDir, "config.json"), JSON.stringify({ ...config, model_type: "dpr", architectures: ["DPRQuestionEncoder"], projection_dim: 0 }));
+    hub.repos.set("facebook-like/dpr-question", repoDir);
+    const cacheDir = join(root, "cache-st");
+    const emb = await DPREmbeddings.fromPretrained(
+      { question: "facebook-like/dpr-question", passage: "facebook-like/dpr-question" },
+      { endpoint: hub.endpoint, cacheDir },
+    );
+    try {
+      const enc = tokenizer.encode(TEXTS[0]!, null, { maxLength: 64 });
+      const ref = referenceBertForward(config, weights, { inputIds: [enc.inputIds], attentionMask: [enc.attentionMask], tokenTypeIds: [enc.tokenTypeIds] }).cls;
+      const v = await emb.embedQuery(TEXTS[0]!);
+      expect(Math.max(...v.map((x, i) => Math.abs(x - ref[i]!)))).toBeLessThan(1e-4);
+      const dir = cachedModelDir(cacheDir, "facebook-like/dpr-question", "main");
+      expect((await stat(join(dir, "model.onnx"))).size).toBeGreaterThan(0);
+    } finally {
+      await emb.dispose();
+    }
+  });
+});
+
+describe("selectModelFiles", () => {
+  it("keeps the model folder's files and skips other frameworks' weights", () => {
+    const listing = [
+      ".gitattributes", "README.md", "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+      "pytorch_model.bin", "tf_model.h5", "onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/model.onnx_data",
+    ];
+    expect(selectModelFiles(listing)).toEqual(["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "onnx/model.onnx_data"]);
+    expect(selectModelFiles(listing, { quantized: true })).toContain("onnx/model_quantized.onnx");
+    expect(selectModelFiles(["config.json", "vocab.txt", "model.safetensors", "pytorch_model.bin"])).toEqual(["config.json", "vocab.txt", "model.safetensors"]);
+  });
+});
