@@ -1,0 +1,13 @@
+export type { Passage, Query, Qrels, TrainingExample } from "./types.js";
+export {
+  streamBeirCorpus,
+  loadBeirCorpus,
+  loadBeirQueries,
+  loadBeirQrels,
+  listBeirSplits,
+  loadBeirDataset,
+  type BeirDataset,
+} from "./beir.js";
+export { readDprJson, writeDprJson, readJsonlPairs, parseDprRecord } from "./dpr.js";
+export { readJsonLines, type JsonLine } from "./jsonl.js";
+export { writeFileAtomic, writeStreamAtomic } from "./atomic-file.js";
