@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
+import type { Scalar } from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../src/training/backend.js";
 import { BertEncoderTF } from "../../src/training/bert-tf.js";
 import { tinyBertConfig } from "../../src/models/config.js";
@@ -111,7 +112,7 @@ describe("BertEncoderTF matches onnxruntime-node after exportBertOnnx", () => {
     const enc = BertEncoderTF.fromConfig(config, { numLabels: 2, initSeed: 3 });
     const opt = tf.train.adam(1e-2);
     for (let i = 0; i < 2; i++) {
-      opt.minimize(() => tf.sum(tf.square(enc.forward(batch).logits!)) as tf.Scalar, false, enc.variables);
+      opt.minimize(() => tf.sum(tf.square(enc.forward(batch).logits!)) as Scalar, false, enc.variables);
     }
     const weights = enc.toWeights();
     const tfOut = tf.tidy(() => {
