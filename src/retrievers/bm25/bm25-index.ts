@@ -507,19 +507,17 @@ export class BM25Index {
       throw new Error(`${WHO}: missing postings file ${binPath}`);
     }
     if (bin.length !== expected) throw new Error(`${WHO}: ${binPath} has ${bin.length} bytes, expected ${expected} from ${MANIFEST}`);
-    // Copy into a fresh (aligned) buffer, then take typed views.
-    const buf = new ArrayBuffer(bin.length);
-    new Uint8Array(buf).set(bin);
-    let at = 0;
-    const take = <A>(make: (b: ArrayBuffer, off: number, len: number) => A, len: number, bytes: number): A => {
-      const arr = make(buf, at, len);
+    // Copy each section into its own (aligned) buffer.
+    let at = bin.byteOffset;
+    const take = (len: number, bytes: number): ArrayBuffer => {
+      const section = bin.buffer.slice(at, at + len * bytes) as ArrayBuffer;
       at += len * bytes;
-      return arr;
+      return section;
     };
-    const offsets = take((b, o, l) => new Int32Array(b, o, l), numTerms + 1, 4);
-    const postDocs = take((b, o, l) => new Int32Array(b, o, l), numPostings, 4);
-    const postTfs = tfBytes === 2 ? take((b, o, l) => new Uint16Array(b, o, l), numPostings, 2) : take((b, o, l) => new Uint32Array(b, o, l), numPostings, 4);
-    const lengths = take((b, o, l) => new Int32Array(b, o, l), numDocs, 4);
+    const offsets = new Int32Array(take(numTerms + 1, 4));
+    const postDocs = new Int32Array(take(numPostings, 4));
+    const postTfs = tfBytes === 2 ? new Uint16Array(take(numPostings, 2)) : new Uint32Array(take(numPostings, 4));
+    const lengths = new Int32Array(take(numDocs, 4));
     if (offsets[0] !== 0 || offsets[numTerms] !== numPostings) throw new Error(`${WHO}: ${binPath} postings offsets are inconsistent with ${MANIFEST}`);
     for (let p = 0; p < numPostings; p++) {
       if (postDocs[p]! < 0 || postDocs[p]! >= numDocs) throw new Error(`${WHO}: ${binPath} has a posting for document ${postDocs[p]}, outside 0..${numDocs - 1}`);
