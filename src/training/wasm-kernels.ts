@@ -208,8 +208,8 @@ export async function loadWasmBackendModule(threads: number): Promise<WasmBacken
   const bundlePath = writeThreadedBundle(pkgDir);
   // The C++ side sizes its pool from navigator.hardwareConcurrency / os.cpus(); let the caller's count win.
   (globalThis as { __langchainDprWasmCores?: number }).__langchainDprWasmCores = 2 * threads;
-  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
-  const mod = require(bundlePath) as WasmBackendModule;
+  const mod = require(bundlePath) as WasmBackendModule; // registers the flag below and the `wasm` backend
+  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true); // the bundle answers false in Node
   mod.setWasmPaths(join(pkgDir, "dist") + "/");
   mod.setThreadsCount(threads);
   return mod;
