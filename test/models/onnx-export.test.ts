@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -89,11 +89,19 @@ function weightsFor(config: BertConfig, numLabels?: number): BertWeights {
 }
 
 describe("exportBertOnnx", () => {
-  for (const hiddenAct of ["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"] as const) {
-    it(`matches the reference forward pass within 1e-4 on a padded batch (${hiddenAct}, cls pooler)`, async () => {
+  for (const [hiddenAct, fused] of [
+    ["gelu", true],
+    ["gelu_new", true],
+    ["gelu_pytorch_tanh", true],
+    ["relu", true],
+    ["gelu", false],
+    ["gelu_new", false],
+    ["relu", false],
+  ] as const) {
+    it(`matches the reference forward pass within 1e-4 on a padded batch (${hiddenAct}, ${fused ? "contrib ops" : "standard ops"}, cls pooler)`, async () => {
       const config = tinyBertConfig({ hidden_act: hiddenAct, layer_norm_eps: 1e-5 });
       const weights = weightsFor(config);
-      const { modelPath } = await exportBertOnnx(join(dir, `act-${hiddenAct}`), config, weights);
+      const { modelPath } = await exportBertOnnx(join(dir, `act-${hiddenAct}-${fused}`), config, weights, { fused });
       const out = await run(modelPath, PADDED);
       const ref = referenceBertForward(config, weights, PADDED);
       expect(out.last_hidden_state.dims).toEqual([3, 7, 32]);
@@ -113,6 +121,16 @@ describe("exportBertOnnx", () => {
     const alone = await run(modelPath, { inputIds: [[101, 64, 77, 102]], attentionMask: [[1, 1, 1, 1]], tokenTypeIds: [[0, 0, 0, 0]] });
     const paddedRow = (padded.last_hidden_state.data as Float32Array).subarray(7 * 32, 7 * 32 + 4 * 32);
     expect(maxAbsDiff(paddedRow, alone.last_hidden_state.data as Float32Array)).toBeLessThan(1e-5);
+  });
+
+  it("standard-op graphs use no com.microsoft ops; fused graphs do", async () => {
+    const config = tinyBertConfig();
+    const weights = weightsFor(config);
+    const standard = (await readFile((await exportBertOnnx(join(dir, "plain-ops"), config, weights, { fused: false })).modelPath)).toString("latin1");
+    const fused = (await readFile((await exportBertOnnx(join(dir, "fused-ops"), config, weights, { fused: true })).modelPath)).toString("latin1");
+    expect(standard).not.toContain("com.microsoft");
+    expect(fused).toContain("MultiHeadAttention");
+    expect(fused).toContain("SkipLayerNormalization");
   });
 
   it("gives the BERT pooler (tanh dense) and classifier logits like the reference", async () => {
@@ -141,34 +159,36 @@ describe("exportBertOnnx", () => {
   });
 
   it("gives the same outputs with graph optimisation 'all' and 'disabled'", async () => {
-    for (const hiddenAct of ["gelu", "gelu_new"] as const) {
+    for (const [hiddenAct, fused] of [["gelu", false], ["gelu_new", false], ["gelu", true]] as const) {
       const config = tinyBertConfig({ hidden_act: hiddenAct });
-      const { modelPath } = await exportBertOnnx(join(dir, `opt-${hiddenAct}`), config, weightsFor(config));
+      const { modelPath } = await exportBertOnnx(join(dir, `opt-${hiddenAct}-${fused}`), config, weightsFor(config), { fused });
       const optimised = await run(modelPath, PADDED, "all");
       const plain = await run(modelPath, PADDED, "disabled");
       expect(maxAbsDiff(optimised.last_hidden_state.data as Float32Array, plain.last_hidden_state.data as Float32Array)).toBeLessThan(1e-5);
     }
   });
 
-  it("writes an int8 quantized model whose pooled vectors stay within cosine 0.99 of fp32", async () => {
-    const config = tinyBertConfig({ hidden_size: 64, intermediate_size: 256 });
-    const weights = randomBertWeights(config, { seed: 11 });
-    const { modelPath, quantizedPath } = await exportBertOnnx(join(dir, "quantized"), config, weights, { quantize: true });
-    expect(quantizedPath).toBe(join(dir, "quantized", "model_quantized.onnx"));
-    const fp32 = await run(modelPath, PADDED);
-    const int8 = await run(quantizedPath!, PADDED);
-    const a = fp32.pooler_output.data as Float32Array;
-    const b = int8.pooler_output.data as Float32Array;
-    for (let r = 0; r < 3; r++) expect(cosine(a.subarray(r * 64, (r + 1) * 64), b.subarray(r * 64, (r + 1) * 64))).toBeGreaterThan(0.99);
-    // Stated tolerance: max abs error of hidden states below 0.05 (LayerNorm outputs are O(1)).
-    const err = maxAbsDiffUnpadded(fp32.last_hidden_state.data as Float32Array, int8.last_hidden_state.data as Float32Array, PADDED, 64);
-    expect(err).toBeLessThan(0.05);
-    expect(err).toBeGreaterThan(0); // it really is a different (quantized) graph
-    // int8 weights make the data file smaller.
-    const fpBytes = (await stat(join(dir, "quantized", "model.onnx.data"))).size;
-    const q8Bytes = (await stat(join(dir, "quantized", "model_quantized.onnx.data"))).size;
-    expect(q8Bytes).toBeLessThan(fpBytes);
-  });
+  for (const fused of [true, false]) {
+    it(`writes an int8 quantized model whose pooled vectors stay within cosine 0.99 of fp32 (${fused ? "contrib ops" : "standard ops"})`, async () => {
+      const config = tinyBertConfig({ hidden_size: 64, intermediate_size: 256 });
+      const weights = randomBertWeights(config, { seed: 11 });
+      const { modelPath, quantizedPath } = await exportBertOnnx(join(dir, `quantized-${fused}`), config, weights, { quantize: true, fused });
+      expect(quantizedPath).toBe(join(dir, `quantized-${fused}`, "model_quantized.onnx"));
+      const fp32 = await run(modelPath, PADDED);
+      const int8 = await run(quantizedPath!, PADDED);
+      const a = fp32.pooler_output.data as Float32Array;
+      const b = int8.pooler_output.data as Float32Array;
+      for (let r = 0; r < 3; r++) expect(cosine(a.subarray(r * 64, (r + 1) * 64), b.subarray(r * 64, (r + 1) * 64))).toBeGreaterThan(0.99);
+      // Stated tolerance: max abs error of hidden states below 0.05 (LayerNorm outputs are O(1)).
+      const err = maxAbsDiffUnpadded(fp32.last_hidden_state.data as Float32Array, int8.last_hidden_state.data as Float32Array, PADDED, 64);
+      expect(err).toBeLessThan(0.05);
+      expect(err).toBeGreaterThan(0); // it really is a different (quantized) graph
+      // int8 weights make the data file smaller.
+      const fpBytes = (await stat(join(dir, `quantized-${fused}`, "model.onnx.data"))).size;
+      const q8Bytes = (await stat(join(dir, `quantized-${fused}`, "model_quantized.onnx.data"))).size;
+      expect(q8Bytes).toBeLessThan(fpBytes);
+    });
+  }
 
   it("re-exporting into the same folder leaves one loadable model and no temp files", async () => {
     const config = tinyBertConfig();

@@ -23,6 +23,12 @@ export interface BertOnnxOptions {
   classifier?: boolean;
   /** Also write an int8 dynamically quantized model next to the fp32 one. */
   quantize?: boolean;
+  /**
+   * Use onnxruntime contrib ops (com.microsoft MultiHeadAttention, SkipLayerNormalization,
+   * BiasGelu / FastGelu) instead of standard-op subgraphs. Same math; faster in ORT, but the
+   * model then runs only in onnxruntime. Default true (see the benchmark in the README).
+   */
+  fused?: boolean;
   /** File name of the fp32 model. Default `model.onnx`; its weights go to `<fileName>.data`. */
   fileName?: string;
 }
@@ -68,6 +74,7 @@ interface BuildOptions {
   pooler: "cls" | "bert" | "none";
   classifier: boolean;
   quantize: boolean;
+  fused: boolean;
   dataFileName: string;
 }
 
@@ -106,13 +113,54 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
     return g.op("Add", [mm, bias], { name: `${prefix}/Add` });
   };
 
+  /**
+   * Like {@link linear}, but in fused mode leaves the bias to the consumer (SkipLayerNormalization,
+   * BiasGelu, FastGelu and MultiHeadAttention take a bias input): returns the bias initializer
+   * as `bias` when it still has to be added.
+   */
+  const project = (x: string, prefix: string): { value: string; bias?: string } => {
+    if (!opts.fused || opts.quantize) return { value: linear(x, prefix, true) };
+    const w = get(weights, `${prefix}.weight`);
+    const [outDim, inDim] = w.shape;
+    const wName = g.floats(`${prefix}.weight_t`, [inDim, outDim], transpose2d(w));
+    const value = g.op("MatMul", [x, wName], { name: `${prefix}/MatMul` });
+    return { value, bias: g.floats(`${prefix}.bias`, [outDim], get(weights, `${prefix}.bias`).data) };
+  };
+
+  /** LayerNorm(x + residual [+ bias]) as one com.microsoft SkipLayerNormalization node. */
+  const skipLayerNorm = (x: { value: string; bias?: string }, residual: string, prefix: string): string =>
+    g.op(
+      "SkipLayerNormalization",
+      [x.value, residual, g.floats(`${prefix}.weight`, [H], get(weights, `${prefix}.weight`).data), g.floats(`${prefix}.bias`, [H], get(weights, `${prefix}.bias`).data), ...(x.bias ? [x.bias] : [])],
+      { name: `${prefix}/SkipLayerNormalization`, domain: MS_DOMAIN, attributes: [attr.float("epsilon", config.layer_norm_eps)] },
+    );
+
+  /** The FFN activation with contrib kernels; adds the pending bias. */
+  const fusedActivation = (x: { value: string; bias?: string }, prefix: string): string => {
+    const inputs = x.bias ? [x.value, x.bias] : [x.value];
+    switch (config.hidden_act) {
+      case "gelu":
+        return x.bias
+          ? g.op("BiasGelu", inputs, { name: `${prefix}/BiasGelu`, domain: MS_DOMAIN })
+          : g.op("Gelu", inputs, { name: `${prefix}/Gelu`, domain: MS_DOMAIN });
+      case "gelu_new":
+      case "gelu_pytorch_tanh":
+        return g.op("FastGelu", inputs, { name: `${prefix}/FastGelu`, domain: MS_DOMAIN });
+      case "relu": {
+        const biased = x.bias ? g.op("Add", inputs, { name: `${prefix}/Add` }) : x.value;
+        return g.op("Relu", [biased], { name: `${prefix}/Relu` });
+      }
+    }
+  };
+
   const layerNorm = (x: string, prefix: string): string =>
     g.op("LayerNormalization", [x, g.floats(`${prefix}.weight`, [H], get(weights, `${prefix}.weight`).data), g.floats(`${prefix}.bias`, [H], get(weights, `${prefix}.bias`).data)], {
       name: `${prefix}/LayerNormalization`,
       attributes: [attr.int("axis", -1), attr.float("epsilon", config.layer_norm_eps)],
     });
 
-  const one = g.scalar("one", 1);
+  let oneName: string | undefined;
+  const one = (): string => (oneName ??= g.scalar("one", 1));
   let halfName: string | undefined;
   const half = (): string => (halfName ??= g.scalar("half", 0.5));
   const activation = (x: string, prefix: string): string => {
@@ -121,7 +169,7 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
         // 0.5 * x * (1 + erf(x / sqrt(2))), the pattern ORT fuses into its Gelu kernel.
         const div = g.op("Div", [x, g.scalar(`${prefix}.sqrt2`, Math.SQRT2)], { name: `${prefix}/gelu/Div` });
         const erf = g.op("Erf", [div], { name: `${prefix}/gelu/Erf` });
-        const add = g.op("Add", [erf, one], { name: `${prefix}/gelu/Add` });
+        const add = g.op("Add", [erf, one()], { name: `${prefix}/gelu/Add` });
         const mul = g.op("Mul", [x, add], { name: `${prefix}/gelu/Mul` });
         return g.op("Mul", [mul, half()], { name: `${prefix}/gelu/Mul_half` });
       }
@@ -133,7 +181,7 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
         const inner = g.op("Add", [x, scaled], { name: `${prefix}/gelu_tanh/Add_x` });
         const arg = g.op("Mul", [inner, g.scalar(`${prefix}.k`, Math.sqrt(2 / Math.PI))], { name: `${prefix}/gelu_tanh/Mul_k` });
         const tanh = g.op("Tanh", [arg], { name: `${prefix}/gelu_tanh/Tanh` });
-        const add = g.op("Add", [tanh, one], { name: `${prefix}/gelu_tanh/Add_1` });
+        const add = g.op("Add", [tanh, one()], { name: `${prefix}/gelu_tanh/Add_1` });
         const mul = g.op("Mul", [x, add], { name: `${prefix}/gelu_tanh/Mul_x` });
         return g.op("Mul", [mul, half()], { name: `${prefix}/gelu_tanh/Mul_half` });
       }
@@ -166,22 +214,53 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
   const sum2 = g.op("Add", [sum1, tokenTypes], { name: "embeddings/Add_token_type" });
   let hidden = layerNorm(sum2, "embeddings.LayerNorm");
 
-  // Additive attention mask [B, 1, 1, S]: 0 for tokens, -10000 for padding.
-  const maskFloat = g.op("Cast", [attentionMask], { name: "mask/Cast", attributes: [attr.int("to", OnnxDataType.FLOAT)] });
-  const inverted = g.op("Sub", [one, maskFloat], { name: "mask/Sub" });
-  const maskBias = g.op("Mul", [inverted, g.scalar("mask_value", MASKED_SCORE)], { name: "mask/Mul" });
-  const maskBias4d = g.op("Unsqueeze", [maskBias, g.int64s("mask_axes", [2], [1, 2])], { name: "mask/Unsqueeze" });
-
-  const headsShape = g.int64s("heads_shape", [4], [0, 0, nH, headDim]);
-  const hiddenShape = g.int64s("hidden_shape", [3], [0, 0, H]);
-  const invSqrtD = g.scalar("inv_sqrt_head_dim", 1 / Math.sqrt(headDim));
+  // Standard-op attention: additive mask [B, 1, 1, S] (0 for tokens, -10000 for padding),
+  // heads split with Reshape + Transpose. Built only when not fused.
+  const standardAttention = (() => {
+    if (opts.fused) return undefined;
+    const maskFloat = g.op("Cast", [attentionMask], { name: "mask/Cast", attributes: [attr.int("to", OnnxDataType.FLOAT)] });
+    const inverted = g.op("Sub", [one(), maskFloat], { name: "mask/Sub" });
+    const maskBias = g.op("Mul", [inverted, g.scalar("mask_value", MASKED_SCORE)], { name: "mask/Mul" });
+    return {
+      maskBias4d: g.op("Unsqueeze", [maskBias, g.int64s("mask_axes", [2], [1, 2])], { name: "mask/Unsqueeze" }),
+      headsShape: g.int64s("heads_shape", [4], [0, 0, nH, headDim]),
+      hiddenShape: g.int64s("hidden_shape", [3], [0, 0, H]),
+      invSqrtD: g.scalar("inv_sqrt_head_dim", 1 / Math.sqrt(headDim)),
+    };
+  })();
   const splitHeads = (x: string, prefix: string, perm: number[]): string => {
-    const reshaped = g.op("Reshape", [x, headsShape], { name: `${prefix}/Reshape` });
+    const reshaped = g.op("Reshape", [x, standardAttention!.headsShape], { name: `${prefix}/Reshape` });
     return g.op("Transpose", [reshaped], { name: `${prefix}/Transpose`, attributes: [attr.ints("perm", perm)] });
   };
 
-  for (let l = 0; l < config.num_hidden_layers; l++) {
+  const keyPaddingMask = opts.fused
+    ? g.op("Cast", [attentionMask], { name: "mask/Cast_int32", attributes: [attr.int("to", OnnxDataType.INT32)] })
+    : "";
+  for (let l = 0; l < config.num_hidden_layers && opts.fused; l++) {
     const p = `encoder.layer.${l}`;
+    const q = project(hidden, `${p}.attention.self.query`);
+    const k = project(hidden, `${p}.attention.self.key`);
+    const v = project(hidden, `${p}.attention.self.value`);
+    let qkvBias = "";
+    if (q.bias) {
+      const data = new Float32Array(3 * H);
+      data.set(get(weights, `${p}.attention.self.query.bias`).data, 0);
+      data.set(get(weights, `${p}.attention.self.key.bias`).data, H);
+      data.set(get(weights, `${p}.attention.self.value.bias`).data, 2 * H);
+      qkvBias = g.floats(`${p}.attention.self.qkv_bias`, [3 * H], data);
+    }
+    const context = g.op("MultiHeadAttention", [q.value, k.value, v.value, qkvBias, keyPaddingMask], {
+      name: `${p}.attention.self/MultiHeadAttention`,
+      domain: MS_DOMAIN,
+      attributes: [attr.int("num_heads", nH), attr.float("mask_filter_value", MASKED_SCORE)],
+    });
+    const attnNorm = skipLayerNorm(project(context, `${p}.attention.output.dense`), hidden, `${p}.attention.output.LayerNorm`);
+    const inter = fusedActivation(project(attnNorm, `${p}.intermediate.dense`), `${p}.intermediate`);
+    hidden = skipLayerNorm(project(inter, `${p}.output.dense`), attnNorm, `${p}.output.LayerNorm`);
+  }
+  for (let l = 0; l < config.num_hidden_layers && standardAttention; l++) {
+    const p = `encoder.layer.${l}`;
+    const { maskBias4d, hiddenShape, invSqrtD } = standardAttention;
     const q = splitHeads(linear(hidden, `${p}.attention.self.query`, true), `${p}.attention.self.query`, [0, 2, 1, 3]);
     const k = splitHeads(linear(hidden, `${p}.attention.self.key`, true), `${p}.attention.self.key`, [0, 2, 3, 1]);
     const v = splitHeads(linear(hidden, `${p}.attention.self.value`, true), `${p}.attention.self.value`, [0, 2, 1, 3]);
@@ -226,11 +305,12 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
     graphName: "bert",
     inputs: [batchInput(inputIds), batchInput(attentionMask), batchInput(tokenTypeIds)],
     outputs,
-    opsets: opts.quantize ? [{ domain: "", version: OPSET }, { domain: MS_DOMAIN, version: 1 }] : [{ domain: "", version: OPSET }],
+    opsets: opts.quantize || opts.fused ? [{ domain: "", version: OPSET }, { domain: MS_DOMAIN, version: 1 }] : [{ domain: "", version: OPSET }],
     metadata: {
       bert_config: JSON.stringify(config),
       pooler: opts.pooler,
       classifier: String(opts.classifier),
+      fused: String(opts.fused),
       quantization: opts.quantize ? "int8 dynamic, per-column symmetric weights (DynamicQuantizeMatMul)" : "none",
     },
     docString: "BERT encoder written by langchain-dpr (src/models/onnx/bert-graph.ts)",
@@ -279,7 +359,7 @@ export async function exportBertOnnx(
   await mkdir(dir, { recursive: true });
   const write = async (name: string, quantize: boolean): Promise<string> => {
     const dataFileName = `${name}.data`;
-    const built = buildBertGraph(config, weights, { pooler, classifier, quantize, dataFileName });
+    const built = buildBertGraph(config, weights, { pooler, classifier, quantize, fused: opts.fused ?? true, dataFileName });
     const modelPath = join(dir, name);
     const dataPath = join(dir, dataFileName);
     const dataTmp = await writeTemp(dataPath, built.dataChunks);
