@@ -13,7 +13,7 @@
  *   wasm-fast   wasm engineered: fast kernel + custom-gradient dense / attention
  * Every mode embeds with the scatterND gradient: TF.js's stock gather gradient needs
  * UnsortedSegmentSum, which the wasm backend does not have at all.
- * Reports the median step time of `--steps` steps after `--warm` warm-up steps (`--slow-steps` for the
+ * Reports the median wall and process-CPU time per step of `--steps` steps after `--warm` warm-up steps (`--slow-steps` for the
  * slow stock modes), the speed-up over each backend's stock mode and the losses (identical start
  * weights and batch, so the first losses must agree across modes).
  */
@@ -118,12 +118,18 @@ async function main(): Promise<void> {
       const optimizer = tf.train.adam(1e-4);
       const n = mode.slow ? slowSteps : steps;
       const times: number[] = [];
+      const cpuTimes: number[] = []; // process CPU time per step: less sensitive to other load than wall time
       const losses: number[] = [];
       const la0 = loadavg()[0];
       for (let i = 0; i < warm + n; i++) {
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         losses.push(dualEncoderTrainStep({ questionEncoder: q, passageEncoder: p, optimizer, batch }));
-        if (i >= warm) times.push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        if (i >= warm) {
+          times.push(performance.now() - t0);
+          cpuTimes.push((c.user + c.system) / 1000);
+        }
       }
       const ms = median(times);
       const backendStock = mode.backend === "wasm" ? "wasm-stock" : "cpu";
@@ -135,6 +141,7 @@ async function main(): Promise<void> {
         simd: info.simd,
         threads: info.threads,
         msPerStep: Math.round(ms),
+        cpuMsPerStep: Math.round(median(cpuTimes)),
         stepsPerSec: +(1000 / ms).toFixed(3),
         speedupVsStockSameBackend: stockMs[mode.backend] ? +(stockMs[mode.backend] / ms).toFixed(2) : undefined,
         speedupVsCpu: stockMs.cpu ? +(stockMs.cpu / ms).toFixed(2) : undefined,
