@@ -7,7 +7,7 @@
  * itself, because its Unicode category tables are older than the ones built into V8
  * (a modern `\p{P}` or `\p{Mn}` regex disagrees with it on a few hundred code points).
  */
-import { CLEAN_WHITESPACE, CONTROL, PUNCTUATION, SPLIT_WHITESPACE, STRIPPED_MARK } from "./unicode-tables.js";
+import { CLEAN_WHITESPACE, CONTROL, NOT_DECOMPOSED, PUNCTUATION, SPLIT_WHITESPACE, STRIPPED_MARK } from "./unicode-tables.js";
 
 /** Options of `BertNormalizer`, named as in Hugging Face's `tokenizer.json`. */
 export interface BertNormalizerOptions {
@@ -55,8 +55,13 @@ const cleanWhitespaceSet = new CodePointSet(CLEAN_WHITESPACE);
 const splitWhitespaceSet = new CodePointSet(SPLIT_WHITESPACE);
 const punctuationSet = new CodePointSet(PUNCTUATION);
 const strippedMarkSet = new CodePointSet(STRIPPED_MARK);
+const notDecomposedSet = new CodePointSet(NOT_DECOMPOSED);
 
-/** The CJK ideograph blocks BERT isolates (the original BERT definition, also used by HF). */
+/**
+ * The CJK ideograph blocks BERT isolates, as Hugging Face's Rust `tokenizers` defines them.
+ * Note: Rust starts the Extension E block at U+2B920 where the original BERT (and HF's Python
+ * tokenizer) starts it at U+2B820; we follow Rust, the engine of `BertTokenizerFast`.
+ */
 export function isChineseChar(cp: number): boolean {
   return (
     (cp >= 0x4e00 && cp <= 0x9fff) ||
@@ -64,7 +69,7 @@ export function isChineseChar(cp: number): boolean {
     (cp >= 0x20000 && cp <= 0x2a6df) ||
     (cp >= 0x2a700 && cp <= 0x2b73f) ||
     (cp >= 0x2b740 && cp <= 0x2b81f) ||
-    (cp >= 0x2b820 && cp <= 0x2ceaf) ||
+    (cp >= 0x2b920 && cp <= 0x2ceaf) ||
     (cp >= 0xf900 && cp <= 0xfaff) ||
     (cp >= 0x2f800 && cp <= 0x2fa1f)
   );
@@ -77,6 +82,22 @@ function isPlainAscii(text: string): boolean {
     if (c >= 0x7f || (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d)) return false;
   }
   return true;
+}
+
+/** NFD, except for the few recent characters the Rust library's older tables leave whole. */
+function nfdLikeRust(text: string): string {
+  let out = "";
+  let segmentStart = 0;
+  for (let i = 0; i < text.length; ) {
+    const cp = text.codePointAt(i) as number;
+    const width = cp > 0xffff ? 2 : 1;
+    if (notDecomposedSet.has(cp)) {
+      out += text.slice(segmentStart, i).normalize("NFD") + text.slice(i, i + width);
+      segmentStart = i + width;
+    }
+    i += width;
+  }
+  return segmentStart === 0 ? text.normalize("NFD") : out + text.slice(segmentStart).normalize("NFD");
 }
 
 /**
@@ -105,7 +126,7 @@ export function bertNormalize(text: string, opts: BertNormalizerOptions): string
   }
   if (opts.stripAccents) {
     let stripped = "";
-    for (const ch of out.normalize("NFD")) {
+    for (const ch of nfdLikeRust(out)) {
       if (!strippedMarkSet.has(ch.codePointAt(0) as number)) stripped += ch;
     }
     out = stripped;

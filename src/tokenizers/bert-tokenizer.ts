@@ -370,7 +370,9 @@ export class BertTokenizer {
     }
     if (typeof text !== "string") fail(`encode: text must be a string, got ${typeof text}`);
     if (hasPair && typeof pair !== "string") fail(`encode: pair must be a string or null, got ${typeof pair}`);
-    let a = this.textToIds(text);
+    // Tokenize only up to maxLength tokens (whole words) per sequence, as Rust tokenizers does
+    // since its "early exit for truncation" change; this also decides which side longest_first cuts.
+    let a = this.textToIds(text, maxLength);
     const budget = maxLength - added;
     if (!hasPair) {
       if (a.length > budget) a = a.slice(0, budget);
@@ -381,7 +383,7 @@ export class BertTokenizer {
         tokenTypeIds: new Array<number>(n).fill(0),
       };
     }
-    let b = this.textToIds(pair as string);
+    let b = this.textToIds(pair as string, maxLength);
     if (a.length + b.length > budget) {
       const [na, nb] = longestFirstLengths(a.length, b.length, budget);
       a = a.slice(0, na);
@@ -466,24 +468,34 @@ export class BertTokenizer {
     await writeFileAtomic(join(dir, "special_tokens_map.json"), JSON.stringify(specialMap, null, 2) + "\n");
   }
 
-  /** Ids of a text without special tokens around it: special-token split, normalize, pre-tokenize, WordPiece. */
-  private textToIds(text: string): number[] {
+  /**
+   * Ids of a text without special tokens around it: special-token split, normalize, pre-tokenize,
+   * WordPiece. With a `limit`, stops after the first word that brings the count to `limit` or more,
+   * like Rust `tokenizers`' early exit under truncation (whole words are kept; special tokens
+   * count but never end the loop themselves).
+   */
+  private textToIds(text: string, limit = Infinity): number[] {
     const out: number[] = [];
     if (text.length === 0) return out;
     this.specialPattern.lastIndex = 0;
     let last = 0;
     for (let m = this.specialPattern.exec(text); m !== null; m = this.specialPattern.exec(text)) {
-      if (m.index > last) this.segmentToIds(text.slice(last, m.index), out);
+      if (m.index > last && this.segmentToIds(text.slice(last, m.index), out, limit)) return out;
       out.push(this.specialIds.get(m[0]) as number);
       last = m.index + m[0].length;
     }
-    if (last < text.length) this.segmentToIds(last === 0 ? text : text.slice(last), out);
+    if (last < text.length) this.segmentToIds(last === 0 ? text : text.slice(last), out, limit);
     return out;
   }
 
-  private segmentToIds(segment: string, out: number[]): void {
+  /** Appends a plain-text segment's ids; returns true when the early-exit limit was reached. */
+  private segmentToIds(segment: string, out: number[], limit: number): boolean {
     const normalized = bertNormalize(segment, this.normalizerOptions);
-    for (const word of bertPreTokenize(normalized)) this.wordPiece(word, out);
+    for (const word of bertPreTokenize(normalized)) {
+      this.wordPiece(word, out);
+      if (out.length >= limit) return true;
+    }
+    return false;
   }
 
   /** Greedy longest-match-first WordPiece of one word; the whole word becomes [UNK] if any part fails. */
