@@ -13,6 +13,7 @@ import type { BaseDocumentCompressor } from "@langchain/core/retrievers/document
 import { LRUCache, normalizeQuery, stableStringify } from "./query-cache.js";
 import { LatencyWindow, type LatencySummary } from "./latency-stats.js";
 import {
+  clampDepth,
   nowMs,
   throwIfAborted,
   withMetadata,
@@ -106,6 +107,9 @@ interface CachedDoc {
 
 /**
  * Retriever over a vector store with optional reranking, a query cache and latency figures.
+ *
+ * The search depth (k, or fetchK when reranking) is clamped to the store's `size` when it has
+ * one, so a small index returns all its documents instead of failing.
  *
  * Each returned document is a copy of the stored one with `metadata.score` (the vector store's
  * score: inner product for FaissDPRStore, higher = better), `metadata.relevanceScore` when the
@@ -236,8 +240,8 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
     const vector = await this.vectorStore.embeddings.embedQuery(query);
     const t2 = nowMs();
     throwIfAborted(options.signal, "DPRRetriever");
-    const depth = rerank ? Math.max(this.fetchK, k) : k;
-    const hits = await this.vectorStore.similaritySearchVectorWithScore(vector, depth, filter);
+    const depth = clampDepth(this.vectorStore, rerank ? Math.max(this.fetchK, k) : k);
+    const hits = depth === 0 ? [] : await this.vectorStore.similaritySearchVectorWithScore(vector, depth, filter);
     const t3 = nowMs();
     throwIfAborted(options.signal, "DPRRetriever");
     let docs: DocumentInterface[] = hits.map(([doc, score]) => withMetadata(doc, { score }));

@@ -10,7 +10,11 @@ import type { DocumentInterface } from "@langchain/core/documents";
 import type { VectorStoreInterface } from "@langchain/core/vectorstores";
 import { linearFusion, reciprocalRankFusion, type FusedItem, type RankedItem, type ScoreNormalization } from "./fusion.js";
 import { checkK } from "./dpr-retriever.js";
+import { BM25Index } from "./bm25/bm25-index.js";
+import { BM25Retriever } from "./bm25/bm25-retriever.js";
+import { Document } from "@langchain/core/documents";
 import {
+  clampDepth,
   nowMs,
   throwIfAborted,
   withMetadata,
@@ -23,10 +27,11 @@ import {
  * One side of a hybrid search. A vector store is searched with its own embeddings
  * (`embedQuery` + `similaritySearchVectorWithScore`, scores taken from the store). A retriever
  * (e.g. BM25Retriever) is invoked and its documents' `metadata.score` used as scores; its own `k`
- * bounds how many it returns, and the side's depth then truncates. An object with
- * `searchWithScores(query, depth)` is called with the depth directly.
+ * bounds how many it returns, and the side's depth then truncates. A {@link BM25Retriever} or a
+ * {@link BM25Index} (built with stored passages) is searched to the side's depth directly, as is
+ * an object with `searchWithScores(query, depth)`.
  */
-export type HybridSide = VectorStoreInterface | BaseRetrieverInterface | ScoredSearcher;
+export type HybridSide = VectorStoreInterface | BaseRetrieverInterface | ScoredSearcher | BM25Index;
 
 /** Anything that returns `[document, score]` pairs best first for a depth. */
 export interface ScoredSearcher {
@@ -144,10 +149,13 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     super(fields);
     for (const side of ["dense", "sparse"] as const) {
       const s = fields?.[side];
-      if (!isVectorStore(s) && !isScoredSearcher(s) && !isRetriever(s)) {
+      if (!(s instanceof BM25Index) && !isVectorStore(s) && !isScoredSearcher(s) && !isRetriever(s)) {
         throw new Error(
-          `HybridRetriever: params.${side} must be a vector store, a retriever or an object with searchWithScores(query, depth)`,
+          `HybridRetriever: params.${side} must be a vector store, a retriever, a BM25Index or an object with searchWithScores(query, depth)`,
         );
+      }
+      if (s instanceof BM25Index && !s.storePassages) {
+        throw new Error(`HybridRetriever: params.${side} is a BM25Index built with storePassages: false, so it cannot return documents`);
       }
     }
     this.dense = fields.dense;
@@ -199,7 +207,8 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
         const te = nowMs();
         const v = await this.dense.embeddings.embedQuery(query);
         encodeMs = nowMs() - te;
-        return this.dense.similaritySearchVectorWithScore(v, this.denseK, filter as never);
+        const depth = clampDepth(this.dense, this.denseK);
+        return depth === 0 ? [] : this.dense.similaritySearchVectorWithScore(v, depth, filter as never);
       }
       return this.searchSide(this.dense, query, this.denseK);
     };
@@ -255,8 +264,20 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     query: string,
     depth: number,
   ): Promise<Array<[DocumentInterface, number | undefined]>> {
+    if (side instanceof BM25Index || side instanceof BM25Retriever) {
+      const index = side instanceof BM25Index ? side : side.index;
+      return index.search(query, depth).map((hit): [DocumentInterface, number] => {
+        const p = index.getPassage(hit.id);
+        if (!p) throw new Error(`HybridRetriever: BM25 passage "${hit.id}" is missing from the index store`);
+        const doc = new Document({ pageContent: p.text, metadata: { ...(p.metadata ?? {}), id: hit.id, title: p.title }, id: hit.id });
+        return [doc, hit.score];
+      });
+    }
     if (isScoredSearcher(side)) return (await side.searchWithScores(query, depth)).slice(0, depth);
-    if (isVectorStore(side)) return side.similaritySearchWithScore(query, depth);
+    if (isVectorStore(side)) {
+      const d = clampDepth(side, depth);
+      return d === 0 ? [] : side.similaritySearchWithScore(query, d);
+    }
     const docs = await (side as BaseRetrieverInterface).invoke(query);
     return docs.slice(0, depth).map((d): [DocumentInterface, number | undefined] => {
       const s = d.metadata?.score;

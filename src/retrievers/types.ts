@@ -68,3 +68,12 @@ export function throwIfAborted(signal: AbortSignal | undefined, module: string):
 export function nowMs(): number {
   return performance.now();
 }
+
+/**
+ * Clamps a search depth to the store's document count when the store exposes a numeric `size`
+ * (FaissDPRStore does, and rejects k above it). Returns 0 for an empty store.
+ */
+export function clampDepth(store: unknown, depth: number): number {
+  const size = (store as { size?: unknown } | null)?.size;
+  return typeof size === "number" && Number.isInteger(size) && size >= 0 ? Math.min(depth, size) : depth;
+}

@@ -8,6 +8,17 @@ import { Embeddings } from "@langchain/core/embeddings";
 import { Document, type DocumentInterface } from "@langchain/core/documents";
 import { VectorStore } from "@langchain/core/vectorstores";
 import { BaseDocumentCompressor } from "@langchain/core/retrievers/document_compressors";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { tinyBertConfig } from "../../src/models/config.js";
+import { saveDPRModel } from "../../src/models/model-dir.js";
+import { randomBertWeights } from "../../src/models/weights.js";
+import { BertTokenizer } from "../../src/tokenizers/bert-tokenizer.js";
+import { buildWordPieceVocab } from "../../src/tokenizers/vocab.js";
+import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
+import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
+import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
 
 const tokenize = (s: string): string[] => s.toLowerCase().match(/[a-z0-9]+/g) ?? [];
 
@@ -146,3 +157,51 @@ export const CORPUS: DocumentInterface[] = [
   ["d7", "Calcium and vitamin D together support bone health.", "nutrition"],
   ["d8", "Malaria is transmitted by the bite of infected mosquitoes.", "disease"],
 ].map(([id, text, topic]) => new Document({ pageContent: text!, metadata: { id, topic }, id }));
+
+// ---------------------------------------------------------------------------------------------
+// The project's real components on a tiny random model: DPREmbeddings + FaissDPRStore + BM25Index.
+
+/** Everything a test needs over the real classes; call `cleanup()` in afterAll. */
+export interface RealStack {
+  root: string;
+  modelDir: string;
+  embeddings: DPREmbeddings;
+  store: FaissDPRStore;
+  bm25: BM25Index;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Writes a tiny random DPR model (two encoders, WordPiece vocab over the corpus), indexes
+ * {@link CORPUS} in a Flat FaissDPRStore and a BM25Index.
+ */
+export async function makeRealStack(docs: DocumentInterface[] = CORPUS): Promise<RealStack> {
+  const root = await mkdtemp(join(tmpdir(), "dpr-retr-"));
+  const texts = docs.map((d) => d.pageContent);
+  const vocab = buildWordPieceVocab(texts, { vocabSize: 300, lowercase: true });
+  const tokenizer = BertTokenizer.fromVocab(vocab, { lowercase: true });
+  const config = tinyBertConfig({ vocab_size: tokenizer.vocabSize, initializer_range: 0.3, max_position_embeddings: 128 });
+  const modelDir = join(root, "dpr");
+  await saveDPRModel(modelDir, {
+    question: { config, weights: randomBertWeights(config, { seed: 11 }), safetensors: false },
+    passage: { config, weights: randomBertWeights(config, { seed: 12 }), safetensors: false },
+    tokenizer,
+  });
+  const embeddings = new DPREmbeddings({ modelPath: modelDir, intraOpNumThreads: 1 });
+  const store = await FaissDPRStore.fromDocuments(docs, embeddings);
+  const bm25 = await BM25Index.fromPassages(
+    docs.map((d) => ({ id: d.id!, title: "", text: d.pageContent, metadata: { ...d.metadata } })),
+  );
+  return {
+    root,
+    modelDir,
+    embeddings,
+    store,
+    bm25,
+    cleanup: async () => {
+      await store.dispose();
+      await embeddings.dispose();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
