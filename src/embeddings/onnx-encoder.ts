@@ -40,6 +40,7 @@ const INPUT_ALIASES = {
 const OUTPUT_ALIASES = {
   lastHiddenState: ["last_hidden_state", "sequence_output", "hidden_states", "token_embeddings"],
   pooled: ["pooler_output", "pooled_output"],
+  logits: ["logits"],
 } as const;
 
 /** What the loaded graph offers, resolved once at load time. */
@@ -53,6 +54,15 @@ interface LoadedEncoder {
   tokenTypeIds?: string;
   lastHiddenState?: string;
   pooled?: string;
+  /** `[B, num_labels]` output of sequence-classification graphs (cross-encoders). */
+  logits?: string;
+}
+
+/** Classifier outputs of {@link OnnxEncoder.logitsTokenized}: `count` rows of `numLabels` logits, row-major. */
+export interface LogitsMatrix {
+  data: Float32Array;
+  numLabels: number;
+  count: number;
 }
 
 /** A BERT encoder (tokenizer + ONNX session) loaded lazily from an encoder folder. */
@@ -144,10 +154,11 @@ export class OnnxEncoder {
     }
     const lastHiddenState = find(outputNames, OUTPUT_ALIASES.lastHiddenState);
     const pooled = find(outputNames, OUTPUT_ALIASES.pooled);
-    if (!lastHiddenState && !pooled) {
-      throw new Error(`${where} has outputs [${outputNames.join(", ")}]; expected last_hidden_state and/or pooler_output`);
+    const logits = find(outputNames, OUTPUT_ALIASES.logits);
+    if (!lastHiddenState && !pooled && !logits) {
+      throw new Error(`${where} has outputs [${outputNames.join(", ")}]; expected last_hidden_state and/or pooler_output (or logits)`);
     }
-    return { inputIds, inputType, attentionMask, tokenTypeIds, lastHiddenState, pooled };
+    return { inputIds, inputType, attentionMask, tokenTypeIds, lastHiddenState, pooled, logits };
   }
 
   /** Loads the tokenizer and session now (they load on first use otherwise). */
@@ -202,11 +213,7 @@ export class OnnxEncoder {
     const n = encodings.length;
     const out = new Float32Array(n * dim);
     if (n === 0) return { data: out, dim, count: 0 };
-    const order = encodings.map((_, i) => i);
-    if (opts.sortByLength ?? true) {
-      // Longest first: the biggest batch runs first, so an out-of-memory shows up at once.
-      order.sort((a, b) => encodings[b]!.inputIds.length - encodings[a]!.inputIds.length || a - b);
-    }
+    const order = batchOrder(encodings, opts.sortByLength ?? true);
     for (let start = 0; start < n; start += opts.batchSize) {
       const idx = order.slice(start, start + opts.batchSize);
       await this.runBatch(l, idx.map((i) => encodings[i]!), idx, out, dim, opts.pooling);
@@ -215,14 +222,50 @@ export class OnnxEncoder {
     return { data: out, dim, count: n };
   }
 
-  private async runBatch(
-    l: LoadedEncoder,
-    batch: Encoding[],
-    rows: number[],
-    out: Float32Array,
-    dim: number,
-    pooling: PoolingMode,
-  ): Promise<void> {
+  /**
+   * Runs a sequence-classification graph (one with a `logits` output, e.g. a cross-encoder
+   * exported as BertForSequenceClassification) on already tokenized inputs and returns the
+   * logits in input order. Batches are formed like {@link encodeTokenized}'s.
+   * @throws Error when the graph has no `logits` output or its shape is not `[B, num_labels]`.
+   */
+  async logitsTokenized(encodings: Encoding[], opts: { batchSize: number; sortByLength?: boolean }): Promise<LogitsMatrix> {
+    const l = await this.loaded.get();
+    if (!l.logits) {
+      throw new Error(
+        `${this.owner}: ${l.session.modelPath} has outputs [${l.session.outputs.map((o) => o.name).join(", ")}]; ` +
+          `expected a 'logits' output (a BertForSequenceClassification export)`,
+      );
+    }
+    if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) {
+      throw new Error(`${this.owner}: batchSize must be a positive integer, got ${opts.batchSize}`);
+    }
+    const n = encodings.length;
+    let out: Float32Array | undefined;
+    let numLabels = 0;
+    const order = batchOrder(encodings, opts.sortByLength ?? true);
+    for (let start = 0; start < n; start += opts.batchSize) {
+      const idx = order.slice(start, start + opts.batchSize);
+      const feeds = this.buildFeeds(l, idx.map((i) => encodings[i]!));
+      const result = (await l.session.run(feeds, [l.logits]))[l.logits]!;
+      if (result.dims.length !== 2 || result.dims[0] !== idx.length || result.dims[1]! < 1 || (out && result.dims[1] !== numLabels)) {
+        throw new Error(
+          `${this.owner}: output '${l.logits}' of ${l.session.modelPath} has shape [${result.dims.join(", ")}]; ` +
+            `expected [${idx.length}, num_labels]`,
+        );
+      }
+      if (!out) {
+        numLabels = result.dims[1]!;
+        out = new Float32Array(n * numLabels);
+      }
+      for (let r = 0; r < idx.length; r++) {
+        out.set(result.data.subarray(r * numLabels, (r + 1) * numLabels), idx[r]! * numLabels);
+      }
+    }
+    return { data: out ?? new Float32Array(0), numLabels, count: n };
+  }
+
+  /** Pads a batch into the graph's integer input tensors. */
+  private buildFeeds(l: LoadedEncoder, batch: Encoding[]): Record<string, OnnxIntInput> {
     const b = batch.length;
     let seq = 1;
     for (const e of batch) seq = Math.max(seq, e.inputIds.length);
@@ -260,7 +303,27 @@ export class OnnxEncoder {
       [l.attentionMask]: { dims, data: mask },
     };
     if (l.tokenTypeIds) feeds[l.tokenTypeIds] = { dims, data: types };
+    return feeds;
+  }
 
+  private async runBatch(
+    l: LoadedEncoder,
+    batch: Encoding[],
+    rows: number[],
+    out: Float32Array,
+    dim: number,
+    pooling: PoolingMode,
+  ): Promise<void> {
+    const b = batch.length;
+    let seq = 1;
+    for (const e of batch) seq = Math.max(seq, e.inputIds.length);
+    if (!l.lastHiddenState && !l.pooled) {
+      throw new Error(
+        `${this.owner}: ${l.session.modelPath} only has a '${l.logits}' output (a sequence classifier, e.g. a cross-encoder); ` +
+          `embeddings need last_hidden_state or pooler_output`,
+      );
+    }
+    const feeds = this.buildFeeds(l, batch);
     const useHidden = pooling === "mean" || l.lastHiddenState !== undefined;
     if (pooling === "mean" && !l.lastHiddenState) {
       throw new Error(`${this.owner}: pooling 'mean' needs a last_hidden_state output; ${l.session.modelPath} only has ${l.pooled}`);
@@ -300,6 +363,16 @@ export class OnnxEncoder {
   async dispose(): Promise<void> {
     await this.loaded.dispose();
   }
+}
+
+/**
+ * Order in which inputs are batched: longest first when `sort` (the biggest batch runs first,
+ * so an out-of-memory shows up at once; ties keep input order), else input order.
+ */
+function batchOrder(encodings: Encoding[], sort: boolean): number[] {
+  const order = encodings.map((_, i) => i);
+  if (sort) order.sort((a, b) => encodings[b]!.inputIds.length - encodings[a]!.inputIds.length || a - b);
+  return order;
 }
 
 /** L2-normalises each row of a row-major matrix in place (zero rows stay zero). */
