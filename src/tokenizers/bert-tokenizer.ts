@@ -3,9 +3,11 @@
  * (Rust `tokenizers`): BertNormalizer, BertPreTokenizer, WordPiece, `[CLS] a [SEP] b [SEP]`
  * post-processing and `longest_first` truncation.
  *
- * Parity with the Rust library is proven by test/tokenizers/parity.test.ts on real passages and
- * hard cases; see src/tokenizers/README section in the project README for why this is not a
- * thin wrapper over `@huggingface/tokenizers`.
+ * Parity with the Rust library is proven by test/tokenizers/parity.test.ts (real passages, hard
+ * cases, every Unicode code point, a truncation grid). It is not a wrapper over the pure-JS
+ * `@huggingface/tokenizers` because that package differs from Rust on some inputs (CJK outside the
+ * BMP, Greek final sigma, empty pairs), has no truncation, and was slower in
+ * scripts/bench-tokenizer.ts.
  */
 import { mkdir, readFile, rename, writeFile, access } from "node:fs/promises";
 import { join } from "node:path";
@@ -342,7 +344,7 @@ export class BertTokenizer {
   }
 
   /** Id of a token string, or undefined when it is not in the vocabulary. */
-  tokenToIdOf(token: string): number | undefined {
+  tokenToIdOrUndefined(token: string): number | undefined {
     return this.tokenToId.get(token);
   }
 
