@@ -1,0 +1,205 @@
+/**
+ * The `serve` command: loads a DPR model + a saved FaissDPRStore (+ optional BM25 index for
+ * hybrid search) and serves them over HTTP. scripts/serve.ts is a thin wrapper over
+ * {@link runServe}.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { FastifyInstance } from "fastify";
+import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
+import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
+import { BM25Index } from "../retrievers/bm25/bm25-index.js";
+import { DPRRetriever } from "../retrievers/dpr-retriever.js";
+import { HybridRetriever, type FusionMethod } from "../retrievers/hybrid-retriever.js";
+import type { RetrievalResult, RetrievalService, RetrieveOptions } from "../retrievers/types.js";
+import { createServer, installGracefulShutdown } from "./server.js";
+
+/** Parsed `serve` options. */
+export interface ServeOptions {
+  model: string;
+  index: string;
+  bm25?: string;
+  fusion: FusionMethod;
+  alpha: number;
+  host: string;
+  port: number;
+  k: number;
+  maxK: number;
+  fetchK: number;
+  maxQueryLength: number;
+  maxConcurrent: number;
+  maxQueue: number;
+  timeoutMs: number;
+  cache: boolean;
+  cacheSize: number;
+  cacheTtlMs: number;
+  threads?: number;
+  quantized: boolean;
+  extraLatencyMs: number;
+  drainTimeoutMs: number;
+  log: boolean;
+}
+
+export const SERVE_USAGE = `Usage: npx tsx scripts/serve.ts --model <dpr model dir> --index <FaissDPRStore dir> [options]
+
+  --bm25 <dir>               BM25Index folder: serve hybrid dense + BM25 (no query cache in this mode)
+  --fusion rrf|linear        hybrid fusion (default rrf); --alpha <0..1> dense weight for linear (0.5)
+  --host <addr>              default 127.0.0.1
+  --port <n>                 default 8080 (0 = any free port)
+  --k <n>                    default k (10); --max-k <n> largest k a request may ask (100)
+  --fetch-k <n>              candidates for the reranker (100)
+  --max-query-length <n>     characters (1000)
+  --max-concurrent <n>       retrievals at once (4); --max-queue <n> waiting (16); beyond: 503
+  --timeout-ms <n>           deadline per retrieval, queue wait included (10000); past it: 504
+  --no-cache                 disable the query cache; --cache-size <n> (1000) --cache-ttl-ms <n> (300000)
+  --threads <n>              onnxruntime intra-op threads
+  --quantized                use model_quantized.onnx
+  --drain-timeout-ms <n>     on SIGTERM, exit 1 if in-flight requests take longer (30000)
+  --extra-latency-ms <n>     testing aid: sleep n ms inside each retrieval (to exercise 503/shutdown)
+  --log                      fastify request logging to stdout`;
+
+function int(name: string, v: string | undefined, def: number, min: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`serve: --${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Parses command-line arguments; throws with a message naming the bad option. */
+export function parseServeArgs(argv: string[]): ServeOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      model: { type: "string" },
+      index: { type: "string" },
+      bm25: { type: "string" },
+      fusion: { type: "string" },
+      alpha: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      k: { type: "string" },
+      "max-k": { type: "string" },
+      "fetch-k": { type: "string" },
+      "max-query-length": { type: "string" },
+      "max-concurrent": { type: "string" },
+      "max-queue": { type: "string" },
+      "timeout-ms": { type: "string" },
+      "no-cache": { type: "boolean" },
+      "cache-size": { type: "string" },
+      "cache-ttl-ms": { type: "string" },
+      threads: { type: "string" },
+      quantized: { type: "boolean" },
+      "extra-latency-ms": { type: "string" },
+      "drain-timeout-ms": { type: "string" },
+      log: { type: "boolean" },
+      help: { type: "boolean" },
+    },
+  });
+  if (values.help) throw new Error(SERVE_USAGE);
+  if (!values.model) throw new Error("serve: --model <dpr model dir> is required");
+  if (!values.index) throw new Error("serve: --index <FaissDPRStore dir> is required");
+  const fusion = (values.fusion ?? "rrf") as FusionMethod;
+  if (fusion !== "rrf" && fusion !== "linear") throw new Error(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
+  const alpha = values.alpha === undefined ? 0.5 : Number(values.alpha);
+  if (!(alpha >= 0 && alpha <= 1)) throw new Error(`serve: --alpha must be in [0, 1], got ${JSON.stringify(values.alpha)}`);
+  return {
+    model: values.model,
+    index: values.index,
+    bm25: values.bm25,
+    fusion,
+    alpha,
+    host: values.host ?? "127.0.0.1",
+    port: int("port", values.port, 8080, 0),
+    k: int("k", values.k, 10, 1),
+    maxK: int("max-k", values["max-k"], 100, 1),
+    fetchK: int("fetch-k", values["fetch-k"], 100, 1),
+    maxQueryLength: int("max-query-length", values["max-query-length"], 1000, 1),
+    maxConcurrent: int("max-concurrent", values["max-concurrent"], 4, 1),
+    maxQueue: int("max-queue", values["max-queue"], 16, 0),
+    timeoutMs: int("timeout-ms", values["timeout-ms"], 10_000, 1),
+    cache: !values["no-cache"],
+    cacheSize: int("cache-size", values["cache-size"], 1000, 1),
+    cacheTtlMs: int("cache-ttl-ms", values["cache-ttl-ms"], 300_000, 0),
+    threads: values.threads === undefined ? undefined : int("threads", values.threads, 1, 1),
+    quantized: values.quantized ?? false,
+    extraLatencyMs: int("extra-latency-ms", values["extra-latency-ms"], 0, 0),
+    drainTimeoutMs: int("drain-timeout-ms", values["drain-timeout-ms"], 30_000, 1),
+    log: values.log ?? false,
+  };
+}
+
+/** Wraps a service so each retrieval first sleeps `ms` (a testing aid for load shedding/shutdown). */
+export function withExtraLatency(service: RetrievalService, ms: number): RetrievalService {
+  if (ms <= 0) return service;
+  return {
+    hasReranker: service.hasReranker,
+    async retrieve(query: string, options?: RetrieveOptions): Promise<RetrievalResult> {
+      await new Promise((r) => setTimeout(r, ms));
+      const r = await service.retrieve(query, options);
+      return { documents: r.documents, timings: { ...r.timings, totalMs: r.timings.totalMs + ms } };
+    },
+  };
+}
+
+/** What {@link startServe} built. */
+export interface ServeHandle {
+  app: FastifyInstance;
+  url: string;
+  embeddings: DPREmbeddings;
+  store: FaissDPRStore;
+  close(): Promise<void>;
+}
+
+/** Loads the model and indexes, builds the server and starts listening. */
+export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
+  const embeddings = new DPREmbeddings({ modelPath: opts.model, intraOpNumThreads: opts.threads, quantized: opts.quantized });
+  await embeddings.ready(); // fail fast on a bad model folder, and warm the sessions
+  const store = await FaissDPRStore.load(opts.index, embeddings);
+  let service: RetrievalService;
+  if (opts.bm25) {
+    const bm25 = await BM25Index.load(opts.bm25);
+    service = new HybridRetriever({ dense: store, sparse: bm25, k: opts.k, denseK: opts.fetchK, sparseK: opts.fetchK, fusion: opts.fusion, alpha: opts.alpha });
+  } else {
+    service = new DPRRetriever({
+      vectorStore: store,
+      k: opts.k,
+      fetchK: opts.fetchK,
+      // The server never modifies the loaded index, so cached answers cannot go stale.
+      cache: opts.cache ? { maxEntries: opts.cacheSize, ttlMs: opts.cacheTtlMs, assumeStaticStore: true } : false,
+    });
+  }
+  service = withExtraLatency(service, opts.extraLatencyMs);
+  const app = createServer({
+    retriever: service,
+    defaultK: Math.min(opts.k, opts.maxK),
+    maxK: opts.maxK,
+    maxQueryLength: opts.maxQueryLength,
+    maxConcurrent: opts.maxConcurrent,
+    maxQueue: opts.maxQueue,
+    requestTimeoutMs: opts.timeoutMs,
+    logger: opts.log,
+  });
+  const address = await app.listen({ host: opts.host, port: opts.port });
+  const close = async () => {
+    await store.dispose();
+    await embeddings.dispose();
+  };
+  return { app, url: address, embeddings, store, close };
+}
+
+/** The CLI: parse, start, print the address, drain on SIGTERM/SIGINT. Returns the exit code on failure. */
+export async function runServe(argv: string[]): Promise<void> {
+  let opts: ServeOptions;
+  try {
+    opts = parseServeArgs(argv);
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exitCode = 2;
+    return;
+  }
+  const handle = await startServe(opts);
+  installGracefulShutdown(handle.app, { timeoutMs: opts.drainTimeoutMs, onClosed: handle.close });
+  console.log(`listening on ${handle.url} (${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}, ${handle.store.size} documents)`);
+}

@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { join, resolve } from "node:path";
+import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
+import { parseServeArgs } from "../../src/server/cli.js";
+import { HybridRetriever } from "../../src/retrievers/hybrid-retriever.js";
+import { makeRealStack, type RealStack } from "../retrievers/helpers.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Spawns the real scripts/serve.ts under node + tsx and waits for its "listening on" line. */
+async function spawnServe(args: string[]): Promise<Child> {
+  const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts/serve.ts"), "--port", "0", ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`serve did not start in 60 s; stderr: ${err}`)), 60_000);
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    });
+    void exited.then((code) => rej(new Error(`serve exited with ${code} before listening; stderr: ${err}`)));
+  });
+  return { proc, url, stderr: () => err, exited };
+}
+
+describe("scripts/serve.ts", () => {
+  let stack: RealStack;
+  let indexDir: string;
+  let bm25Dir: string;
+  beforeAll(async () => {
+    stack = await makeRealStack();
+    indexDir = join(stack.root, "index");
+    bm25Dir = join(stack.root, "bm25");
+    await stack.store.save(indexDir);
+    await stack.bm25.save(bm25Dir);
+  });
+  afterAll(async () => {
+    await stack?.cleanup();
+  });
+
+  it("on SIGTERM finishes the in-flight request, refuses new ones and exits 0", async () => {
+    const child = await spawnServe(["--model", stack.modelDir, "--index", indexDir, "--extra-latency-ms", "1500", "--k", "3"]);
+    try {
+      const inflight = fetch(`${child.url}/retrieve`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query: "lemons and scurvy" }),
+      });
+      await new Promise((r) => setTimeout(r, 400)); // the request is inside its 1.5 s retrieval now
+      child.proc.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 300));
+      // a new request after SIGTERM: connection refused (not listening) or 503 — never served
+      const late = await fetch(`${child.url}/health`).then(
+        (r) => r.status,
+        () => "refused",
+      );
+      expect([503, "refused"]).toContain(late);
+      const res = await inflight;
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { documents: Array<{ id: string }> };
+      expect(body.documents).toHaveLength(3);
+      const expected = await stack.store.similaritySearchWithScore("lemons and scurvy", 3);
+      expect(body.documents.map((d) => d.id)).toEqual(expected.map(([d]) => d.id));
+      expect(await child.exited).toBe(0);
+      expect(child.stderr()).toMatch(/SIGTERM received; draining 1 in-flight/);
+      expect(child.stderr()).toMatch(/server: closed/);
+    } finally {
+      child.proc.kill("SIGKILL");
+    }
+  });
+
+  it("serves hybrid dense + BM25 with --bm25", async () => {
+    const child = await spawnServe(["--model", stack.modelDir, "--index", indexDir, "--bm25", bm25Dir]);
+    try {
+      const res = await fetch(`${child.url}/retrieve`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query: "sailors lemons voyages scurvy", k: 2 }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { documents: Array<{ id: string; score: number; metadata: { sparseRank: number | null } }> };
+      const bm25 = await BM25Index.load(bm25Dir);
+      const expected = await new HybridRetriever({ dense: stack.store, sparse: bm25, k: 2 }).invoke("sailors lemons voyages scurvy");
+      expect(body.documents.map((d) => d.id)).toEqual(expected.map((d) => d.id));
+      body.documents.forEach((d, i) => expect(d.score).toBeCloseTo(expected[i]!.metadata.fusedScore as number, 12));
+      expect(body.documents.some((d) => d.metadata.sparseRank !== null)).toBe(true);
+      child.proc.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.proc.kill("SIGKILL");
+    }
+  });
+
+  it("exits with a message for a missing index folder", async () => {
+    await expect(spawnServe(["--model", stack.modelDir, "--index", join(stack.root, "nope")])).rejects.toThrow(/exited with 1.*nope/s);
+  });
+
+  it("parses options and rejects bad ones by name", () => {
+    const o = parseServeArgs(["--model", "m", "--index", "i", "--max-concurrent", "2", "--no-cache"]);
+    expect(o).toMatchObject({ model: "m", index: "i", maxConcurrent: 2, cache: false, port: 8080, host: "127.0.0.1" });
+    expect(() => parseServeArgs(["--index", "i"])).toThrow("serve: --model <dpr model dir> is required");
+    expect(() => parseServeArgs(["--model", "m", "--index", "i", "--k", "0"])).toThrow('serve: --k must be an integer ≥ 1, got "0"');
+    expect(() => parseServeArgs(["--model", "m", "--index", "i", "--bogus"])).toThrow(/bogus/);
+  });
+});
