@@ -68,6 +68,7 @@ interface NativeIndex {
   reconstruct(ids: BigInt64Array): Float32Array;
   write(file: string): Promise<void>;
   trainedFingerprint(): string;
+  reserve(n: number): void;
   dispose(): void;
 }
 
@@ -233,6 +234,14 @@ export class FaissIndex {
   /** Fingerprint of an empty index's training (equal fingerprints → vectors can be merged as codes). */
   trainedFingerprint(): Promise<string> {
     return this.enqueue(() => this.live().trainedFingerprint());
+  }
+
+  /**
+   * Pre-sizes flat storage (and id maps) for `n` vectors in total, so a bulk load avoids the
+   * grow-and-copy of the storage vector (peak memory ≈ raw bytes instead of up to 2×).
+   */
+  reserve(n: number): Promise<void> {
+    return this.enqueue(() => this.live().reserve(n));
   }
 
   /** Frees the native index after pending calls finish. Further calls throw. */

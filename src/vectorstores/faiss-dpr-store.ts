@@ -279,6 +279,16 @@ export class FaissDPRStore extends SaveableVectorStore {
     }
   }
 
+  /**
+   * Reserves room for `total` vectors before a bulk load (Flat/HNSW storage and the id map), so the
+   * index does not grow by copying: peak memory stays near the raw vector bytes. Needs the dimension.
+   */
+  async reserve(total: number): Promise<void> {
+    if (!Number.isInteger(total) || total < 0) throw new Error(`${OWNER}.reserve: total must be an integer ≥ 0, got ${total}`);
+    if (this.dims === undefined) throw new Error(`${OWNER}.reserve: the dimension is not known yet (set params.dimensions)`);
+    await this.ensureIndex(this.dims).reserve(total);
+  }
+
   /** Trains the index explicitly (IVF, PQ, OPQ, SQ). Needs at least `trainingRule.required` vectors. */
   async train(vectors: VectorRows): Promise<void> {
     return this.exclusive(async () => {
