@@ -23,6 +23,8 @@ export interface OnnxSessionParams {
   interOpNumThreads?: number;
   /** Graph optimisation level. Default `"all"`. */
   graphOptimizationLevel?: GraphOptimizationLevel;
+  /** onnxruntime log level: 0 verbose, 1 info, 2 warning, 3 error (default), 4 fatal. */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Name used as the prefix of error messages (e.g. `"DPREmbeddings"`). Default `"OnnxSession"`. */
   owner?: string;
 }
@@ -126,6 +128,7 @@ export class OnnxSession {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: providers,
       graphOptimizationLevel: params.graphOptimizationLevel ?? "all",
+      logSeverityLevel: params.logSeverityLevel ?? 3,
     };
     if (threads !== undefined && threads > 0) options.intraOpNumThreads = threads;
     if (params.interOpNumThreads !== undefined && params.interOpNumThreads > 0) {

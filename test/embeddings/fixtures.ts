@@ -34,6 +34,24 @@ export function testConfig(vocabSize: number, overrides: Partial<BertConfig> = {
   return tinyBertConfig({ vocab_size: vocabSize, initializer_range: 0.3, max_position_embeddings: 128, ...overrides });
 }
 
+/**
+ * Random weights with non-zero biases and LayerNorm parameters too (randomBertWeights leaves
+ * biases at 0 and LayerNorm at 1/0, which would hide a graph that ignores them).
+ */
+export function testWeights(config: BertConfig, seed: number): BertWeights {
+  const weights = randomBertWeights(config, { seed });
+  let state = (seed * 2654435761) >>> 0;
+  const next = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 4294967296 - 0.5;
+  };
+  for (const [name, t] of weights) {
+    if (name.endsWith(".bias")) for (let i = 0; i < t.data.length; i++) t.data[i] = 0.2 * next();
+    else if (name.endsWith("LayerNorm.weight")) for (let i = 0; i < t.data.length; i++) t.data[i] = 1 + 0.2 * next();
+  }
+  return weights;
+}
+
 /** The fixture tokenizer (uncased WordPiece over {@link TEXTS}). */
 export function testTokenizer(): BertTokenizer {
   const vocab = buildWordPieceVocab(TEXTS, { vocabSize: 400, lowercase: true });
@@ -56,8 +74,8 @@ export async function makeTinyDPR(
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), "dpr-emb-")));
   const tokenizer = testTokenizer();
   const config = testConfig(tokenizer.vocabSize);
-  const questionWeights = randomBertWeights(config, { seed: 1 });
-  const passageWeights = randomBertWeights(config, { seed: 2 });
+  const questionWeights = testWeights(config, 1);
+  const passageWeights = testWeights(config, 2);
   const dir = join(root, "dpr");
   await saveDPRModel(dir, {
     question: { config, weights: questionWeights, onnx: { quantize: opts.quantize }, safetensors: false },
@@ -72,7 +90,7 @@ export async function makeTinyDPR(
 export async function makeTinyEncoder(dir: string, overrides: Partial<BertConfig> = {}): Promise<{ config: BertConfig; weights: BertWeights; tokenizer: BertTokenizer }> {
   const tokenizer = testTokenizer();
   const config = testConfig(tokenizer.vocabSize, overrides);
-  const weights = randomBertWeights(config, { seed: 3 });
+  const weights = testWeights(config, 3);
   await writeEncoderDir(dir, { config, weights, tokenizer, safetensors: false });
   return { config, weights, tokenizer };
 }
