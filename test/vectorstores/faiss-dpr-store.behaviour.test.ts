@@ -255,10 +255,11 @@ describe("FaissDPRStore documents, merge, compact", () => {
     const store = await FaissDPRStore.fromTexts(texts, texts.map((_, i) => ({ i })), new HashEmbeddings(D));
     const [top] = await store.similaritySearch("faiss inner product", 1);
     expect(top!.pageContent).toBe("faiss inner product search");
-    const [[doc, score]] = (await store.similaritySearchBatch(["cooking pasta"], { k: 1 }))[0]!.map((h) => [h] as const);
-    expect(doc![0].pageContent).toBe("cooking pasta at home");
-    expect(doc![1]).toBeGreaterThan(0.5);
-    void score;
+    const batch = await store.similaritySearchBatch(["cooking pasta", "gardening"], { k: 1 });
+    const [doc, score] = batch[0]![0]!;
+    expect(doc.pageContent).toBe("cooking pasta at home");
+    expect(score).toBeGreaterThan(0.5);
+    expect(batch[1]![0]![0].pageContent).toBe("gardening in spring");
   });
 
   it("uses embedPassagesMatrix (Float32Array) with titles when the embeddings offer it", async () => {
