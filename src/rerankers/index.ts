@@ -1,0 +1,20 @@
+/**
+ * Second-stage rerankers: {@link CrossEncoderReranker} and the cross-encoder folder writers.
+ *
+ * @module
+ */
+export {
+  CrossEncoderReranker,
+  type CrossEncoderRerankerParams,
+  type CrossEncoderFromPretrainedParams,
+  type CrossEncoderTitleJoin,
+  type RerankResult,
+} from "./cross-encoder-reranker.js";
+export {
+  createRandomCrossEncoder,
+  crossEncoderConfig,
+  writeCrossEncoderDir,
+  type CrossEncoderDirSpec,
+  type CrossEncoderShape,
+  type RandomCrossEncoderOptions,
+} from "./cross-encoder-dir.js";
