@@ -166,12 +166,16 @@ export class DPREmbeddings extends Embeddings {
     idOrPath: string | { question: string; passage: string },
     params: DPRFromPretrainedParams = {},
   ): Promise<InstanceType<T>> {
-    const { revision, endpoint, cacheDir, token, files, fetch: fetchImpl, ...rest } = params;
-    const hub: HubDownloadParams = { revision, endpoint, cacheDir, token, files, fetch: fetchImpl };
+    const { revision, endpoint, cacheDir, token, files, retries, fetch: fetchImpl, ...rest } = params;
+    const hub: HubDownloadParams = { revision, endpoint, cacheDir, token, files, retries, fetch: fetchImpl };
     const locate = async (ref: string): Promise<string> => {
       if (await isDirectory(ref)) return ref;
       if (!isHubId(ref)) throw new Error(`${OWNER}: '${ref}' is neither a folder nor a hub id like owner/name`);
-      return downloadModel(ref, { ...hub, quantized: params.quantized });
+      try {
+        return await downloadModel(ref, { ...hub, quantized: params.quantized });
+      } catch (err) {
+        throw new Error(`${OWNER}: '${ref}' is not a local folder, and downloading it as a hub id failed: ${(err as Error).message}`);
+      }
     };
     let instance: DPREmbeddings;
     if (typeof idOrPath === "string") {
@@ -218,6 +222,14 @@ export class DPREmbeddings extends Embeddings {
     try {
       await Promise.all([question.ready(), passage === question ? undefined : passage.ready()]);
       const [qc, pc] = await Promise.all([question.config(), passage.config()]);
+      for (const [key, limit, dir] of [
+        ["maxQueryLength", qc.max_position_embeddings, questionDir],
+        ["maxPassageLength", pc.max_position_embeddings, passageDir],
+      ] as const) {
+        if (this[key] > limit) {
+          throw new Error(`${OWNER}: ${key} ${this[key]} exceeds max_position_embeddings ${limit} in ${dir}/config.json`);
+        }
+      }
       if (qc.hidden_size !== pc.hidden_size) {
         throw new Error(
           `${OWNER}: question encoder hidden_size ${qc.hidden_size} (${questionDir}) differs from passage encoder ` +

@@ -230,6 +230,11 @@ describe("DPREmbeddings settings", () => {
     expect(() => new DPREmbeddings({ modelPath: "x", batchSize: 0 })).toThrow(/batchSize must be an integer >= 1, got 0/);
   });
 
+  it("throws when a max length exceeds the model's max_position_embeddings", async () => {
+    const emb = new DPREmbeddings({ modelPath: model.dir, maxPassageLength: 512 });
+    await expect(emb.ready()).rejects.toThrow(/DPREmbeddings: maxPassageLength 512 exceeds max_position_embeddings 128 in .*passage_encoder\/config.json/);
+  });
+
   it("throws a clear error for a non-string query", async () => {
     const emb = new DPREmbeddings({ modelPath: model.dir });
     await expect(emb.embedQuery(42 as unknown as string)).rejects.toThrow(/DPREmbeddings: query must be a string, got number/);

@@ -208,6 +208,9 @@ describe("hub download into the cache", () => {
       /hub: acme\/missing@main at http:\/\/127\.0\.0\.1:\d+ has no model folder files/,
     );
     await expect(DPREmbeddings.fromPretrained("not a repo id", { cacheDir: join(root, "x") })).rejects.toThrow(/neither a folder nor a hub id/);
+    await expect(DPREmbeddings.fromPretrained("acme/missing", { endpoint: hub.endpoint, cacheDir: join(root, "x") })).rejects.toThrow(
+      /DPREmbeddings: 'acme\/missing' is not a local folder, and downloading it as a hub id failed: hub: acme\/missing@main/,
+    );
   });
 
   it("exports ONNX on download for a DPR checkpoint that only has model.safetensors (facebook/dpr-* layout)", async () => {
