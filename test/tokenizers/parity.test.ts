@@ -4,7 +4,7 @@
  * and cased vocabularies, single texts and title/text pairs, with and without truncation; and
  * identical normalization and pre-tokenization for every Unicode code point.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -181,5 +181,30 @@ describe("longest_first truncation matches Rust on a grid of pair lengths", () =
       }
     }
     expect(bad).toEqual([]);
+  });
+});
+
+describe("fromDir reads a tokenizer.json written by the Rust library itself", () => {
+  it("loads a Hub-style file (TemplateProcessing, strip_accents null) and encodes identically", async () => {
+    const vocab = buildWordPieceVocab(passages.slice(0, 80).flatMap((p) => [p.title, p.text]), { vocabSize: 1500 });
+    const ref = new rs.Tokenizer(rs.WordPiece.init(Object.fromEntries(vocab.map((t, i) => [t, i])), { unkToken: "[UNK]" }));
+    ref.setNormalizer(rs.bertNormalizer({ cleanText: true, handleChineseChars: true, lowercase: true }));
+    ref.setPreTokenizer(rs.bertPreTokenizer());
+    ref.setPostProcessor(rs.templateProcessing("[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", [["[CLS]", 2], ["[SEP]", 3]]));
+    ref.addSpecialTokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
+    const dir = join(tmp, "rust-written");
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    ref.save(join(dir, "tokenizer.json"));
+    const ours = await BertTokenizer.fromDir(dir);
+    expect(ours.options.stripAccents).toBe(true);
+    ref.setTruncation(96);
+    let mismatches = 0;
+    for (const p of [...passages.slice(0, 100), ...hard]) {
+      const r = await ref.encode(p.title, p.text);
+      const o = ours.encode(p.title, p.text, { maxLength: 96 });
+      if (JSON.stringify(r.getIds()) !== JSON.stringify(o.inputIds) || JSON.stringify(r.getTypeIds()) !== JSON.stringify(o.tokenTypeIds)) mismatches++;
+    }
+    expect(mismatches).toBe(0);
   });
 });
