@@ -112,8 +112,13 @@ export function bertNormalize(text: string, opts: BertNormalizerOptions): string
     return out;
   }
   let out = "";
-  for (const ch of text) {
-    const cp = ch.codePointAt(0) as number;
+  for (let ch of text) {
+    let cp = ch.codePointAt(0) as number;
+    if (cp >= 0xd800 && cp <= 0xdfff) {
+      // A lone surrogate is not valid Unicode; Rust receives it as U+FFFD (which cleaning removes).
+      ch = "\ufffd";
+      cp = 0xfffd;
+    }
     if (opts.cleanText) {
       if (controlSet.has(cp)) continue;
       if (cleanWhitespaceSet.has(cp)) {

@@ -208,3 +208,13 @@ describe("fromDir reads a tokenizer.json written by the Rust library itself", ()
     expect(mismatches).toBe(0);
   });
 });
+
+describe("invalid UTF-16", () => {
+  it("treats lone surrogates as U+FFFD like the Rust binding (removed by clean_text)", () => {
+    for (const cleanText of [true, false]) {
+      const opts = { cleanText, handleChineseChars: true, lowercase: true, stripAccents: true };
+      const text = "a\ud800b c\udc00 \ud83d";
+      expect(bertNormalize(text, opts)).toBe(rs.bertNormalizer(opts).normalizeString(text));
+    }
+  });
+});
