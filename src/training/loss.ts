@@ -73,15 +73,27 @@ export function dualEncoderTrainStep(params: DualEncoderStepParams): number {
   const pooling = params.pooling ?? "cls";
   const fast = qEnc.fastPaths.fastDense;
   const varList = qEnc === pEnc ? qEnc.variables : [...qEnc.variables, ...pEnc.variables];
-  const loss = params.optimizer.minimize(
-    () => {
-      const q = qEnc.encode(params.batch.questions, { training, pooling });
-      const p = pEnc.encode(params.batch.passages, { training, pooling });
-      return dprLoss(q, p, { temperature: params.temperature, fast });
-    },
-    true,
-    varList,
-  );
+  let loss: tf.Scalar | null;
+  try {
+    loss = params.optimizer.minimize(
+      () => {
+        const q = qEnc.encode(params.batch.questions, { training, pooling });
+        const p = pEnc.encode(params.batch.passages, { training, pooling });
+        return dprLoss(q, p, { temperature: params.temperature, fast });
+      },
+      true,
+      varList,
+    );
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (tf.getBackend() === "wasm" && /Aborted|out of memory|memory access out of bounds/i.test(message)) {
+      throw new Error(
+        `dualEncoderTrainStep: the wasm backend ran out of its 4 GiB heap (${message.split("\n")[0]}); ` +
+          `use a smaller batch or gradient caching. The wasm backend cannot be used again in this process.`,
+      );
+    }
+    throw err;
+  }
   if (loss === null) throw new Error("dualEncoderTrainStep: the optimizer returned no loss");
   const value = loss.dataSync()[0];
   loss.dispose();
