@@ -263,6 +263,16 @@ void doSearch(faiss::Index* top, const float* x, size_t nq, size_t k, const Sear
   } else if (p.hnsw) {
     faiss::SearchParametersHNSW params;
     params.efSearch = knobs.efSearch > 0 ? static_cast<int>(knobs.efSearch) : p.hnsw->hnsw.efSearch;
+    // faiss 1.7.3 passes params.efSearch to the candidate queue but still stops the level-0
+    // search at the index's own hnsw.efSearch (fixed in 1.7.4), so the parameter alone does
+    // nothing above the stored value. We hold this index's lock for the whole search: set the
+    // stored value for the call and restore it afterwards.
+    struct Restore {
+      faiss::HNSW& h;
+      int old;
+      ~Restore() { h.efSearch = old; }
+    } restore{p.hnsw->hnsw, p.hnsw->hnsw.efSearch};
+    p.hnsw->hnsw.efSearch = params.efSearch;
     p.hnsw->search(nq, xc, k, D, L, &params);
   } else {
     core->search(nq, xc, k, D, L);

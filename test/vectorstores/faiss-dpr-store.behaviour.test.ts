@@ -192,7 +192,7 @@ describe("FaissDPRStore search knobs", () => {
     for (const efSearch of [10, 40, 400]) figures.push(rec(await store.searchVectors(q, { k: 10, efSearch })));
     for (let i = 1; i < figures.length; i++) expect(figures[i]!).toBeGreaterThanOrEqual(figures[i - 1]! - 0.01);
     expect(figures[2]!).toBeGreaterThan(figures[0]!);
-    expect(figures[2]!).toBeGreaterThanOrEqual(0.9);
+    expect(figures[2]!).toBeGreaterThanOrEqual(0.95);
     await store.dispose();
   });
 });
@@ -217,9 +217,11 @@ describe("FaissDPRStore off the event loop", () => {
     const elapsed = performance.now() - start;
     clearInterval(timer);
     expect(idx.ntotal).toBe(n);
-    expect(elapsed).toBeGreaterThan(200); // long enough for the check to mean something
-    expect(ticks).toBeGreaterThan(elapsed / 5 / 4);
-    expect(maxGap).toBeLessThan(150);
+    expect(elapsed).toBeGreaterThan(300); // long enough for the check to mean something
+    // a blocking add would show one gap as long as the whole add and ~no ticks; on a loaded
+    // shared machine timers are late, so the bounds are relative, not tight
+    expect(ticks).toBeGreaterThan(elapsed / 5 / 10);
+    expect(maxGap).toBeLessThan(elapsed / 3);
     await idx.dispose();
   });
 });
