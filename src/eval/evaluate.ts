@@ -1,0 +1,625 @@
+/**
+ * Retrieval evaluation over a BEIR folder: BM25, DPR, hybrid and reranked variants on the same
+ * queries, scored with trec_eval's definitions ({@link evaluateRun}) and timed per stage.
+ *
+ * Stages (milliseconds per query, measured one query at a time as a server would run them):
+ * - `encode`: the question encoder (DPR methods);
+ * - `search`: the FAISS search, the BM25 search, or both for hybrid (run one after the other);
+ * - `fuse`: rank fusion (hybrid);
+ * - `rerank`: the cross-encoder over the first stage's top `rerankDepth` candidates.
+ *
+ * A stage shared by several methods (the DPR query encoding, the BM25 search) runs once per
+ * query and its time counts for each method using it; a method's total is the sum of its stages.
+ * The corpus is encoded once (progress reported through `onProgress`); nothing is cached on disk.
+ *
+ * @module
+ */
+import { cpus, platform, arch } from "node:os";
+import { basename, resolve } from "node:path";
+
+import { Document, type DocumentInterface } from "@langchain/core/documents";
+
+import { loadBeirDataset, type BeirDataset } from "../data/beir.js";
+import type { Passage, Qrels } from "../data/types.js";
+import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
+import { BM25Index } from "../retrievers/bm25/bm25-index.js";
+import { linearFusion, reciprocalRankFusion, type RankedItem } from "../retrievers/fusion.js";
+import { percentile } from "../retrievers/latency-stats.js";
+import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
+import { articleHitRateAt, DEFAULT_CUTOFFS, evaluateRun, type Run } from "./metrics.js";
+
+const WHO = "evaluate";
+
+/** The methods the evaluator knows, in report order. */
+export const EVALUATION_METHODS = ["bm25", "dpr", "hybrid", "bm25+rerank", "dpr+rerank", "hybrid+rerank"] as const;
+
+/** One retrieval method: a first stage (bm25, dpr, hybrid), optionally followed by the cross-encoder. */
+export type EvaluationMethod = (typeof EVALUATION_METHODS)[number];
+
+/** Latency stages, in pipeline order. */
+export const LATENCY_STAGES = ["encode", "search", "fuse", "rerank"] as const;
+
+/** One latency stage. */
+export type LatencyStage = (typeof LATENCY_STAGES)[number];
+
+/** How the hybrid method fuses the dense and BM25 lists. */
+export type HybridFusion = "rrf" | "linear";
+
+/**
+ * A second-stage scorer: one relevance score per (query, passage) pair, higher is better.
+ * The project's CrossEncoderReranker satisfies it.
+ */
+export interface PairScorer {
+  scorePairs(query: string, texts: string[]): Promise<ArrayLike<number>>;
+  /** The text the scorer reads for a document (CrossEncoderReranker's title rule); default {@link rerankText}. */
+  passageText?(doc: DocumentInterface): string;
+  /** Frees native resources (called by {@link RetrievalEvaluator.dispose} when the evaluator loaded it). */
+  dispose?(): Promise<void> | void;
+}
+
+/** Progress events, for a CLI to print (the evaluator itself prints nothing). */
+export interface EvaluationProgress {
+  phase: "load" | "bm25-index" | "encode-corpus" | "faiss-index" | "queries" | "done";
+  /** Items done in this phase (passages or queries). */
+  done: number;
+  /** Items in this phase. */
+  total: number;
+  message: string;
+}
+
+/** Parameters of {@link RetrievalEvaluator}. */
+export interface RetrievalEvaluatorParams {
+  /** A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv). */
+  dataset: string;
+  /** Qrels split (default "test"). */
+  split?: string;
+  /** DPR model folder (question + passage encoders); needed by dpr, hybrid and their rerank variants. */
+  dprModelPath?: string;
+  /** Ready embeddings instead of {@link dprModelPath} (the caller disposes them). */
+  embeddings?: DPREmbeddings;
+  /** Question length cap in tokens for a model loaded from {@link dprModelPath} (default: its dpr_config.json). */
+  maxQueryLength?: number;
+  /** Passage length cap in tokens for a model loaded from {@link dprModelPath} (default: its dpr_config.json). */
+  maxPassageLength?: number;
+  /** Cross-encoder folder, loaded with the project's CrossEncoderReranker; needed by the +rerank methods. */
+  crossEncoderPath?: string;
+  /** A ready second-stage scorer instead of {@link crossEncoderPath} (the caller disposes it). */
+  reranker?: PairScorer;
+  /** Methods to run (default: every method the given models allow). */
+  methods?: EvaluationMethod[];
+  /** faiss index_factory string for the dense index (default "Flat": exact inner product). */
+  indexFactory?: string;
+  /** Hybrid fusion (default "rrf"). */
+  hybrid?: HybridFusion;
+  /** Linear fusion: weight of the dense side, BM25 gets 1 - alpha (default 0.5). */
+  alpha?: number;
+  /** RRF constant (default 60). */
+  rrfK?: number;
+  /** Results kept per query and per first stage (default 100). */
+  depth?: number;
+  /** First-stage candidates the cross-encoder rescores (default 100, at most depth). */
+  rerankDepth?: number;
+  /** Evaluate only the first N judged queries, in queries.jsonl order (default: all). */
+  maxQueries?: number;
+  /** Passages per corpus-encoding call (default 256; progress is reported after each). */
+  encodeChunkSize?: number;
+  /** Progress callback. */
+  onProgress?: (event: EvaluationProgress) => void;
+}
+
+/** p50/p95/mean of one stage, in milliseconds (0 for a stage the method does not run). */
+export interface StageLatency {
+  p50: number;
+  p95: number;
+  mean: number;
+}
+
+/** Results of one method. */
+export interface MethodResult {
+  method: EvaluationMethod;
+  /** Mean metrics, keyed like "ndcg@10". */
+  metrics: Record<string, number>;
+  /** The design article's "recall": relevant hits in the top 10 / (10 × queries). */
+  articleRecallAt10: number;
+  /** Latency per stage and in total. */
+  latency: Record<LatencyStage | "total", StageLatency>;
+  /** Stages this method runs. */
+  stages: LatencyStage[];
+  /** Metrics per evaluated query id. */
+  perQuery: Record<string, Record<string, number>>;
+  /** Judged queries with no result (scored 0). */
+  missingQueries: string[];
+}
+
+/** Everything an evaluation produced (serialisable to JSON as is, except `runs`). */
+export interface EvaluationReport {
+  dataset: {
+    path: string;
+    name: string;
+    split: string;
+    passages: number;
+    /** Queries judged in the split. */
+    judgedQueries: number;
+    /** Queries evaluated (after maxQueries, with at least one relevant passage). */
+    evaluatedQueries: number;
+    /** Selected queries skipped because none of their judged passages is relevant. */
+    skippedQueries: string[];
+  };
+  settings: {
+    methods: EvaluationMethod[];
+    depth: number;
+    rerankDepth: number;
+    indexFactory: string;
+    hybrid: { fusion: HybridFusion; alpha: number; rrfK: number };
+    maxQueries: number | null;
+    dprModel: string | null;
+    dprDimension: number | null;
+    crossEncoder: string | null;
+    cutoffs: typeof DEFAULT_CUTOFFS;
+  };
+  /** Index construction costs. */
+  build: {
+    bm25Ms: number;
+    corpusEncodeMs: number | null;
+    passagesPerSecond: number | null;
+    faissAddMs: number | null;
+  };
+  methods: MethodResult[];
+  machine: { cpuModel: string; cpus: number; platform: string; node: string };
+  startedAt: string;
+  elapsedMs: number;
+  /** The runs (query → passage → score), for TREC files; not part of the JSON. */
+  runs: Map<EvaluationMethod, Run>;
+}
+
+const FIRST_STAGE: Record<EvaluationMethod, "bm25" | "dpr" | "hybrid"> = {
+  bm25: "bm25",
+  dpr: "dpr",
+  hybrid: "hybrid",
+  "bm25+rerank": "bm25",
+  "dpr+rerank": "dpr",
+  "hybrid+rerank": "hybrid",
+};
+
+const STAGES_OF: Record<"bm25" | "dpr" | "hybrid", LatencyStage[]> = {
+  bm25: ["search"],
+  dpr: ["encode", "search"],
+  hybrid: ["encode", "search", "fuse"],
+};
+
+/** Whether a method needs the DPR model. */
+export function methodNeedsDpr(method: EvaluationMethod): boolean {
+  return FIRST_STAGE[method] !== "bm25";
+}
+
+/** Whether a method needs the cross-encoder. */
+export function methodNeedsReranker(method: EvaluationMethod): boolean {
+  return method.endsWith("+rerank");
+}
+
+/** Parses and checks a method name. */
+export function parseMethod(name: string): EvaluationMethod {
+  const m = name.trim();
+  if (!(EVALUATION_METHODS as readonly string[]).includes(m)) {
+    throw new Error(`${WHO}: unknown method "${m}" (known: ${EVALUATION_METHODS.join(", ")})`);
+  }
+  return m as EvaluationMethod;
+}
+
+/**
+ * Loads the project's CrossEncoderReranker from a folder. Imported lazily so that evaluations
+ * without a cross-encoder never load it.
+ */
+export async function loadCrossEncoder(dir: string): Promise<PairScorer> {
+  const modulePath = "../rerankers/index.js";
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(modulePath)) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${WHO}: --cross-encoder needs the CrossEncoderReranker (src/rerankers), which could not be loaded: ${(err as Error).message}`);
+  }
+  const Reranker = mod["CrossEncoderReranker"] as
+    | { fromPretrained?: (path: string) => Promise<PairScorer>; new (params: { modelPath: string }): PairScorer }
+    | undefined;
+  if (typeof Reranker !== "function") throw new Error(`${WHO}: src/rerankers does not export CrossEncoderReranker`);
+  const reranker = new Reranker({ modelPath: dir });
+  if (typeof reranker.scorePairs !== "function") throw new Error(`${WHO}: CrossEncoderReranker has no scorePairs(query, texts)`);
+  return reranker;
+}
+
+function checkPositiveInt(value: number, name: string): void {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${WHO}: ${name} must be a positive integer, got ${value}`);
+}
+
+function summarise(samples: Float64Array | number[]): StageLatency {
+  if (samples.length === 0) return { p50: 0, p95: 0, mean: 0 };
+  let sum = 0;
+  for (const v of samples) sum += v;
+  return { p50: percentile(samples, 50), p95: percentile(samples, 95), mean: sum / samples.length };
+}
+
+/** The text a reranker reads for a passage: the title and the text, as BEIR cross-encoders take them. */
+export function rerankText(p: Passage): string {
+  return p.title ? `${p.title} ${p.text}` : p.text;
+}
+
+/**
+ * Runs every selected method over a BEIR split and measures quality and latency.
+ *
+ * @example
+ * ```ts
+ * const evaluator = new RetrievalEvaluator({ dataset: "datasets/scifact", dprModelPath: "models/dpr" });
+ * const report = await evaluator.evaluate();
+ * console.log(report.methods.map((m) => [m.method, m.metrics["ndcg@10"]]));
+ * await evaluator.dispose();
+ * ```
+ */
+export class RetrievalEvaluator {
+  dataset: string;
+
+  split = "test";
+
+  dprModelPath?: string;
+
+  maxQueryLength?: number;
+
+  maxPassageLength?: number;
+
+  crossEncoderPath?: string;
+
+  methods?: EvaluationMethod[];
+
+  indexFactory = "Flat";
+
+  hybrid: HybridFusion = "rrf";
+
+  alpha = 0.5;
+
+  rrfK = 60;
+
+  depth = 100;
+
+  rerankDepth = 100;
+
+  maxQueries?: number;
+
+  encodeChunkSize = 256;
+
+  onProgress?: (event: EvaluationProgress) => void;
+
+  private embeddings?: DPREmbeddings;
+
+  private ownsEmbeddings = false;
+
+  private reranker?: PairScorer;
+
+  private ownsReranker = false;
+
+  constructor(params: RetrievalEvaluatorParams) {
+    if (typeof params?.dataset !== "string" || params.dataset === "") throw new Error(`${WHO}: dataset (a BEIR folder) is required`);
+    this.dataset = params.dataset;
+    this.split = params.split ?? this.split;
+    this.dprModelPath = params.dprModelPath;
+    this.maxQueryLength = params.maxQueryLength;
+    this.maxPassageLength = params.maxPassageLength;
+    this.crossEncoderPath = params.crossEncoderPath;
+    this.embeddings = params.embeddings;
+    this.reranker = params.reranker;
+    this.methods = params.methods;
+    this.indexFactory = params.indexFactory ?? this.indexFactory;
+    this.hybrid = params.hybrid ?? this.hybrid;
+    this.alpha = params.alpha ?? this.alpha;
+    this.rrfK = params.rrfK ?? this.rrfK;
+    this.depth = params.depth ?? this.depth;
+    this.rerankDepth = params.rerankDepth ?? Math.min(this.rerankDepth, this.depth);
+    this.maxQueries = params.maxQueries;
+    this.encodeChunkSize = params.encodeChunkSize ?? this.encodeChunkSize;
+    this.onProgress = params.onProgress;
+
+    checkPositiveInt(this.depth, "depth");
+    checkPositiveInt(this.rerankDepth, "rerankDepth");
+    checkPositiveInt(this.encodeChunkSize, "encodeChunkSize");
+    if (this.maxQueries !== undefined) checkPositiveInt(this.maxQueries, "maxQueries");
+    if (this.maxQueryLength !== undefined) checkPositiveInt(this.maxQueryLength, "maxQueryLength");
+    if (this.maxPassageLength !== undefined) checkPositiveInt(this.maxPassageLength, "maxPassageLength");
+    if (this.embeddings !== undefined && (this.maxQueryLength !== undefined || this.maxPassageLength !== undefined)) {
+      throw new Error(`${WHO}: maxQueryLength/maxPassageLength apply to a model loaded from dprModelPath; set them on the embeddings object instead`);
+    }
+    if (this.dprModelPath === undefined && this.embeddings === undefined && (this.maxQueryLength !== undefined || this.maxPassageLength !== undefined)) {
+      throw new Error(`${WHO}: maxQueryLength/maxPassageLength (--max-query-length/--max-passage-length) need a DPR model (--dpr <model dir>)`);
+    }
+    if (this.rerankDepth > this.depth) {
+      throw new Error(`${WHO}: rerankDepth (${this.rerankDepth}) cannot exceed depth (${this.depth}): the reranker only sees first-stage results`);
+    }
+    if (this.hybrid !== "rrf" && this.hybrid !== "linear") {
+      throw new Error(`${WHO}: hybrid fusion must be "rrf" or "linear", got ${JSON.stringify(this.hybrid)}`);
+    }
+    if (!(Number.isFinite(this.alpha) && this.alpha >= 0 && this.alpha <= 1)) throw new Error(`${WHO}: alpha must be in [0, 1], got ${this.alpha}`);
+    if (!(Number.isFinite(this.rrfK) && this.rrfK >= 0)) throw new Error(`${WHO}: rrfK must be a finite number ≥ 0, got ${this.rrfK}`);
+    if (this.dprModelPath !== undefined && this.embeddings !== undefined) throw new Error(`${WHO}: give dprModelPath or embeddings, not both`);
+    if (this.crossEncoderPath !== undefined && this.reranker !== undefined) throw new Error(`${WHO}: give crossEncoderPath or reranker, not both`);
+    // Resolve the method list now so that bad combinations fail before any work.
+    this.methods = this.resolveMethods();
+  }
+
+  private get hasDpr(): boolean {
+    return this.dprModelPath !== undefined || this.embeddings !== undefined;
+  }
+
+  private get hasReranker(): boolean {
+    return this.crossEncoderPath !== undefined || this.reranker !== undefined;
+  }
+
+  private resolveMethods(): EvaluationMethod[] {
+    if (this.methods === undefined) {
+      return EVALUATION_METHODS.filter((m) => (!methodNeedsDpr(m) || this.hasDpr) && (!methodNeedsReranker(m) || this.hasReranker));
+    }
+    if (!Array.isArray(this.methods) || this.methods.length === 0) throw new Error(`${WHO}: methods must be a non-empty list`);
+    const seen = new Set<EvaluationMethod>();
+    for (const raw of this.methods) {
+      const m = parseMethod(raw);
+      if (seen.has(m)) throw new Error(`${WHO}: method "${m}" listed twice`);
+      if (methodNeedsDpr(m) && !this.hasDpr) throw new Error(`${WHO}: method "${m}" needs a DPR model (--dpr <model dir>)`);
+      if (methodNeedsReranker(m) && !this.hasReranker) throw new Error(`${WHO}: method "${m}" needs a cross-encoder (--cross-encoder <dir>)`);
+      seen.add(m);
+    }
+    return EVALUATION_METHODS.filter((m) => seen.has(m));
+  }
+
+  private progress(phase: EvaluationProgress["phase"], done: number, total: number, message: string): void {
+    this.onProgress?.({ phase, done, total, message });
+  }
+
+  /** Loads the data, builds the indexes, runs every method on every selected query. */
+  async evaluate(): Promise<EvaluationReport> {
+    const startedAt = new Date();
+    const t0 = performance.now();
+    const methods = this.methods!;
+    const needDpr = methods.some(methodNeedsDpr);
+    const needRerank = methods.some(methodNeedsReranker);
+    const firstStages = new Set(methods.map((m) => FIRST_STAGE[m]));
+    const needBm25 = firstStages.has("bm25") || firstStages.has("hybrid");
+    const needDense = firstStages.has("dpr") || firstStages.has("hybrid");
+
+    this.progress("load", 0, 1, `loading ${this.dataset} (${this.split})`);
+    const data: BeirDataset = await loadBeirDataset(this.dataset, this.split);
+    if (data.corpus.length === 0) throw new Error(`${WHO}: the corpus of ${this.dataset} is empty`);
+    const queries = this.maxQueries === undefined ? data.queries : data.queries.slice(0, this.maxQueries);
+    if (queries.length === 0) throw new Error(`${WHO}: no judged queries in split "${this.split}" of ${this.dataset}`);
+    const qrels: Qrels = new Map(queries.map((q) => [q.id, data.qrels.get(q.id)!]));
+    const passages = new Map<string, Passage>();
+    for (const p of data.corpus) {
+      if (passages.has(p.id)) throw new Error(`${WHO}: passage id "${p.id}" appears twice in ${this.dataset}/corpus.jsonl`);
+      passages.set(p.id, p);
+    }
+    this.progress("load", 1, 1, `${data.corpus.length} passages, ${queries.length} of ${data.queries.length} judged queries`);
+
+    // BM25
+    let bm25: BM25Index | undefined;
+    let bm25Ms = 0;
+    if (needBm25) {
+      const tb = performance.now();
+      bm25 = await BM25Index.fromPassages(data.corpus, { storePassages: false });
+      bm25Ms = performance.now() - tb;
+      this.progress("bm25-index", data.corpus.length, data.corpus.length, `BM25 index built in ${(bm25Ms / 1000).toFixed(1)} s`);
+    }
+
+    // Dense
+    let store: FaissDPRStore | undefined;
+    let embeddings: DPREmbeddings | undefined;
+    let corpusEncodeMs: number | null = null;
+    let faissAddMs: number | null = null;
+    let dim: number | null = null;
+    if (needDpr && needDense) {
+      embeddings = await this.openEmbeddings();
+      dim = await embeddings.dimension();
+      const n = data.corpus.length;
+      const matrix = new Float32Array(n * dim);
+      const te = performance.now();
+      for (let start = 0; start < n; start += this.encodeChunkSize) {
+        const chunk = data.corpus.slice(start, start + this.encodeChunkSize);
+        const m = await embeddings.embedPassagesMatrix(chunk.map((p) => (p.title ? { title: p.title, text: p.text } : { text: p.text })));
+        if (m.count !== chunk.length || m.dim !== dim) {
+          throw new Error(`${WHO}: the passage encoder returned ${m.count}×${m.dim} for ${chunk.length} passages of dimension ${dim}`);
+        }
+        matrix.set(m.data, start * dim);
+        const done = start + chunk.length;
+        const secs = (performance.now() - te) / 1000;
+        this.progress("encode-corpus", done, n, `encoded ${done}/${n} passages (${(done / secs).toFixed(1)}/s)`);
+      }
+      corpusEncodeMs = performance.now() - te;
+      const ta = performance.now();
+      store = new FaissDPRStore(embeddings, { factory: this.indexFactory, dimensions: dim });
+      const docs = data.corpus.map((p) => new Document({ pageContent: p.text, metadata: p.title ? { title: p.title } : {}, id: p.id }));
+      await store.addVectors(matrix, docs, { ids: data.corpus.map((p) => p.id) });
+      faissAddMs = performance.now() - ta;
+      this.progress("faiss-index", n, n, `faiss "${this.indexFactory}" index of ${n} × ${dim} built in ${(faissAddMs / 1000).toFixed(1)} s`);
+    }
+    const reranker = needRerank ? await this.openReranker() : undefined;
+    const textFor = (p: Passage): string =>
+      reranker?.passageText ? reranker.passageText(new Document({ pageContent: p.text, metadata: p.title ? { title: p.title } : {} })) : rerankText(p);
+
+    // Warm-up (session start-up and first-call costs are not query latency).
+    const warm = queries[0]!.text;
+    if (embeddings) await embeddings.embedQueryVector(warm);
+    if (reranker) await reranker.scorePairs(warm, [textFor(data.corpus[0]!)]);
+
+    const nq = queries.length;
+    const depthDense = store ? Math.min(this.depth, store.size) : 0;
+    const rerankFor = new Set<"bm25" | "dpr" | "hybrid">(methods.filter(methodNeedsReranker).map((m) => FIRST_STAGE[m]));
+    const lists = new Map<EvaluationMethod, Array<RankedItem[]>>(methods.map((m) => [m, []]));
+    const times: Record<string, Float64Array> = {};
+    const timer = (name: string): Float64Array => (times[name] ??= new Float64Array(nq));
+
+    for (let qi = 0; qi < nq; qi++) {
+      const q = queries[qi]!;
+      const first = new Map<"bm25" | "dpr" | "hybrid", RankedItem[]>();
+      if (bm25) {
+        const t = performance.now();
+        const hits = bm25.search(q.text, this.depth);
+        timer("bm25.search")[qi] = performance.now() - t;
+        first.set("bm25", hits.map((h) => ({ id: h.id, score: h.score })));
+      }
+      if (store && embeddings) {
+        let t = performance.now();
+        const vector = await embeddings.embedQueryVector(q.text);
+        timer("dpr.encode")[qi] = performance.now() - t;
+        t = performance.now();
+        const [hits] = await store.searchVectors(vector, { k: depthDense });
+        timer("dpr.search")[qi] = performance.now() - t;
+        first.set("dpr", hits!.map(([doc, score]) => ({ id: doc.id!, score })));
+      }
+      if (firstStages.has("hybrid")) {
+        const t = performance.now();
+        const sides = [first.get("dpr")!, first.get("bm25")!];
+        const fused =
+          this.hybrid === "rrf"
+            ? reciprocalRankFusion(sides, { k: this.rrfK, limit: this.depth })
+            : linearFusion(sides, { weights: [this.alpha, 1 - this.alpha], limit: this.depth });
+        timer("hybrid.fuse")[qi] = performance.now() - t;
+        first.set("hybrid", fused.map((f) => ({ id: f.id, score: f.score })));
+      }
+      for (const stage of rerankFor) {
+        const candidates = first.get(stage)!;
+        const head = candidates.slice(0, this.rerankDepth);
+        const t = performance.now();
+        const scores = head.length === 0 ? [] : await reranker!.scorePairs(q.text, head.map((c) => textFor(passages.get(c.id)!)));
+        timer(`${stage}.rerank`)[qi] = performance.now() - t;
+        if (scores.length !== head.length) throw new Error(`${WHO}: the reranker returned ${scores.length} scores for ${head.length} passages`);
+        lists.get(`${stage}+rerank` as EvaluationMethod)!.push(rerankedList(head, scores, candidates.slice(this.rerankDepth)));
+      }
+      for (const m of methods) if (!methodNeedsReranker(m)) lists.get(m)!.push(first.get(FIRST_STAGE[m])!);
+      if ((qi + 1) % 25 === 0 || qi + 1 === nq) this.progress("queries", qi + 1, nq, `ran ${qi + 1}/${nq} queries`);
+    }
+
+    const stageSamples = (m: EvaluationMethod, stage: LatencyStage): Float64Array | undefined => {
+      const fs = FIRST_STAGE[m];
+      if (stage === "rerank") return methodNeedsReranker(m) ? times[`${fs}.rerank`] : undefined;
+      if (stage === "encode") return fs === "bm25" ? undefined : times["dpr.encode"];
+      if (stage === "fuse") return fs === "hybrid" ? times["hybrid.fuse"] : undefined;
+      // search
+      if (fs === "bm25") return times["bm25.search"];
+      if (fs === "dpr") return times["dpr.search"];
+      const both = new Float64Array(nq);
+      for (let i = 0; i < nq; i++) both[i] = times["dpr.search"]![i]! + times["bm25.search"]![i]!;
+      return both;
+    };
+
+    const runs = new Map<EvaluationMethod, Run>();
+    const results: MethodResult[] = [];
+    let skipped: string[] = [];
+    for (const m of methods) {
+      const perQueryLists = lists.get(m)!;
+      const run: Run = new Map();
+      queries.forEach((q, i) => run.set(q.id, new Map(perQueryLists[i]!.map((h) => [h.id, h.score!]))));
+      runs.set(m, run);
+      const ev = evaluateRun(run, qrels, { cutoffs: DEFAULT_CUTOFFS });
+      skipped = ev.skippedQueries;
+      const total = new Float64Array(nq);
+      const latency = {} as Record<LatencyStage | "total", StageLatency>;
+      const stages: LatencyStage[] = [];
+      for (const stage of LATENCY_STAGES) {
+        const s = stageSamples(m, stage);
+        latency[stage] = s ? summarise(s) : { p50: 0, p95: 0, mean: 0 };
+        if (s) {
+          stages.push(stage);
+          for (let i = 0; i < nq; i++) total[i]! += s[i]!;
+        }
+      }
+      latency.total = summarise(total);
+      results.push({
+        method: m,
+        metrics: ev.mean,
+        articleRecallAt10: articleHitRateAt(run, qrels, 10),
+        latency,
+        stages,
+        perQuery: Object.fromEntries(ev.perQuery),
+        missingQueries: ev.missingQueries,
+      });
+    }
+    this.progress("done", nq, nq, `evaluated ${methods.length} methods on ${nq} queries`);
+
+    const cpuList = cpus();
+    return {
+      dataset: {
+        path: resolve(this.dataset),
+        name: basename(resolve(this.dataset)),
+        split: this.split,
+        passages: data.corpus.length,
+        judgedQueries: data.queries.length,
+        evaluatedQueries: nq - skipped.length,
+        skippedQueries: skipped,
+      },
+      settings: {
+        methods,
+        depth: this.depth,
+        rerankDepth: this.rerankDepth,
+        indexFactory: this.indexFactory,
+        hybrid: { fusion: this.hybrid, alpha: this.alpha, rrfK: this.rrfK },
+        maxQueries: this.maxQueries ?? null,
+        dprModel: this.dprModelPath !== undefined ? resolve(this.dprModelPath) : this.embeddings ? "(embeddings object)" : null,
+        dprDimension: dim,
+        crossEncoder: this.crossEncoderPath !== undefined ? resolve(this.crossEncoderPath) : this.reranker ? "(reranker object)" : null,
+        cutoffs: DEFAULT_CUTOFFS,
+      },
+      build: {
+        bm25Ms,
+        corpusEncodeMs,
+        passagesPerSecond: corpusEncodeMs === null ? null : data.corpus.length / (corpusEncodeMs / 1000),
+        faissAddMs,
+      },
+      methods: results,
+      machine: { cpuModel: cpuList[0]?.model ?? "unknown", cpus: cpuList.length, platform: `${platform()}-${arch()}`, node: process.version },
+      startedAt: startedAt.toISOString(),
+      elapsedMs: performance.now() - t0,
+      runs,
+    };
+  }
+
+  private async openEmbeddings(): Promise<DPREmbeddings> {
+    if (!this.embeddings) {
+      this.embeddings = new DPREmbeddings({
+        modelPath: this.dprModelPath!,
+        maxQueryLength: this.maxQueryLength,
+        maxPassageLength: this.maxPassageLength,
+      });
+      this.ownsEmbeddings = true;
+    }
+    await this.embeddings.ready();
+    return this.embeddings;
+  }
+
+  private async openReranker(): Promise<PairScorer> {
+    if (!this.reranker) {
+      this.reranker = await loadCrossEncoder(this.crossEncoderPath!);
+      this.ownsReranker = true;
+    }
+    return this.reranker;
+  }
+
+  /** Frees the models this evaluator loaded (not those passed in). */
+  async dispose(): Promise<void> {
+    if (this.ownsEmbeddings) await this.embeddings?.dispose();
+    if (this.ownsReranker) await this.reranker?.dispose?.();
+    this.ownsEmbeddings = this.ownsReranker = false;
+    if (this.dprModelPath !== undefined) this.embeddings = undefined;
+    if (this.crossEncoderPath !== undefined) this.reranker = undefined;
+  }
+}
+
+/**
+ * The reranked list: the head in cross-encoder score order, then the un-reranked tail in
+ * first-stage order with scores below every reranked one (so that trec_eval's score order keeps
+ * the tail after the head).
+ */
+function rerankedList(head: RankedItem[], scores: ArrayLike<number>, tail: RankedItem[]): RankedItem[] {
+  const out: RankedItem[] = head.map((c, i) => {
+    const s = Number(scores[i]);
+    if (!Number.isFinite(s)) throw new Error(`${WHO}: the reranker returned a non-finite score (${scores[i]}) for passage "${c.id}"`);
+    return { id: c.id, score: s };
+  });
+  out.sort((a, b) => b.score! - a.score! || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  let floor = out.length > 0 ? out[out.length - 1]!.score! : 0;
+  for (const c of tail) out.push({ id: c.id, score: --floor });
+  return out;
+}
