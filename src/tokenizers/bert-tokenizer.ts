@@ -260,6 +260,8 @@ export class BertTokenizer {
   /** Matches special tokens written literally in the input (HF treats them as special). */
   private readonly specialPattern: RegExp;
   private readonly specialIds: Map<string, number>;
+  /** WordPiece results of recent words that are not whole vocabulary entries (bounded; a speed-up only). */
+  private readonly pieceCache = new Map<string, number[]>();
 
   constructor(vocab: readonly string[], opts: BertTokenizerOptions = {}) {
     if (!Array.isArray(vocab) || vocab.length === 0) fail("vocabulary is empty");
@@ -511,6 +513,11 @@ export class BertTokenizer {
       out.push(this.unkId);
       return;
     }
+    const cached = this.pieceCache.get(word);
+    if (cached !== undefined) {
+      for (const id of cached) out.push(id);
+      return;
+    }
     const prefix = this.options.continuingSubwordPrefix;
     const firstOut = out.length;
     let start = 0;
@@ -527,13 +534,18 @@ export class BertTokenizer {
       if (id === undefined) {
         out.length = firstOut;
         out.push(this.unkId);
-        return;
+        break;
       }
       out.push(id);
       start = end;
     }
+    if (this.pieceCache.size >= PIECE_CACHE_SIZE) this.pieceCache.clear();
+    this.pieceCache.set(word, out.slice(firstOut));
   }
 }
+
+/** Entries kept in the multi-piece word cache before it is cleared. */
+const PIECE_CACHE_SIZE = 50_000;
 
 function isLowSurrogate(c: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff;
