@@ -13,6 +13,8 @@ import { BM25Index } from "../retrievers/bm25/bm25-index.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";
 import { HybridRetriever, type FusionMethod } from "../retrievers/hybrid-retriever.js";
 import type { RetrievalResult, RetrievalService, RetrieveOptions } from "../retrievers/types.js";
+import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
+import { TwoStageRetriever } from "../retrievers/two-stage-retriever.js";
 import { createServer, installGracefulShutdown } from "./server.js";
 
 /** Parsed `serve` options. */
@@ -20,6 +22,7 @@ export interface ServeOptions {
   model: string;
   index: string;
   bm25?: string;
+  reranker?: string;
   fusion: FusionMethod;
   alpha: number;
   host: string;
@@ -44,6 +47,7 @@ export interface ServeOptions {
 export const SERVE_USAGE = `Usage: npx tsx scripts/serve.ts --model <dpr model dir> --index <FaissDPRStore dir> [options]
 
   --bm25 <dir>               BM25Index folder: serve hybrid dense + BM25 (no query cache in this mode)
+  --reranker <dir>           cross-encoder folder: requests may rerank the top --fetch-k (default on)
   --fusion rrf|linear        hybrid fusion (default rrf); --alpha <0..1> dense weight for linear (0.5)
   --host <addr>              default 127.0.0.1
   --port <n>                 default 8080 (0 = any free port)
@@ -75,6 +79,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
       model: { type: "string" },
       index: { type: "string" },
       bm25: { type: "string" },
+      reranker: { type: "string" },
       fusion: { type: "string" },
       alpha: { type: "string" },
       host: { type: "string" },
@@ -108,6 +113,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     model: values.model,
     index: values.index,
     bm25: values.bm25,
+    reranker: values.reranker,
     fusion,
     alpha,
     host: values.host ?? "127.0.0.1",
@@ -157,15 +163,23 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const embeddings = new DPREmbeddings({ modelPath: opts.model, intraOpNumThreads: opts.threads, quantized: opts.quantized });
   await embeddings.ready(); // fail fast on a bad model folder, and warm the sessions
   const store = await FaissDPRStore.load(opts.index, embeddings);
+  let reranker: CrossEncoderReranker | undefined;
+  if (opts.reranker) {
+    // topN = maxK so that any k a request may ask for survives the reranker
+    reranker = new CrossEncoderReranker({ modelPath: opts.reranker, topN: opts.maxK, intraOpNumThreads: opts.threads });
+    await reranker.ready();
+  }
   let service: RetrievalService;
   if (opts.bm25) {
     const bm25 = await BM25Index.load(opts.bm25);
-    service = new HybridRetriever({ dense: store, sparse: bm25, k: opts.k, denseK: opts.fetchK, sparseK: opts.fetchK, fusion: opts.fusion, alpha: opts.alpha });
+    const hybrid = new HybridRetriever({ dense: store, sparse: bm25, k: opts.k, denseK: opts.fetchK, sparseK: opts.fetchK, fusion: opts.fusion, alpha: opts.alpha });
+    service = reranker ? new TwoStageRetriever({ firstStage: hybrid, reranker, candidates: opts.fetchK, k: opts.k }) : hybrid;
   } else {
     service = new DPRRetriever({
       vectorStore: store,
       k: opts.k,
       fetchK: opts.fetchK,
+      reranker,
       // The server never modifies the loaded index, so cached answers cannot go stale.
       cache: opts.cache ? { maxEntries: opts.cacheSize, ttlMs: opts.cacheTtlMs, assumeStaticStore: true } : false,
     });
@@ -183,6 +197,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   });
   const address = await app.listen({ host: opts.host, port: opts.port });
   const close = async () => {
+    await reranker?.dispose();
     await store.dispose();
     await embeddings.dispose();
   };
@@ -201,5 +216,6 @@ export async function runServe(argv: string[]): Promise<void> {
   }
   const handle = await startServe(opts);
   installGracefulShutdown(handle.app, { timeoutMs: opts.drainTimeoutMs, onClosed: handle.close });
-  console.log(`listening on ${handle.url} (${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}, ${handle.store.size} documents)`);
+  const mode = `${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}${opts.reranker ? " + reranker" : ""}`;
+  console.log(`listening on ${handle.url} (${mode}, ${handle.store.size} documents)`);
 }

@@ -19,6 +19,8 @@ import { buildWordPieceVocab } from "../../src/tokenizers/vocab.js";
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
 import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
 import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
+import { createRandomCrossEncoder } from "../../src/rerankers/cross-encoder-dir.js";
+import { CrossEncoderReranker } from "../../src/rerankers/cross-encoder-reranker.js";
 
 const tokenize = (s: string): string[] => s.toLowerCase().match(/[a-z0-9]+/g) ?? [];
 
@@ -168,6 +170,9 @@ export interface RealStack {
   embeddings: DPREmbeddings;
   store: FaissDPRStore;
   bm25: BM25Index;
+  /** A tiny random cross-encoder folder (weights spread so scores differ clearly) and a reranker on it. */
+  rerankerDir: string;
+  reranker: CrossEncoderReranker;
   cleanup(): Promise<void>;
 }
 
@@ -186,19 +191,26 @@ export async function makeRealStack(docs: DocumentInterface[] = CORPUS): Promise
     question: { config, weights: randomBertWeights(config, { seed: 11 }), safetensors: false },
     passage: { config, weights: randomBertWeights(config, { seed: 12 }), safetensors: false },
     tokenizer,
+    dprConfig: { maxPassageLength: 128 }, // the tiny config has 128 positions
   });
   const embeddings = new DPREmbeddings({ modelPath: modelDir, intraOpNumThreads: 1 });
   const store = await FaissDPRStore.fromDocuments(docs, embeddings);
   const bm25 = await BM25Index.fromPassages(
     docs.map((d) => ({ id: d.id!, title: "", text: d.pageContent, metadata: { ...d.metadata } })),
   );
+  const rerankerDir = join(root, "cross-encoder");
+  await createRandomCrossEncoder(rerankerDir, { shape: "tiny", texts, vocabSize: 300, initializerRange: 0.3, classifierScale: 5 });
+  const reranker = new CrossEncoderReranker({ modelPath: rerankerDir, topN: 10, intraOpNumThreads: 1 });
   return {
     root,
     modelDir,
     embeddings,
     store,
     bm25,
+    rerankerDir,
+    reranker,
     cleanup: async () => {
+      await reranker.dispose();
       await store.dispose();
       await embeddings.dispose();
       await rm(root, { recursive: true, force: true });

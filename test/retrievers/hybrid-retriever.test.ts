@@ -111,6 +111,23 @@ describe("HybridRetriever and TwoStageRetriever over FaissDPRStore + DPREmbeddin
     expect((await plain.invoke("sailors lemons voyages scurvy")).map((d) => d.id)).toEqual(first.documents.map((d) => d.id));
   });
 
+  it("DPRRetriever + CrossEncoderReranker: top k of fetchK candidates in the cross-encoder's score order", async () => {
+    const q = "vitamin C deficiency and scurvy";
+    const retriever = new DPRRetriever({ vectorStore: stack.store, k: 3, fetchK: 6, reranker: stack.reranker, cache: false });
+    const got = await retriever.retrieve(q);
+    const candidates = (await stack.store.similaritySearchWithScore(q, 6)).map(([d]) => d);
+    const scores = await stack.reranker.scorePairs(q, candidates.map((d) => d.pageContent));
+    const expected = candidates
+      .map((d, i) => ({ id: d.id, s: scores[i]!, i }))
+      .sort((a, b) => b.s - a.s || a.i - b.i)
+      .slice(0, 3);
+    expect(got.documents.map((d) => d.id)).toEqual(expected.map((e) => e.id));
+    got.documents.forEach((d, i) => expect(d.metadata.relevanceScore).toBeCloseTo(expected[i]!.s, 5));
+    // the reranker really reorders here (fixed seeds): its top 3 is not the dense top 3
+    expect(got.documents.map((d) => d.id)).not.toEqual(candidates.slice(0, 3).map((d) => d.id));
+    expect(got.timings.rerankMs).toBeGreaterThan(0);
+  });
+
   it("DPRRetriever over FaissDPRStore returns the store's top k with its inner-product scores", async () => {
     const retriever = new DPRRetriever({ vectorStore: stack.store, k: 3, cache: { assumeStaticStore: true } });
     const q = "insulin and blood sugar";

@@ -108,6 +108,33 @@ describe("scripts/serve.ts", () => {
     }
   });
 
+  it("reranks with --reranker when asked, and not when rerank is false", async () => {
+    const child = await spawnServe(["--model", stack.modelDir, "--index", indexDir, "--reranker", stack.rerankerDir, "--fetch-k", "6"]);
+    try {
+      const ask = async (rerank: boolean) => {
+        const res = await fetch(`${child.url}/retrieve`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ query: "vitamin C deficiency and scurvy", k: 3, rerank }),
+        });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as { documents: Array<{ id: string; relevanceScore: number | null }> }).documents;
+      };
+      const reranked = await ask(true);
+      const plain = await ask(false);
+      const candidates = (await stack.store.similaritySearchWithScore("vitamin C deficiency and scurvy", 6)).map(([d]) => d);
+      const scores = await stack.reranker.scorePairs("vitamin C deficiency and scurvy", candidates.map((d) => d.pageContent));
+      const expected = candidates.map((d, i) => ({ id: d.id, s: scores[i]!, i })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, 3);
+      expect(reranked.map((d) => d.id)).toEqual(expected.map((e) => e.id));
+      expect(plain.map((d) => d.id)).toEqual(candidates.slice(0, 3).map((d) => d.id));
+      expect(plain.every((d) => d.relevanceScore === null)).toBe(true);
+      child.proc.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.proc.kill("SIGKILL");
+    }
+  });
+
   it("exits with a message for a missing index folder", async () => {
     await expect(spawnServe(["--model", stack.modelDir, "--index", join(stack.root, "nope")])).rejects.toThrow(/exited with 1.*nope/s);
   });
