@@ -35,7 +35,11 @@ export interface DPREmbeddingsParams extends EmbeddingsParams {
   passageEncoderPath?: string;
   /** Max question tokens incl. special tokens (default: dpr_config.json, else 64). Longer input is truncated. */
   maxQueryLength?: number;
-  /** Max passage tokens incl. special tokens (default: dpr_config.json, else 256). Longer input is truncated. */
+  /**
+   * Max passage tokens incl. special tokens (default: dpr_config.json, else 256, lowered to the
+   * model's max_position_embeddings when that is smaller; an explicit larger value is an error).
+   * Longer input is truncated.
+   */
   maxPassageLength?: number;
   /** Texts per session.run (default 32). */
   batchSize?: number;
@@ -226,9 +230,12 @@ export class DPREmbeddings extends Embeddings {
         ["maxQueryLength", qc.max_position_embeddings, questionDir],
         ["maxPassageLength", pc.max_position_embeddings, passageDir],
       ] as const) {
-        if (this[key] > limit) {
+        if (this[key] <= limit) continue;
+        // A length the caller asked for is an error; a default is fitted to the model.
+        if (this.explicit.has(key)) {
           throw new Error(`${OWNER}: ${key} ${this[key]} exceeds max_position_embeddings ${limit} in ${dir}/config.json`);
         }
+        this[key] = limit;
       }
       if (qc.hidden_size !== pc.hidden_size) {
         throw new Error(

@@ -230,9 +230,13 @@ describe("DPREmbeddings settings", () => {
     expect(() => new DPREmbeddings({ modelPath: "x", batchSize: 0 })).toThrow(/batchSize must be an integer >= 1, got 0/);
   });
 
-  it("throws when a max length exceeds the model's max_position_embeddings", async () => {
+  it("throws when an explicit max length exceeds max_position_embeddings, and fits the default to it", async () => {
     const emb = new DPREmbeddings({ modelPath: model.dir, maxPassageLength: 512 });
     await expect(emb.ready()).rejects.toThrow(/DPREmbeddings: maxPassageLength 512 exceeds max_position_embeddings 128 in .*passage_encoder\/config.json/);
+    const fitted = new DPREmbeddings({ modelPath: model.dir });
+    await fitted.ready();
+    expect(fitted.maxPassageLength).toBe(128);
+    await fitted.dispose();
   });
 
   it("throws a clear error for a non-string query", async () => {
@@ -309,6 +313,21 @@ describe("model folder layouts", () => {
       const mean = new DPREmbeddings({ questionEncoderPath: dir, passageEncoderPath: dir, pooling: "mean" });
       await expect(mean.embedQuery("x")).rejects.toThrow(/pooling 'mean' needs a last_hidden_state output/);
       await mean.dispose();
+    } finally {
+      await emb.dispose();
+    }
+  });
+
+  it("feeds int32 tensors to a graph whose inputs are int32 (TF-style export)", async () => {
+    const dir = join(root, "int32");
+    await cp(join(model.dir, "passage_encoder"), dir, { recursive: true });
+    await editOnnxGraph(join(dir, "model.onnx"), join(dir, "model.onnx"), { int32Inputs: true });
+    const emb = new DPREmbeddings({ modelPath: dir });
+    try {
+      const texts = [TEXTS[9]!, TEXTS[0]!];
+      const got = await emb.embedPassages([{ title: "Liver", text: texts[0]! }, { text: texts[1]! }]);
+      expect(maxAbsDiff(got[0]!, referenceCls(model.config, model.passageWeights, tok.encode("Liver", texts[0]!, { maxLength: 256 })))).toBeLessThan(1e-4);
+      expect(maxAbsDiff(got[1]!, referenceCls(model.config, model.passageWeights, tok.encode(texts[1]!, null, { maxLength: 256 })))).toBeLessThan(1e-4);
     } finally {
       await emb.dispose();
     }

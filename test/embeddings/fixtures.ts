@@ -200,6 +200,35 @@ export interface GraphEdit {
   rename?: Record<string, string>;
   /** Replace graph input `token_type_ids` by zeros computed inside the graph (Sub(input_ids, input_ids)). */
   dropTokenTypeIds?: boolean;
+  /** Declare the integer inputs int32 (as TF exports do) and Cast them to int64 inside the graph. */
+  int32Inputs?: boolean;
+}
+
+function varintField(no: number, v: number): Uint8Array {
+  return Uint8Array.from([...varint(no << 3), ...varint(v)]);
+}
+
+/** Sets the elem_type of a tensor ValueInfoProto (type = 2 → TypeProto.tensor_type = 1 → elem_type = 1). */
+function setElemType(vi: Uint8Array, elemType: number): Uint8Array {
+  return concat(
+    parseFields(vi).map((f) => {
+      if (f.no !== 2) return f.raw;
+      const typeProto = concat(
+        parseFields(f.body!).map((t) => {
+          if (t.no !== 1) return t.raw;
+          const tensor = concat(parseFields(t.body!).map((x) => (x.no === 1 ? varintField(1, elemType) : x.raw)));
+          return lenField(1, tensor);
+        }),
+      );
+      return lenField(2, typeProto);
+    }),
+  );
+}
+
+/** NodeProto Cast(input) -> output with to = INT64 (7). AttributeProto: name 1, i 3, type 20 (INT = 2). */
+function castToInt64Node(input: string, output: string): Uint8Array {
+  const attribute = concat([lenField(1, bytes("to")), varintField(3, 7), varintField(20, 2)]);
+  return concat([lenField(1, bytes(input)), lenField(2, bytes(output)), lenField(3, bytes(`cast_${input}`)), lenField(4, bytes("Cast")), lenField(5, attribute)]);
 }
 
 /**
@@ -209,6 +238,10 @@ export interface GraphEdit {
 export async function editOnnxGraph(src: string, dest: string, edit: GraphEdit): Promise<void> {
   const model = new Uint8Array(await readFile(src));
   const renames = new Map(Object.entries(edit.rename ?? {}));
+  const INT_INPUTS = ["input_ids", "attention_mask", "token_type_ids"];
+  // Nodes read the cast copies; the graph inputs keep their names.
+  const nodeRenames = new Map(renames);
+  if (edit.int32Inputs) for (const n of INT_INPUTS) nodeRenames.set(n, `${n}_int64`);
   const drop = new Set(edit.dropOutputs ?? []);
   const modelFields = parseFields(model);
   const parts: Uint8Array[] = [];
@@ -218,16 +251,18 @@ export async function editOnnxGraph(src: string, dest: string, edit: GraphEdit):
       continue;
     }
     const graphParts: Uint8Array[] = [];
+    if (edit.int32Inputs) for (const n of INT_INPUTS) graphParts.push(lenField(1, castToInt64Node(n, `${n}_int64`)));
     if (edit.dropTokenTypeIds) {
       const ids = renames.get("input_ids") ?? "input_ids";
       const node = concat([lenField(1, bytes(ids)), lenField(1, bytes(ids)), lenField(2, bytes("token_type_ids")), lenField(3, bytes("zero_token_types")), lenField(4, bytes("Sub"))]);
       graphParts.push(lenField(1, node));
     }
     for (const gf of parseFields(mf.body!)) {
-      if (gf.no === 1) graphParts.push(lenField(1, renameInNode(gf.body!, renames)));
+      if (gf.no === 1) graphParts.push(lenField(1, renameInNode(gf.body!, nodeRenames)));
       else if (gf.no === 11) {
         if (edit.dropTokenTypeIds && valueInfoName(gf.body!) === "token_type_ids") continue;
-        graphParts.push(lenField(11, renameValueInfo(gf.body!, renames)));
+        const vi = renameValueInfo(gf.body!, renames);
+        graphParts.push(lenField(11, edit.int32Inputs ? setElemType(vi, 6) : vi));
       } else if (gf.no === 12) {
         if (drop.has(valueInfoName(gf.body!))) continue;
         graphParts.push(lenField(12, renameValueInfo(gf.body!, renames)));
