@@ -6,11 +6,12 @@
  *    int8 alternated in the same process so their ratio is fair on a noisy machine,
  *  - int8 accuracy: max abs error and cosine of pooled (CLS) vectors vs fp32.
  *
- * Usage: npx tsx scripts/bench-onnx-export.ts [--shapes base,minilm,tiny] [--threads 2] [--query-runs 50] [--batch-runs 3]
+ * Usage: npx tsx scripts/bench-onnx-export.ts [--shapes base,minilm,tiny] [--threads 2] [--query-runs 50]
+ *        [--batch-runs 3] [--batch-warmup 1]
  */
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
@@ -169,7 +170,8 @@ async function benchShape(label: string, config: BertConfig, batchSeq: number): 
     const batchRuns = Number(arg("batch-runs", "3"));
     const batch = makeFeeds(config.vocab_size, Array(32).fill(batchSeq), batchSeq, 5);
     const bTimes: number[][] = variants.map(() => []);
-    for (const s of sessions) await s.run(batch);
+    const batchWarmup = Number(arg("batch-warmup", "1"));
+    for (let i = 0; i < batchWarmup; i++) for (const s of sessions) await s.run(batch);
     for (let i = 0; i < batchRuns; i++) {
       for (let m = 0; m < sessions.length; m++) {
         const t0 = performance.now();
@@ -179,7 +181,7 @@ async function benchShape(label: string, config: BertConfig, batchSeq: number): 
     }
     const p50 = qTimes.map((x) => percentile(x, 0.5));
     const pps = bTimes.map((x) => (32 * 1000) / percentile(x, 0.5));
-    console.log(`latency, ${threads} intra-op threads: query 1x32 p50 of ${queryRuns} runs; batch 32x${batchSeq} median of ${batchRuns} runs`);
+    console.log(`latency, ${threads} intra-op threads: query 1x32 p50 of ${queryRuns} runs; batch 32x${batchSeq} median of ${batchRuns} runs after ${batchWarmup} warm-up`);
     variants.forEach((v, m) =>
       console.log(`  ${v.name.padEnd(14)} query ${p50[m].toFixed(1)} ms (x${(p50[0] / p50[m]).toFixed(2)} vs standard fp32)   batch ${pps[m].toFixed(1)} passages/s (x${(pps[m] / pps[0]).toFixed(2)})`),
     );
@@ -193,7 +195,7 @@ if (args[0] === "--child-load") {
   await childLoad(args[1], Number(args[2]));
 } else {
   const shapes = arg("shapes", "base,minilm").split(",");
-  console.log(`# bench-onnx-export: onnxruntime-node ${ort.env.versions.common}, node ${process.version}, ${threads} intra-op threads`);
+  console.log(`# bench-onnx-export: onnxruntime-node ${ort.env.versions.common}, node ${process.version}, ${threads} intra-op threads, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   for (const shape of shapes) {
     if (shape === "base") await benchShape("bert-base", BERT_BASE_CONFIG, 256);
     else if (shape === "minilm") await benchShape("minilm-l6", MINILM_L6_CONFIG, 256);

@@ -6,7 +6,7 @@
  *
  * Usage:
  *   npx tsx scripts/make-random-encoder.ts --out DIR [--shape base|minilm|tiny] [--vocab N] [--seed N]
- *       [--pooler cls|bert|none] [--labels N] [--quantize] [--standard-ops]
+ *       [--pooler cls|bert|none] [--labels N] [--quantize] [--fused]
  *   npx tsx scripts/make-random-encoder.ts --from CHECKPOINT_DIR [--out DIR] [--quantize] [--pooler ...]
  */
 import { mkdir } from "node:fs/promises";
@@ -30,13 +30,13 @@ const { values } = parseArgs({
     pooler: { type: "string" },
     labels: { type: "string" },
     quantize: { type: "boolean", default: false },
-    "standard-ops": { type: "boolean", default: false },
+    fused: { type: "boolean", default: false },
   },
 });
 
 const pooler = values.pooler as BertOnnxOptions["pooler"];
 const labels = values.labels === undefined ? undefined : Number(values.labels);
-const onnxOptions: BertOnnxOptions = { pooler, quantize: values.quantize, fused: !values["standard-ops"], classifier: labels !== undefined };
+const onnxOptions: BertOnnxOptions = { pooler, quantize: values.quantize, fused: values.fused, classifier: labels !== undefined };
 
 if (values.from) {
   const start = performance.now();

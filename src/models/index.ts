@@ -1,0 +1,18 @@
+/**
+ * Models: BERT configs, safetensors I/O, weight sets, the ONNX writer and the reference
+ * forward pass. (The model folder format and hub download live in ./model-dir.ts and ./hub.ts.)
+ */
+export type { BertConfig, BertWeights, HiddenAct, NamedTensor } from "./types.js";
+export { BERT_BASE_CONFIG, MINILM_L6_CONFIG, SUPPORTED_HIDDEN_ACTS, parseBertConfig, readBertConfig, tinyBertConfig } from "./config.js";
+export { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from "./safetensors.js";
+export {
+  canonicalizeBertWeights,
+  expectedBertWeightShapes,
+  randomBertWeights,
+  validateBertWeights,
+  type RandomBertWeightsOptions,
+} from "./weights.js";
+export { exportBertOnnx, quantizePerColumn, type BertOnnxOptions } from "./onnx/bert-graph.js";
+export { referenceBertForward, type ReferenceBatch, type ReferenceOutput } from "./reference.js";
+export { exportCheckpointToOnnx, readBertCheckpoint } from "./checkpoint.js";
+export { writeFileAtomic } from "./atomic-write.js";
