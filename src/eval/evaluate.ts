@@ -207,23 +207,13 @@ export function parseMethod(name: string): EvaluationMethod {
 }
 
 /**
- * Loads the project's CrossEncoderReranker from a folder. Imported lazily so that evaluations
- * without a cross-encoder never load it.
+ * Loads the project's CrossEncoderReranker from a folder (imported lazily so that evaluations
+ * without a cross-encoder never load it).
  */
 export async function loadCrossEncoder(dir: string): Promise<PairScorer> {
-  const modulePath = "../rerankers/index.js";
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(modulePath)) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`${WHO}: --cross-encoder needs the CrossEncoderReranker (src/rerankers), which could not be loaded: ${(err as Error).message}`);
-  }
-  const Reranker = mod["CrossEncoderReranker"] as
-    | { fromPretrained?: (path: string) => Promise<PairScorer>; new (params: { modelPath: string }): PairScorer }
-    | undefined;
-  if (typeof Reranker !== "function") throw new Error(`${WHO}: src/rerankers does not export CrossEncoderReranker`);
-  const reranker = new Reranker({ modelPath: dir });
-  if (typeof reranker.scorePairs !== "function") throw new Error(`${WHO}: CrossEncoderReranker has no scorePairs(query, texts)`);
+  const { CrossEncoderReranker } = await import("../rerankers/cross-encoder-reranker.js");
+  const reranker = new CrossEncoderReranker({ modelPath: dir });
+  await reranker.ready();
   return reranker;
 }
 
