@@ -120,13 +120,14 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
    * BiasGelu, FastGelu and MultiHeadAttention take a bias input): returns the bias initializer
    * as `bias` when it still has to be added.
    */
-  const project = (x: string, prefix: string): { value: string; bias?: string } => {
-    if (!opts.fused || opts.quantize) return { value: linear(x, prefix, true) };
+  const project = (x: string, prefix: string, biasInitializer = true): { value: string; bias?: string; biasPending: boolean } => {
+    if (!opts.fused || opts.quantize) return { value: linear(x, prefix, true), biasPending: false };
     const w = get(weights, `${prefix}.weight`);
     const [outDim, inDim] = w.shape;
     const wName = g.floats(`${prefix}.weight_t`, [inDim, outDim], transpose2d(w));
     const value = g.op("MatMul", [x, wName], { name: `${prefix}/MatMul` });
-    return { value, bias: g.floats(`${prefix}.bias`, [outDim], get(weights, `${prefix}.bias`).data) };
+    const bias = biasInitializer ? g.floats(`${prefix}.bias`, [outDim], get(weights, `${prefix}.bias`).data) : undefined;
+    return { value, bias, biasPending: true };
   };
 
   /** LayerNorm(x + residual [+ bias]) as one com.microsoft SkipLayerNormalization node. */
@@ -240,11 +241,12 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
     : "";
   for (let l = 0; l < config.num_hidden_layers && opts.fused; l++) {
     const p = `encoder.layer.${l}`;
-    const q = project(hidden, `${p}.attention.self.query`);
-    const k = project(hidden, `${p}.attention.self.key`);
-    const v = project(hidden, `${p}.attention.self.value`);
+    // Q/K/V biases go to MultiHeadAttention as one [3H] bias input.
+    const q = project(hidden, `${p}.attention.self.query`, false);
+    const k = project(hidden, `${p}.attention.self.key`, false);
+    const v = project(hidden, `${p}.attention.self.value`, false);
     let qkvBias = "";
-    if (q.bias) {
+    if (q.biasPending) {
       const data = new Float32Array(3 * H);
       data.set(get(weights, `${p}.attention.self.query.bias`).data, 0);
       data.set(get(weights, `${p}.attention.self.key.bias`).data, H);
