@@ -10,6 +10,7 @@ import type { DocumentInterface } from "@langchain/core/documents";
 import type { VectorStoreInterface } from "@langchain/core/vectorstores";
 import { linearFusion, reciprocalRankFusion, type FusedItem, type RankedItem, type ScoreNormalization } from "./fusion.js";
 import { checkK } from "./dpr-retriever.js";
+import { stableStringify } from "./query-cache.js";
 import { BM25Index } from "./bm25/bm25-index.js";
 import { BM25Retriever } from "./bm25/bm25-retriever.js";
 import { Document } from "@langchain/core/documents";
@@ -63,7 +64,12 @@ export interface HybridRetrieverParams extends BaseRetrieverInput {
   alpha?: number;
   /** Linear fusion normalisation per side. Default `"minmax"`. */
   normalization?: ScoreNormalization;
-  /** Filter passed to a vector-store dense side. */
+  /**
+   * Metadata filter: passed to a vector-store dense side, and applied to the sparse side's results
+   * (an object: every key must equal the document's metadata value, compared as JSON; or a
+   * predicate over the document). The sparse side is not over-fetched, so a restrictive filter can
+   * leave fewer than `sparseK` sparse candidates.
+   */
   filter?: unknown;
   /**
    * Document identity for deduplication. Default: `doc.id`, else `metadata.id`, else
@@ -87,6 +93,19 @@ function isScoredSearcher(x: unknown): x is ScoredSearcher {
 
 function isRetriever(x: unknown): x is BaseRetrieverInterface {
   return typeof x === "object" && x !== null && typeof (x as BaseRetrieverInterface).invoke === "function";
+}
+
+/** Whether a document passes a metadata filter (object equality as JSON, or a predicate). */
+export function matchesFilter(filter: unknown, doc: DocumentInterface): boolean {
+  if (filter === undefined || filter === null) return true;
+  if (typeof filter === "function") return Boolean((filter as (d: DocumentInterface) => unknown)(doc));
+  if (typeof filter !== "object") throw new Error(`HybridRetriever: filter must be an object or a function, got ${typeof filter}`);
+  const meta = doc.metadata ?? {};
+  return Object.entries(filter as Record<string, unknown>).every(([key, want]) => {
+    const got = meta[key];
+    if (want === null || typeof want !== "object") return got === want;
+    return got !== null && typeof got === "object" && stableStringify(got) === stableStringify(want);
+  });
 }
 
 /** The default id rule: `doc.id`, then `metadata.id`, then `metadata._id`. */
@@ -212,7 +231,11 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
       }
       return this.searchSide(this.dense, query, this.denseK);
     };
-    const [denseHits, sparseHits] = await Promise.all([denseRun(), this.searchSide(this.sparse, query, this.sparseK)]);
+    const sparseRun = async () => {
+      const hits = await this.searchSide(this.sparse, query, this.sparseK);
+      return filter === undefined ? hits : hits.filter(([doc]) => matchesFilter(filter, doc));
+    };
+    const [denseHits, sparseHits] = await Promise.all([denseRun(), sparseRun()]);
     const tSearch = nowMs();
     throwIfAborted(options.signal, "HybridRetriever");
     const fused = this.fuse(denseHits, sparseHits, k);

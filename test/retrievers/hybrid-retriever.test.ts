@@ -87,6 +87,16 @@ describe("HybridRetriever and TwoStageRetriever over FaissDPRStore + DPREmbeddin
     expect(new Set(got.map((d) => d.id)).size).toBe(got.length);
   });
 
+  it("applies a metadata filter to both sides", async () => {
+    const hybrid = new HybridRetriever({ dense: stack.store, sparse: stack.bm25, k: 8 });
+    const docs = await hybrid.retrieve("vitamin C scurvy lemons", { filter: { topic: "nutrition" } });
+    expect(docs.documents.length).toBeGreaterThan(0);
+    expect(docs.documents.every((d) => d.metadata.topic === "nutrition")).toBe(true);
+    expect(new Set(docs.documents.map((d) => d.id))).toEqual(new Set(["d1", "d2", "d7"]));
+    const byPredicate = await hybrid.retrieve("vitamin C scurvy lemons", { filter: (d: DocumentInterface) => d.metadata.topic === "food" });
+    expect(byPredicate.documents.map((d) => d.id)).toEqual(["d3"]);
+  });
+
   it("linear fusion with alpha = 1 follows the dense ranking, alpha = 0 the BM25 ranking", async () => {
     const q = "vitamin C deficiency";
     const denseOnly = await new HybridRetriever({ dense: stack.store, sparse: stack.bm25, fusion: "linear", alpha: 1, k: 3, denseK: 8, sparseK: 8 }).invoke(q);
