@@ -202,6 +202,16 @@ describe("exportBertOnnx", () => {
     expect(maxAbsDiff(out.last_hidden_state.data as Float32Array, ref.lastHiddenState)).toBeLessThan(1e-4);
   });
 
+  it("fails at run time, never silently, on sequences longer than max_position_embeddings or bad token ids", async () => {
+    const config = tinyBertConfig({ max_position_embeddings: 8 });
+    const { modelPath } = await exportBertOnnx(join(dir, "too-long"), config, weightsFor(config));
+    const long = Array.from({ length: 9 }, (_, i) => 101 + i);
+    const ones = long.map(() => 1);
+    const zeros = long.map(() => 0);
+    await expect(run(modelPath, { inputIds: [long], attentionMask: [ones], tokenTypeIds: [zeros] })).rejects.toThrow(/embeddings\/Add_position/);
+    await expect(run(modelPath, { inputIds: [[101, 5000]], attentionMask: [[1, 1]], tokenTypeIds: [[0, 0]] })).rejects.toThrow(/embeddings\/word\/Gather.*out of data bounds/);
+  });
+
   it("rejects inconsistent weights and options with clear errors", async () => {
     const config = tinyBertConfig();
     const noPooler = randomBertWeights(config);

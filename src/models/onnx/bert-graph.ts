@@ -330,7 +330,10 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
  *
  * Inputs: `input_ids`, `attention_mask`, `token_type_ids` (int64 `[batch, sequence]`).
  * Outputs: `last_hidden_state` `[B, S, H]`, `pooler_output` `[B, H]` (unless pooler is
- * `"none"`), `logits` `[B, num_labels]` with `classifier`.
+ * `"none"`), `logits` `[B, num_labels]` with `classifier`. Sequences longer than
+ * `max_position_embeddings` and out-of-range token ids make `session.run` throw (node
+ * `embeddings/Add_position` / `embeddings/word/Gather`); callers truncate beforehand.
+ * The external data file is referenced by a relative path: load the model from its path.
  *
  * @throws Error when weights are missing or mis-shaped for the config, or options conflict.
  */
