@@ -56,14 +56,20 @@ describe("scripts/serve.ts", () => {
   });
 
   it("on SIGTERM finishes the in-flight request, refuses new ones and exits 0", async () => {
-    const child = await spawnServe(["--model", stack.modelDir, "--index", indexDir, "--extra-latency-ms", "1500", "--k", "3"]);
+    const child = await spawnServe(["--model", stack.modelDir, "--index", indexDir, "--extra-latency-ms", "2500", "--k", "3"]);
     try {
       const inflight = fetch(`${child.url}/retrieve`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ query: "lemons and scurvy" }),
       });
-      await new Promise((r) => setTimeout(r, 400)); // the request is inside its 1.5 s retrieval now
+      // wait until the server reports the request in flight (inside its 2.5 s retrieval)
+      for (let i = 0; ; i++) {
+        const h = (await (await fetch(`${child.url}/health`)).json()) as { inFlight: number };
+        if (h.inFlight === 1) break;
+        if (i > 200) throw new Error("the request never went in flight");
+        await new Promise((r) => setTimeout(r, 10));
+      }
       child.proc.kill("SIGTERM");
       await new Promise((r) => setTimeout(r, 300));
       // a new request after SIGTERM: connection refused (not listening) or 503 — never served

@@ -7,6 +7,15 @@ import { CORPUS, HashEmbeddings, OverlapReranker, VersionedMemoryStore } from ".
 
 const apps: FastifyInstance[] = [];
 
+/** Polls `cond` every 10 ms; throws after `ms`. */
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));
 });
@@ -111,8 +120,8 @@ describe("validation", () => {
 
 describe("load shedding and timeouts", () => {
   it("answers 503 with Retry-After past maxConcurrent + maxQueue, and serves the rest", async () => {
-    // Each retrieval takes ≥ 400 ms in the encoder, so 7 simultaneous requests meet 2 slots + 2 queue places.
-    const { post, app } = await start({ delayMs: 400, maxConcurrent: 2, maxQueue: 2, requestTimeoutMs: 10_000 });
+    // Each retrieval takes ≥ 1.5 s in the encoder, so 7 simultaneous requests meet 2 slots + 2 queue places.
+    const { post, app } = await start({ delayMs: 1500, maxConcurrent: 2, maxQueue: 2, requestTimeoutMs: 10_000 });
     const responses = await Promise.all(Array.from({ length: 7 }, (_, i) => post({ query: `distinct query ${i}` })));
     const statuses = responses.map((r) => r.status).sort();
     expect(statuses).toEqual([200, 200, 200, 200, 503, 503, 503]);
@@ -124,14 +133,13 @@ describe("load shedding and timeouts", () => {
   });
 
   it("answers 504 past the deadline and holds the slot until the work really ends", async () => {
-    const { post, app, embeddings } = await start({ delayMs: 300, maxConcurrent: 1, maxQueue: 0, requestTimeoutMs: 100 });
+    const { post, app, embeddings } = await start({ delayMs: 2000, maxConcurrent: 1, maxQueue: 0, requestTimeoutMs: 100 });
     const res = await post({ query: "slow" });
     expect(res.status).toBe(504);
     expect(((await res.json()) as { message: string }).message).toBe("server: retrieval timed out after 100 ms");
     expect(app.dprLimiter.inFlight).toBe(1); // the encoder is still running
     expect((await post({ query: "other" })).status).toBe(503);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(app.dprLimiter.inFlight).toBe(0);
+    await waitFor(() => app.dprLimiter.inFlight === 0, 5000);
     expect(embeddings.queryCalls).toBe(1);
     expect(app.dprMetrics.rejected.get({ reason: "timeout" })).toBe(1);
   });
@@ -180,10 +188,9 @@ describe("GET /metrics and /health", () => {
 
 describe("graceful close", () => {
   it("lets an in-flight retrieval finish, then refuses new connections", async () => {
-    const { app, post, base } = await start({ delayMs: 300 });
+    const { app, post, base } = await start({ delayMs: 1000 });
     const inflight = post({ query: "scurvy", k: 3 });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(app.dprLimiter.inFlight).toBe(1);
+    await waitFor(() => app.dprLimiter.inFlight === 1, 5000);
     const closed = app.close();
     const res = await inflight;
     expect(res.status).toBe(200);
