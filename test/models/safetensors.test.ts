@@ -93,6 +93,8 @@ describe("safetensors", () => {
     const badDtype = join(dir, "int.safetensors");
     await writeFile(badDtype, handMade({ w: { dtype: "I64", shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8)));
     await expect(readSafetensors(badDtype)).rejects.toThrow(/'w' has dtype "I64"; supported: F32, F16, BF16/);
+    await writeFile(badDtype, handMade({ w: { dtype: "toString", shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8)));
+    await expect(readSafetensors(badDtype)).rejects.toThrow(/'w' has dtype "toString"/);
 
     const overlap = join(dir, "overlap.safetensors");
     await writeFile(
