@@ -342,6 +342,14 @@ export class BertEncoderTF {
     this.disposed = true;
   }
 
+  /**
+   * Sets the seed of the next dropout mask (later masks use seed + 1, + 2, ...); `undefined` makes
+   * dropout random. Trainers reseed per step so a resumed run draws the same masks.
+   */
+  reseedDropout(seed: number | undefined): void {
+    this.dropoutSeed = seed;
+  }
+
   private nextSeed(): number | undefined {
     if (this.dropoutSeed === undefined) return undefined;
     return this.dropoutSeed++;

@@ -1,0 +1,227 @@
+/**
+ * The command line of `scripts/train-dpr.ts` and `scripts/pretrain-dpr.ts`: parses arguments, loads
+ * data and the starting model, runs {@link DPRTrainer}, prints where the model folder is.
+ */
+import { parseArgs } from "node:util";
+import { mkdir, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
+import type { Passage, Qrels, Query, TrainingExample } from "../data/types.js";
+import type { TitleJoin } from "../models/model-dir.js";
+import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
+import { selectBackend, BACKEND_ORDER, type BackendChoice } from "./backend.js";
+import { detectDataSource, examplesFromBeir, loadTrainingExamples } from "./batches.js";
+import type { DevSet } from "./export.js";
+import { loadInitialModel, scratchModel, type InitialModel } from "./init.js";
+import { cropExamples, ictExamples } from "./pretrain.js";
+import { SeededRandom } from "./random.js";
+import { DPRTrainer, type TrainerData } from "./trainer.js";
+
+const USAGE = `Usage: train-dpr --data <BEIR folder | dpr.json | pairs.jsonl> --out <folder> [options]
+
+Data
+  --data PATH            BEIR folder (corpus.jsonl, queries.jsonl, qrels/), DPR JSON, or JSONL pairs
+  --split NAME           BEIR split to train on (default train)
+  --mode M               supervised (default) | ict | crop  (ict/crop: pairs from the corpus alone)
+  --dev-split NAME       BEIR split evaluated after each epoch (selects model/)
+  --dev-fraction F       hold out this fraction of the training queries as the dev set (BEIR)
+Model
+  --init PATH            model folder of ours, HF BERT/DPR folder, or model.safetensors (config.json, vocab beside)
+  --hidden N --layers N --heads N --ffn N --max-len N --vocab-size N   from scratch (vocabulary from the corpus)
+  --shared               one encoder for questions and passages (default: two)
+  --pooling cls|mean     (default cls)   --title-join pair|none (default pair)
+Recipe
+  --epochs N (1) --max-steps N --batch N (32) --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
+  --weight-decay X (0.01) --clip X (2.0) --temperature X (1) --hard-negatives N (1) --dropout X
+  --q-len N (64) --p-len N (256) --seed N (42) --grad-cache N (GradCache chunk rows)
+Run
+  --checkpoint-every N   checkpoint every N updates (always at each epoch's end)
+  --resume               continue from <out>/checkpoint
+  --quantize             also write int8 ONNX   --select-metric NAME (ndcg@10)
+  --backend B            ${BACKEND_ORDER.join(" | ")} (default: best available)   --threads N (wasm)
+  --no-progress          --throttle-ms N (sleep after each update)
+`;
+
+function num(v: string | undefined, name: string, integer = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`train-dpr: --${name} must be ${integer ? "an integer" : "a number"}, got '${v}'`);
+  return n;
+}
+
+/** Runs the training command line; returns the process exit code. */
+export async function runTrainCli(argv: string[], defaults: { mode?: string } = {}): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      data: { type: "string" }, split: { type: "string", default: "train" }, mode: { type: "string" },
+      "dev-split": { type: "string" }, "dev-fraction": { type: "string" },
+      out: { type: "string" }, init: { type: "string" },
+      hidden: { type: "string" }, layers: { type: "string" }, heads: { type: "string" }, ffn: { type: "string" },
+      "max-len": { type: "string" }, "vocab-size": { type: "string" },
+      shared: { type: "boolean" }, pooling: { type: "string" }, "title-join": { type: "string" },
+      epochs: { type: "string" }, "max-steps": { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
+      "warmup-ratio": { type: "string" }, "warmup-steps": { type: "string" }, "weight-decay": { type: "string" },
+      clip: { type: "string" }, temperature: { type: "string" }, "hard-negatives": { type: "string" }, dropout: { type: "string" },
+      "q-len": { type: "string" }, "p-len": { type: "string" }, seed: { type: "string" }, "grad-cache": { type: "string" },
+      "checkpoint-every": { type: "string" }, resume: { type: "boolean" }, quantize: { type: "boolean" },
+      "select-metric": { type: "string" }, backend: { type: "string" }, threads: { type: "string" },
+      "no-progress": { type: "boolean" }, "throttle-ms": { type: "string" }, help: { type: "boolean" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!values.data || !values.out) throw new Error(`train-dpr: --data and --out are required\n\n${USAGE}`);
+  const mode = values.mode ?? defaults.mode ?? "supervised";
+  if (!["supervised", "ict", "crop"].includes(mode)) throw new Error(`train-dpr: --mode must be supervised, ict or crop, got '${mode}'`);
+  const backend = values.backend as BackendChoice | undefined;
+  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new Error(`train-dpr: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
+  const seed = num(values.seed, "seed", true) ?? 42;
+  const out = resolve(values.out);
+
+  // Data.
+  const source = await detectDataSource(values.data, values.split);
+  let corpus: Passage[] | undefined;
+  let examples: TrainingExample[] = [];
+  let dev: DevSet | undefined;
+  const dataInfo: Record<string, unknown> = { path: resolve(values.data), kind: source.kind, mode };
+  if (source.kind === "beir") {
+    if (mode === "supervised") {
+      const ds = await loadBeirDataset(source.dir, source.split);
+      corpus = ds.corpus;
+      let queries = ds.queries;
+      const fraction = num(values["dev-fraction"], "dev-fraction");
+      if (fraction !== undefined) {
+        if (!(fraction > 0 && fraction < 1)) throw new Error(`train-dpr: --dev-fraction must be in (0, 1), got ${fraction}`);
+        const order = new SeededRandom(SeededRandom.mix(seed, 0xde7)).shuffle([...queries]);
+        const nDev = Math.max(1, Math.round(fraction * order.length));
+        const devQueries = order.slice(0, nDev);
+        const devIds = new Set(devQueries.map((q) => q.id));
+        queries = queries.filter((q) => !devIds.has(q.id));
+        dev = { queries: devQueries, corpus, qrels: new Map([...ds.qrels].filter(([id]) => devIds.has(id))) };
+        dataInfo["dev"] = { heldOutOf: source.split, fraction, queries: nDev };
+      }
+      const built = examplesFromBeir({ ...ds, queries });
+      examples = built.examples;
+      dataInfo["split"] = source.split;
+      dataInfo["trainQueries"] = queries.length;
+      if (built.skipped.missingPassages > 0) process.stderr.write(`train-dpr: ${built.skipped.missingPassages} judged passages are missing from the corpus (skipped)\n`);
+    } else {
+      corpus = await loadBeirCorpus(source.dir);
+    }
+    if (values["dev-split"]) {
+      if (dev) throw new Error("train-dpr: give --dev-split or --dev-fraction, not both");
+      const d = await loadBeirDataset(source.dir, values["dev-split"]);
+      dev = { queries: d.queries, corpus: d.corpus, qrels: d.qrels };
+      dataInfo["dev"] = { split: values["dev-split"], queries: d.queries.length };
+    }
+  } else {
+    if (mode !== "supervised") throw new Error(`train-dpr: --mode ${mode} needs a BEIR folder (its corpus), got ${source.kind}`);
+    if (values["dev-split"] || values["dev-fraction"]) throw new Error("train-dpr: --dev-split / --dev-fraction need a BEIR folder");
+    examples = await loadTrainingExamples(source);
+  }
+
+  // Model.
+  let init: InitialModel | undefined;
+  let tokenizer: BertTokenizer;
+  let config;
+  const tokenizerDir = join(out, "tokenizer");
+  if (values.init) {
+    init = await loadInitialModel(values.init);
+    tokenizer = init.tokenizer;
+    config = init.config;
+    dataInfo["init"] = init.source;
+  } else {
+    const shape = { hidden: num(values.hidden, "hidden", true), layers: num(values.layers, "layers", true), heads: num(values.heads, "heads", true), ffn: num(values.ffn, "ffn", true) };
+    for (const [k, v] of Object.entries(shape)) if (v === undefined) throw new Error(`train-dpr: without --init, give the model shape: --${k} is missing`);
+    const maxLen = num(values["max-len"], "max-len", true) ?? 512;
+    const texts = corpus ? corpus.flatMap((p) => [p.title, p.text]) : examples.flatMap((e) => [e.question, ...e.positives.flatMap((p) => [p.title, p.text])]);
+    const built = scratchModel({ ...(shape as Record<keyof typeof shape, number>), maxLen, vocabSize: num(values["vocab-size"], "vocab-size", true) ?? 8192, texts, dropout: num(values.dropout, "dropout") });
+    config = built.config;
+    // The vocabulary is saved with the run so that --resume uses exactly the same one.
+    let saved = false;
+    try {
+      saved = (await stat(join(tokenizerDir, "vocab.txt"))).isFile();
+    } catch {
+      saved = false;
+    }
+    if (values.resume && saved) tokenizer = await BertTokenizer.fromDir(tokenizerDir);
+    else {
+      tokenizer = built.tokenizer;
+      await mkdir(out, { recursive: true });
+      await tokenizer.save(tokenizerDir);
+    }
+    dataInfo["init"] = `scratch: hidden ${shape.hidden}, layers ${shape.layers}, heads ${shape.heads}, ffn ${shape.ffn}, max-len ${maxLen}, vocab ${config.vocab_size} (buildWordPieceVocab on the ${corpus ? "corpus" : "training texts"})`;
+  }
+
+  let train: TrainerData;
+  if (mode === "supervised") {
+    train = examples;
+    dataInfo["examples"] = examples.length;
+  } else {
+    const c = corpus!;
+    train = mode === "ict" ? (epoch: number) => ictExamples(c, { seed, epoch }) : (epoch: number) => cropExamples(c, { seed, epoch });
+    dataInfo["corpusPassages"] = c.length;
+  }
+
+  const { info } = await selectBackend({ prefer: backend, threads: num(values.threads, "threads", true) });
+  const qLen = num(values["q-len"], "q-len", true) ?? 64;
+  const pLen = num(values["p-len"], "p-len", true) ?? Math.min(256, config.max_position_embeddings);
+  const trainer = new DPRTrainer({
+    outputDir: out,
+    tokenizer,
+    init: { config, question: init?.question, passage: init?.passage },
+    train,
+    dev,
+    shared: values.shared,
+    epochs: num(values.epochs, "epochs", true),
+    maxSteps: num(values["max-steps"], "max-steps", true),
+    batchSize: num(values.batch, "batch", true),
+    lr: num(values.lr, "lr"),
+    warmupRatio: num(values["warmup-ratio"], "warmup-ratio"),
+    warmupSteps: num(values["warmup-steps"], "warmup-steps", true),
+    weightDecay: num(values["weight-decay"], "weight-decay"),
+    maxGradNorm: num(values.clip, "clip"),
+    temperature: num(values.temperature, "temperature"),
+    hardNegatives: num(values["hard-negatives"], "hard-negatives", true),
+    maxQueryLength: Math.min(qLen, config.max_position_embeddings),
+    maxPassageLength: pLen,
+    titleJoin: values["title-join"] as TitleJoin | undefined,
+    pooling: values.pooling as "cls" | "mean" | undefined,
+    dropout: values.init ? num(values.dropout, "dropout") : undefined,
+    seed,
+    gradCacheChunk: num(values["grad-cache"], "grad-cache", true),
+    checkpointEvery: num(values["checkpoint-every"], "checkpoint-every", true),
+    selectMetric: values["select-metric"],
+    quantize: values.quantize,
+    progress: values["no-progress"] ? false : undefined,
+    throttleMs: num(values["throttle-ms"], "throttle-ms", true),
+    metadata: { args: argv, data: dataInfo, backend: info },
+  });
+  const started = Date.now();
+  const result = await trainer.train({ resume: values.resume });
+  process.stderr.write(
+    `train-dpr: ${result.steps} updates in ${((Date.now() - started) / 1000).toFixed(1)} s` +
+      `${result.resumedFromStep !== undefined ? ` (resumed at update ${result.resumedFromStep})` : ""}; ` +
+      `loss ${result.firstLoss.toFixed(4)} → ${result.lastLoss.toFixed(4)}` +
+      `${result.bestEpoch !== undefined ? `; best dev epoch ${result.bestEpoch + 1}` : ""}\n`,
+  );
+  process.stdout.write(`${result.modelDir}\n`);
+  return 0;
+}
+
+/** Runs the CLI as a process main: prints errors without a stack and exits non-zero. */
+export function mainTrainCli(defaults: { mode?: string } = {}): void {
+  runTrainCli(process.argv.slice(2), defaults).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+export type { Qrels, Query };

@@ -1,0 +1,547 @@
+/**
+ * The DPR trainer: fine-tunes (or pretrains) a dual encoder in TF.js and exports what DPREmbeddings
+ * loads.
+ *
+ * Recipe: NLL of each question's positive over in-batch negatives plus shared hard negatives
+ * (dot-product scores, optional temperature); AdamW with decoupled weight decay (not on biases and
+ * LayerNorm); linear warm-up then linear decay; global-norm gradient clipping; dropout; GradCache for
+ * large batches in small memory; shared or separate encoders.
+ *
+ * Determinism and resume: the epoch's batch order is a function of (seed, epoch) and each step's
+ * dropout masks of (seed, step), so a run resumed from a checkpoint (weights + AdamW moments + step,
+ * epoch and position in the epoch) draws exactly the batches and masks the uninterrupted run would.
+ *
+ * Output folder:
+ * ```
+ * checkpoint/          latest checkpoint (weights.safetensors, optimizer.safetensors, state.json)
+ * model/               the model to use: best epoch on the dev set, else the last weights
+ * last/                the last weights (only when a dev set selects model/)
+ * train-log.jsonl      one JSON object per step (loss, lr, grad norm, examples/s) and per epoch (metrics)
+ * ```
+ */
+import "@tensorflow/tfjs"; // registers TF.js's gradient functions (not part of tfjs-core)
+import * as tf from "@tensorflow/tfjs-core";
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { TrainingExample } from "../data/types.js";
+import { readSafetensors, writeSafetensors } from "../models/safetensors.js";
+import { replaceDirAtomically, type TitleJoin } from "../models/model-dir.js";
+import type { BertConfig, BertWeights } from "../models/types.js";
+import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
+import { BertEncoderTF, type PoolingTF } from "./bert-tf.js";
+import { planEpoch, tokenizeBatch, type PlannedBatch } from "./batches.js";
+import { evaluateModelDir, exportTrainedModel, gitCommit, type DevSet } from "./export.js";
+import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
+import { AdamW, clipByGlobalNorm, linearSchedule } from "./optimizer.js";
+import { SeededRandom } from "./random.js";
+
+const WHO = "DPRTrainer";
+const CHECKPOINT_FORMAT = "langchain-dpr-train-checkpoint/1";
+
+/** Where the initial weights come from. */
+export interface TrainerInit {
+  config: BertConfig;
+  /** Question encoder weights (also the passage encoder's start when `passage` is omitted). */
+  question?: BertWeights;
+  passage?: BertWeights;
+  /** When no weights are given: random initialisation with this seed (default: the run seed). */
+  initSeed?: number;
+}
+
+/** Training data: a fixed list, or a function giving each epoch's examples (e.g. ICT pairs). */
+export type TrainerData = readonly TrainingExample[] | ((epoch: number) => readonly TrainingExample[]);
+
+/** What the trainer reports after each step (also written to the JSON log). */
+export interface StepRecord {
+  type: "step";
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  examples: number;
+  hardNegatives: number;
+  examplesPerSec: number;
+  elapsedSec: number;
+}
+
+/** What the trainer reports after each epoch. */
+export interface EpochRecord {
+  type: "epoch";
+  epoch: number;
+  step: number;
+  meanLoss: number;
+  metrics?: Record<string, number>;
+  best: boolean;
+}
+
+/** Parameters of {@link DPRTrainer}. */
+export interface DPRTrainerParams {
+  /** Output folder (checkpoint/, model/, last/, train-log.jsonl). */
+  outputDir: string;
+  tokenizer: BertTokenizer;
+  init: TrainerInit;
+  train: TrainerData;
+  /** Dev set evaluated after each epoch; selects model/ by {@link selectMetric}. */
+  dev?: DevSet;
+  /** One encoder for questions and passages (default false: two, as DPR). */
+  shared?: boolean;
+  epochs?: number;
+  /** Stop after this many updates (default: epochs × batches per epoch). */
+  maxSteps?: number;
+  batchSize?: number;
+  lr?: number;
+  /** Warm-up updates; default `warmupRatio` × total. */
+  warmupSteps?: number;
+  warmupRatio?: number;
+  weightDecay?: number;
+  /** Global-norm clipping bound (default 2.0, DPR's); 0 disables. */
+  maxGradNorm?: number;
+  temperature?: number;
+  /** Hard negatives per question taken from the examples (default 1). */
+  hardNegatives?: number;
+  maxQueryLength?: number;
+  maxPassageLength?: number;
+  titleJoin?: TitleJoin;
+  pooling?: PoolingTF & ("cls" | "mean");
+  /** Overrides the config's hidden and attention dropout. */
+  dropout?: number;
+  seed?: number;
+  /** GradCache chunk size (rows per forward/backward); omit for plain steps. */
+  gradCacheChunk?: number;
+  /** Checkpoint every N updates (0: only at the end of each epoch). Default 0. */
+  checkpointEvery?: number;
+  /** Dev metric that selects the best epoch (default "ndcg@10"). */
+  selectMetric?: string;
+  /** Also write int8 ONNX graphs. */
+  quantize?: boolean;
+  /** Progress bar on stderr (default: when stderr is a TTY, else a line every 10 s). `false` silences. */
+  progress?: boolean | "lines";
+  /** Sleep this long after each update (to share a busy machine; tests use it to kill mid-run). */
+  throttleMs?: number;
+  /** Extra metadata for training.json (command-line arguments, data description...). */
+  metadata?: Record<string, unknown>;
+  /** Called after each update. */
+  onStep?: (record: StepRecord) => void;
+  /** Called after each epoch. */
+  onEpoch?: (record: EpochRecord) => void;
+}
+
+/** Options of {@link DPRTrainer.train}. */
+export interface TrainOptions {
+  /** Continue from outputDir/checkpoint (error when there is none). */
+  resume?: boolean;
+}
+
+/** What {@link DPRTrainer.train} returns. */
+export interface TrainResult {
+  steps: number;
+  epochs: number;
+  /** Path of the model folder to use. */
+  modelDir: string;
+  /** Dev metrics per epoch (when a dev set was given). */
+  history: EpochRecord[];
+  bestEpoch?: number;
+  /** First and last step losses of this process (NaN when no step ran). */
+  firstLoss: number;
+  lastLoss: number;
+  resumedFromStep?: number;
+}
+
+interface CheckpointState {
+  format: string;
+  step: number;
+  epoch: number;
+  batchInEpoch: number;
+  seed: number;
+  optimizerIterations: number;
+  logBytes: number;
+  history: EpochRecord[];
+  bestEpoch?: number;
+  bestValue?: number;
+  epochLossSum: number;
+  epochLossCount: number;
+  fingerprint: Record<string, unknown>;
+  shared: boolean;
+  config: BertConfig;
+  rng: { scheme: string };
+}
+
+function formatDuration(sec: number): string {
+  if (!Number.isFinite(sec)) return "?";
+  const s = Math.round(sec);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Moves folder `src` to `target`, replacing it; the old target is removed only after the move. */
+async function moveDirInto(src: string, target: string): Promise<void> {
+  const old = `${target}.old-${process.pid}`;
+  const had = await exists(target);
+  if (had) await rename(target, old);
+  try {
+    await rename(src, target);
+  } catch (err) {
+    if (had) await rename(old, target);
+    throw err;
+  }
+  if (had) await rm(old, { recursive: true, force: true });
+}
+
+function positiveInt(value: number, name: string, min = 1): number {
+  if (!Number.isInteger(value) || value < min) throw new Error(`${WHO}: ${name} must be an integer >= ${min}, got ${value}`);
+  return value;
+}
+
+/**
+ * Trains a DPR dual encoder. Select a TF.js backend first (`selectBackend`).
+ *
+ * @example
+ * ```ts
+ * await selectBackend();
+ * const trainer = new DPRTrainer({ outputDir: "runs/scifact", tokenizer, init: { config, question: weights },
+ *   train: examples, dev, epochs: 3, batchSize: 32, hardNegatives: 1 });
+ * const { modelDir } = await trainer.train();           // or train({ resume: true }) after a kill
+ * const embeddings = new DPREmbeddings({ modelPath: modelDir });
+ * ```
+ */
+export class DPRTrainer {
+  epochs = 1;
+  batchSize = 32;
+  lr = 2e-5;
+  warmupRatio = 0.1;
+  weightDecay = 0.01;
+  maxGradNorm = 2.0;
+  temperature = 1;
+  hardNegatives = 1;
+  maxQueryLength = 64;
+  maxPassageLength = 256;
+  titleJoin: TitleJoin = "pair";
+  pooling: "cls" | "mean" = "cls";
+  seed = 42;
+  checkpointEvery = 0;
+  selectMetric = "ndcg@10";
+  quantize = false;
+  throttleMs = 0;
+  shared = false;
+
+  readonly params: DPRTrainerParams;
+  readonly outputDir: string;
+
+  constructor(params: DPRTrainerParams) {
+    this.params = params;
+    this.outputDir = resolve(params.outputDir);
+    for (const key of [
+      "epochs", "batchSize", "lr", "warmupRatio", "weightDecay", "maxGradNorm", "temperature", "hardNegatives",
+      "maxQueryLength", "maxPassageLength", "titleJoin", "pooling", "seed", "checkpointEvery", "selectMetric",
+      "quantize", "throttleMs", "shared",
+    ] as const) {
+      const v = params[key];
+      if (v !== undefined) (this as Record<string, unknown>)[key] = v;
+    }
+    positiveInt(this.epochs, "epochs");
+    positiveInt(this.batchSize, "batchSize");
+    positiveInt(this.hardNegatives, "hardNegatives", 0);
+    positiveInt(this.checkpointEvery, "checkpointEvery", 0);
+    positiveInt(this.maxQueryLength, "maxQueryLength", 3);
+    positiveInt(this.maxPassageLength, "maxPassageLength", 4);
+    if (params.maxSteps !== undefined) positiveInt(params.maxSteps, "maxSteps");
+    if (params.gradCacheChunk !== undefined) positiveInt(params.gradCacheChunk, "gradCacheChunk");
+    if (!(this.lr > 0)) throw new Error(`${WHO}: lr must be > 0, got ${this.lr}`);
+    if (!(this.temperature > 0)) throw new Error(`${WHO}: temperature must be > 0, got ${this.temperature}`);
+    if (!(this.warmupRatio >= 0 && this.warmupRatio <= 1)) throw new Error(`${WHO}: warmupRatio must be in [0, 1], got ${this.warmupRatio}`);
+    if (params.dropout !== undefined && !(params.dropout >= 0 && params.dropout < 1)) {
+      throw new Error(`${WHO}: dropout must be in [0, 1), got ${params.dropout}`);
+    }
+    const c = params.init.config;
+    if (this.maxQueryLength > c.max_position_embeddings || this.maxPassageLength > c.max_position_embeddings) {
+      throw new Error(
+        `${WHO}: maxQueryLength ${this.maxQueryLength} / maxPassageLength ${this.maxPassageLength} exceed the model's max_position_embeddings ${c.max_position_embeddings}`,
+      );
+    }
+    if (params.tokenizer.vocabSize > c.vocab_size) {
+      throw new Error(`${WHO}: the tokenizer has ${params.tokenizer.vocabSize} entries but the model's vocab_size is ${c.vocab_size}`);
+    }
+    if (params.init.passage && this.shared) throw new Error(`${WHO}: shared is set but separate passage weights were given`);
+  }
+
+  /** The examples of an epoch. */
+  private examplesFor(epoch: number): readonly TrainingExample[] {
+    const t = this.params.train;
+    const examples = typeof t === "function" ? t(epoch) : t;
+    if (examples.length === 0) throw new Error(`${WHO}: no training examples (epoch ${epoch})`);
+    return examples;
+  }
+
+  private planFor(epoch: number): { examples: readonly TrainingExample[]; plan: PlannedBatch[] } {
+    const examples = this.examplesFor(epoch);
+    return { examples, plan: planEpoch(examples, { batchSize: this.batchSize, seed: this.seed, epoch }) };
+  }
+
+  /** Model config with the dropout override applied. */
+  private modelConfig(): BertConfig {
+    const c = { ...this.params.init.config };
+    if (this.params.dropout !== undefined) {
+      c.hidden_dropout_prob = this.params.dropout;
+      c.attention_probs_dropout_prob = this.params.dropout;
+    }
+    return c;
+  }
+
+  /** Settings that must match between a checkpoint and a resumed run. */
+  private fingerprint(totalSteps: number, firstEpochSize: number): Record<string, unknown> {
+    return {
+      batchSize: this.batchSize, seed: this.seed, epochs: this.epochs, totalSteps, lr: this.lr, shared: this.shared,
+      hardNegatives: this.hardNegatives, maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength,
+      gradCacheChunk: this.params.gradCacheChunk ?? null, firstEpochExamples: firstEpochSize, temperature: this.temperature,
+    };
+  }
+
+  private buildEncoders(config: BertConfig, q?: BertWeights, p?: BertWeights): DualEncoderTF {
+    const initSeed = this.params.init.initSeed ?? this.seed;
+    const make = (w: BertWeights | undefined, name: string, seedOffset: number) =>
+      w ? BertEncoderTF.fromWeights(config, w, { name }) : BertEncoderTF.fromConfig(config, { name, initSeed: initSeed * 1000 + seedOffset });
+    const question = make(q, "q", 0);
+    if (this.shared) return { question, passage: question };
+    // Separate encoders both start from the question weights unless passage weights are given.
+    return { question, passage: make(p ?? q, "p", q ? 0 : 1) };
+  }
+
+  private get dprConfig() {
+    return { pooling: this.pooling, maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, normalize: false };
+  }
+
+  /** Hyper-parameters as written to training.json. */
+  describe(): Record<string, unknown> {
+    return {
+      epochs: this.epochs, maxSteps: this.params.maxSteps, batchSize: this.batchSize, lr: this.lr,
+      warmupSteps: this.params.warmupSteps, warmupRatio: this.warmupRatio, weightDecay: this.weightDecay,
+      maxGradNorm: this.maxGradNorm, temperature: this.temperature, hardNegatives: this.hardNegatives,
+      maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin,
+      pooling: this.pooling, dropout: this.params.dropout, seed: this.seed, gradCacheChunk: this.params.gradCacheChunk,
+      shared: this.shared, checkpointEvery: this.checkpointEvery, selectMetric: this.selectMetric, backend: tf.getBackend(),
+    };
+  }
+
+  /**
+   * Runs the training. With `resume`, continues from `outputDir/checkpoint` (same data and settings
+   * required; checked) losing only the updates made after that checkpoint.
+   * @throws Error naming the problem (no checkpoint, settings differ from the checkpoint's, loss not finite).
+   */
+  async train(opts: TrainOptions = {}): Promise<TrainResult> {
+    const out = this.outputDir;
+    await mkdir(out, { recursive: true });
+    const logPath = join(out, "train-log.jsonl");
+    const ckptDir = join(out, "checkpoint");
+    const config = this.modelConfig();
+
+    const first = this.planFor(0);
+    const perEpoch = first.plan.length;
+    const totalSteps = Math.min(this.params.maxSteps ?? Infinity, perEpoch * this.epochs);
+    const warmupSteps = this.params.warmupSteps ?? Math.round(this.warmupRatio * totalSteps);
+    const schedule = linearSchedule({ lr: this.lr, warmupSteps: Math.min(warmupSteps, totalSteps), totalSteps });
+    const fingerprint = this.fingerprint(totalSteps, first.examples.length);
+
+    let state: CheckpointState | undefined;
+    let encoders: DualEncoderTF;
+    if (opts.resume) {
+      if (!(await exists(join(ckptDir, "state.json")))) throw new Error(`${WHO}: --resume: no checkpoint in ${ckptDir}`);
+      state = JSON.parse(await readFile(join(ckptDir, "state.json"), "utf8")) as CheckpointState;
+      if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${WHO}: ${ckptDir}/state.json has format ${state.format}, expected ${CHECKPOINT_FORMAT}`);
+      for (const [k, v] of Object.entries(fingerprint)) {
+        if (JSON.stringify(state.fingerprint[k]) !== JSON.stringify(v)) {
+          throw new Error(`${WHO}: cannot resume: ${k} is ${JSON.stringify(v)} but the checkpoint in ${ckptDir} was made with ${JSON.stringify(state.fingerprint[k])}`);
+        }
+      }
+      const { tensors } = await readSafetensors(join(ckptDir, "weights.safetensors"));
+      const side = (prefix: string): BertWeights => {
+        const w: BertWeights = new Map();
+        for (const [name, t] of tensors) if (name.startsWith(prefix)) w.set(name.slice(prefix.length), t);
+        return w;
+      };
+      encoders = state.shared ? this.buildEncoders(config, side("encoder/")) : this.buildEncoders(config, side("question/"), side("passage/"));
+    } else {
+      encoders = this.buildEncoders(config, this.params.init.question, this.params.init.passage);
+    }
+    const variables = namedTrainableVariables(encoders);
+    const optimizer = new AdamW(variables, { weightDecay: this.weightDecay });
+    if (state) {
+      const { tensors } = await readSafetensors(join(ckptDir, "optimizer.safetensors"));
+      optimizer.loadState(tensors, state.optimizerIterations, join(ckptDir, "optimizer.safetensors"));
+      const log = await open(logPath, "a+");
+      await log.truncate(state.logBytes);
+      await log.close();
+    } else {
+      await writeFile(logPath, "");
+    }
+
+    let step = state?.step ?? 0;
+    let epoch = state?.epoch ?? 0;
+    let batchInEpoch = state?.batchInEpoch ?? 0;
+    const history: EpochRecord[] = state?.history ?? [];
+    let bestEpoch = state?.bestEpoch;
+    let bestValue = state?.bestValue;
+    let epochLossSum = state?.epochLossSum ?? 0;
+    let epochLossCount = state?.epochLossCount ?? 0;
+    let firstLoss = NaN;
+    let lastLoss = NaN;
+    const resumedFromStep = state?.step;
+    const startedAt = Date.now();
+    const stepsAtStart = step;
+    const progress = new ProgressLine(this.params.progress);
+
+    const appendLog = async (record: object) => {
+      const fh = await open(logPath, "a");
+      await fh.write(JSON.stringify(record) + "\n");
+      await fh.close();
+    };
+    const saveCheckpoint = async () => {
+      const weights: BertWeights = new Map();
+      const sides: [string, BertEncoderTF][] = this.shared ? [["encoder/", encoders.question]] : [["question/", encoders.question], ["passage/", encoders.passage]];
+      for (const [prefix, e] of sides) for (const [n, t] of e.toWeights()) weights.set(prefix + n, t);
+      const logBytes = (await stat(logPath)).size;
+      const s: CheckpointState = {
+        format: CHECKPOINT_FORMAT, step, epoch, batchInEpoch, seed: this.seed, optimizerIterations: optimizer.iterations, logBytes,
+        history, bestEpoch, bestValue, epochLossSum, epochLossCount, fingerprint, shared: this.shared, config,
+        rng: { scheme: "batch order = shuffle(mix(seed, epoch)); dropout of step s = mix(seed, s)" },
+      };
+      await replaceDirAtomically(ckptDir, async (tmp) => {
+        await writeSafetensors(join(tmp, "weights.safetensors"), weights, { format: "pt" });
+        await writeSafetensors(join(tmp, "optimizer.safetensors"), optimizer.stateTensors(), { format: "pt" });
+        await writeFile(join(tmp, "state.json"), JSON.stringify(s, null, 2) + "\n");
+      });
+    };
+    const metadata = (extra: Record<string, unknown>) => ({
+      ...this.params.metadata, hyperparameters: this.describe(), config, steps: step, totalSteps, history, bestEpoch,
+      gitCommit: gitCommit(), ...extra,
+    });
+
+    try {
+      while (epoch < this.epochs && step < totalSteps) {
+        const { examples, plan } = epoch === 0 ? first : this.planFor(epoch);
+        for (; batchInEpoch < plan.length && step < totalSteps; batchInEpoch++) {
+          const t0 = Date.now();
+          const batch = tokenizeBatch(this.params.tokenizer, examples, plan[batchInEpoch]!, {
+            maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, hardNegatives: this.hardNegatives,
+          });
+          const lr = schedule(step);
+          const { loss, grads } = computeDprGradients({
+            encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature,
+            training: true, chunkSize: this.params.gradCacheChunk, dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
+          });
+          const clipped = clipByGlobalNorm(grads, this.maxGradNorm);
+          for (const g of grads.values()) g.dispose();
+          optimizer.step(clipped.grads, lr);
+          for (const g of clipped.grads.values()) g.dispose();
+          step++;
+          epochLossSum += loss;
+          epochLossCount++;
+          if (Number.isNaN(firstLoss)) firstLoss = loss;
+          lastLoss = loss;
+          const sec = (Date.now() - t0) / 1000;
+          const record: StepRecord = {
+            type: "step", step, epoch, loss, lr, gradNorm: clipped.norm, examples: batch.size, hardNegatives: batch.hardNegatives,
+            examplesPerSec: batch.size / Math.max(sec, 1e-6), elapsedSec: (Date.now() - startedAt) / 1000,
+          };
+          await appendLog(record);
+          this.params.onStep?.(record);
+          const rate = (step - stepsAtStart) / Math.max((Date.now() - startedAt) / 1000, 1e-6);
+          progress.update(step, totalSteps, `ep ${epoch + 1}/${this.epochs} loss ${loss.toFixed(4)} ${record.examplesPerSec.toFixed(1)} ex/s ETA ${formatDuration((totalSteps - step) / rate)}`);
+          if (this.throttleMs > 0) await new Promise((r) => setTimeout(r, this.throttleMs));
+          if (this.checkpointEvery > 0 && step % this.checkpointEvery === 0 && step < totalSteps) {
+            batchInEpoch++;
+            await saveCheckpoint();
+            batchInEpoch--;
+          }
+        }
+        // End of an epoch (or of the step budget inside it).
+        const epochDone = epoch;
+        const record: EpochRecord = { type: "epoch", epoch: epochDone, step, meanLoss: epochLossSum / Math.max(1, epochLossCount), best: false };
+        if (this.params.dev) {
+          progress.clear();
+          const tmpDir = join(out, `.eval-epoch-${epochDone}`);
+          await exportTrainedModel(tmpDir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: metadata({ epoch: epochDone }) });
+          record.metrics = await evaluateModelDir(tmpDir, this.params.dev);
+          const value = record.metrics[this.selectMetric];
+          if (value === undefined) throw new Error(`${WHO}: selectMetric '${this.selectMetric}' is not one of ${Object.keys(record.metrics).join(", ")}`);
+          if (bestValue === undefined || value > bestValue) {
+            bestValue = value;
+            bestEpoch = epochDone;
+            record.best = true;
+            await moveDirInto(tmpDir, join(out, "model"));
+          } else {
+            await rm(tmpDir, { recursive: true, force: true });
+          }
+          const m = record.metrics;
+          process.stderr.write(
+            `${WHO}: epoch ${epochDone + 1}: loss ${record.meanLoss.toFixed(4)} dev recall@1 ${m["recall@1"]?.toFixed(4)} recall@20 ${m["recall@20"]?.toFixed(4)} ` +
+              `MRR@10 ${m["mrr@10"]?.toFixed(4)} nDCG@10 ${m["ndcg@10"]?.toFixed(4)}${record.best ? " (best)" : ""}\n`,
+          );
+        }
+        history.push(record);
+        await appendLog(record);
+        this.params.onEpoch?.(record);
+        epoch++;
+        batchInEpoch = 0;
+        epochLossSum = 0;
+        epochLossCount = 0;
+        await saveCheckpoint();
+      }
+      progress.clear();
+      const lastDir = this.params.dev ? join(out, "last") : join(out, "model");
+      await exportTrainedModel(lastDir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: metadata({ final: true }) });
+      return {
+        steps: step, epochs: epoch, modelDir: join(out, "model"), history, bestEpoch, firstLoss, lastLoss, resumedFromStep,
+      };
+    } finally {
+      progress.clear();
+      optimizer.dispose();
+      encoders.question.dispose();
+      encoders.passage.dispose();
+    }
+  }
+}
+
+/** A one-line progress bar on stderr (rewritten in place on a TTY, else a line every 10 s). */
+class ProgressLine {
+  private readonly mode: "tty" | "lines" | "off";
+  private lastLine = 0;
+  private shown = false;
+
+  constructor(setting: boolean | "lines" | undefined) {
+    if (setting === false) this.mode = "off";
+    else if (setting === "lines") this.mode = "lines";
+    else this.mode = process.stderr.isTTY ? "tty" : setting === true ? "lines" : "lines";
+  }
+
+  update(done: number, total: number, text: string): void {
+    if (this.mode === "off") return;
+    const width = 24;
+    const filled = Math.round((width * done) / Math.max(total, 1));
+    const line = `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total} ${text}`;
+    if (this.mode === "tty") {
+      process.stderr.write(`\r${line}\x1b[K`);
+      this.shown = true;
+    } else if (Date.now() - this.lastLine > 10_000 || done === total) {
+      process.stderr.write(line + "\n");
+      this.lastLine = Date.now();
+    }
+  }
+
+  clear(): void {
+    if (this.mode === "tty" && this.shown) {
+      process.stderr.write("\r\x1b[K");
+      this.shown = false;
+    }
+  }
+}
