@@ -19,6 +19,7 @@ import { randomBertWeights } from "../../src/models/weights.js";
 import type { BertConfig, BertWeights } from "../../src/models/types.js";
 import type { BertTokenizer } from "../../src/tokenizers/bert-tokenizer.js";
 import { BM25Retriever } from "../../src/retrievers/bm25/bm25-retriever.js";
+import { TwoStageRetriever } from "../../src/retrievers/two-stage-retriever.js";
 
 interface FixturePassage {
   id: string;
@@ -261,6 +262,30 @@ describe("CrossEncoderReranker ordering", () => {
         expect(typeof d.metadata.score).toBe("number"); // BM25 metadata kept
         expect(d.metadata.relevanceScore).toBeCloseTo(expected[orderOf(expected)[j]!]!, 4);
       });
+    } finally {
+      await reranker.dispose();
+    }
+  });
+  it("is the second stage of TwoStageRetriever: BM25 top-20 -> cross-encoder -> top-3", async () => {
+    const bm25 = await BM25Retriever.fromPassages(
+      allPassages.map((p) => ({ id: p.id, title: "", text: p.text })),
+      { k: 20 },
+    );
+    const reranker = new CrossEncoderReranker({ modelPath: model.dir, topN: 10 });
+    try {
+      const twoStage = new TwoStageRetriever({ firstStage: bm25, reranker, candidates: 20, k: 3 });
+      const q = "risk factors for surgery complications";
+      const candidates = await bm25.invoke(q);
+      expect(candidates).toHaveLength(20);
+      const expected = candidates.map((d) => referenceLogits(model, q, d.pageContent, 128)[0]!);
+      const top = orderOf(expected).slice(0, 3);
+      const { documents, timings } = await twoStage.retrieve(q);
+      expect(documents.map((d) => d.metadata.id)).toEqual(top.map((i) => candidates[i]!.metadata.id));
+      documents.forEach((d, j) => {
+        expect(d.metadata.firstStageRank).toBe(top[j]! + 1);
+        expect(d.metadata.relevanceScore).toBeCloseTo(expected[top[j]!]!, 4);
+      });
+      expect(timings.rerankMs).toBeGreaterThan(0);
     } finally {
       await reranker.dispose();
     }
