@@ -158,6 +158,8 @@ export class FaissDPRStore extends SaveableVectorStore {
   private readonly labelOf = new Map<string, number>();
   private readonly tombstones = new Set<number>();
   private nextLabel = 0;
+  /** Incremented by every change of the stored vectors (see {@link version}). */
+  private changeCount = 0;
   /** Serialises mutations of the store (adds, deletes, merges, saves). */
   private mutex: Promise<unknown> = Promise.resolve();
 
@@ -192,6 +194,15 @@ export class FaissDPRStore extends SaveableVectorStore {
 
   // -------------------------------------------------------------------------------------------
   // state
+
+  /**
+   * A counter that grows with every change of what search can return (add, delete, compact,
+   * train, merge, dispose). Caches such as DPRRetriever's key on it, so a changed store never
+   * serves stale results.
+   */
+  get version(): number {
+    return this.changeCount;
+  }
 
   /** Number of live (not deleted) documents. */
   get size(): number {
@@ -303,6 +314,7 @@ export class FaissDPRStore extends SaveableVectorStore {
       }
       if (index.ntotal > 0) throw new Error(`${OWNER}.train: the index already holds ${index.ntotal} vectors`);
       await index.train(data);
+      this.changeCount++;
     });
   }
 
@@ -359,6 +371,7 @@ export class FaissDPRStore extends SaveableVectorStore {
       this.labelOf.set(ids[i]!, label);
     }
     this.nextLabel += n;
+    this.changeCount++;
     return ids;
   }
 
@@ -631,6 +644,7 @@ export class FaissDPRStore extends SaveableVectorStore {
         this.labelOf.delete(this.docs.get(l)!.id);
         this.docs.delete(l);
       }
+      this.changeCount++;
     });
   }
 
@@ -673,6 +687,7 @@ export class FaissDPRStore extends SaveableVectorStore {
       const old = this.index;
       this.index = fresh;
       this.tombstones.clear();
+      this.changeCount++;
       await old.dispose();
     });
   }
@@ -909,5 +924,6 @@ export class FaissDPRStore extends SaveableVectorStore {
   async dispose(): Promise<void> {
     await this.index?.dispose();
     this.index = undefined;
+    this.changeCount++;
   }
 }
