@@ -15,4 +15,3 @@ export {
 export { exportBertOnnx, quantizePerColumn, type BertOnnxOptions } from "./onnx/bert-graph.js";
 export { referenceBertForward, type ReferenceBatch, type ReferenceOutput } from "./reference.js";
 export { exportCheckpointToOnnx, readBertCheckpoint } from "./checkpoint.js";
-export { writeFileAtomic } from "./atomic-write.js";
