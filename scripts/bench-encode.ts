@@ -149,6 +149,19 @@ const tokenized = await passage.tokenize(passages.map((p) => (p.title ? { text: 
 const lens = tokenized.map((e) => e.inputIds.length);
 report.passageTokens = { n: lens.length, p10: pct(lens, 10), p50: pct(lens, 50), p90: pct(lens, 90), min: Math.min(...lens), max: Math.max(...lens), mean: lens.reduce((a, b) => a + b, 0) / lens.length };
 log(`passages: ${lens.length}, tokens (max 256) p10/p50/p90 = ${pct(lens, 10)}/${pct(lens, 50)}/${pct(lens, 90)}`);
+/** Tokens the model processes (batch max length x batch size, summed) when batches are cut from `ls` in order. */
+const paddedTokens = (ls: number[]) => {
+  let total = 0;
+  for (let i = 0; i < ls.length; i += batchSize) {
+    const b = ls.slice(i, i + batchSize);
+    total += Math.max(...b) * b.length;
+  }
+  return total;
+};
+const padSorted = paddedTokens([...lens].sort((a, b) => b - a));
+const padNaive = paddedTokens(lens);
+report.paddedTokens = { real: lens.reduce((a, b) => a + b, 0), sorted: padSorted, inputOrder: padNaive, ratio: padNaive / padSorted };
+log(`tokens processed incl. padding: sorted ${padSorted}, input order ${padNaive} (${(padNaive / padSorted).toFixed(2)}x); real tokens ${lens.reduce((a, b) => a + b, 0)}`);
 
 // ---------------------------------------------------------------------------------------------
 // Query latency at batch 1: full path vs bare session.run, interleaved.

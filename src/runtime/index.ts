@@ -1,0 +1,13 @@
+/** The onnxruntime-node owner: sessions, execution providers, lazy creation. */
+export {
+  Lazy,
+  OnnxSession,
+  availableExecutionProviders,
+  type ExecutionProviderName,
+  type GraphOptimizationLevel,
+  type OnnxElementType,
+  type OnnxIntInput,
+  type OnnxOutputTensor,
+  type OnnxSessionParams,
+  type OnnxValueInfo,
+} from "./onnx-session.js";
