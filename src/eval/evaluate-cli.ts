@@ -35,6 +35,7 @@ export const EVALUATE_USAGE = `usage: npx tsx scripts/evaluate.ts --dataset <BEI
   --max-query-length N   question token cap (default: the model's dpr_config.json)
   --max-passage-length N passage token cap (default: the model's dpr_config.json)
   --index FACTORY        faiss index_factory string (default Flat)
+  --faiss-threads N      OpenMP threads for faiss (default: one per core)
   --hybrid rrf|linear    hybrid fusion (default rrf)
   --alpha X              linear fusion weight of the dense side, in [0, 1] (default 0.5)
   --rrf-k N              RRF constant (default 60)
@@ -81,6 +82,7 @@ export function parseEvaluateArgs(argv: string[]): EvaluateCliOptions | null {
         methods: { type: "string" },
         index: { type: "string" },
         "max-query-length": { type: "string" },
+        "faiss-threads": { type: "string" },
         "max-passage-length": { type: "string" },
         hybrid: { type: "string" },
         alpha: { type: "string" },
@@ -132,6 +134,7 @@ export function parseEvaluateArgs(argv: string[]): EvaluateCliOptions | null {
       crossEncoderPath: values["cross-encoder"],
       methods,
       indexFactory: values.index,
+      faissThreads: positiveInt(values["faiss-threads"], "--faiss-threads"),
       hybrid: hybrid as HybridFusion,
       alpha,
       rrfK,

@@ -10,6 +10,8 @@
  *
  * A stage shared by several methods (the DPR query encoding, the BM25 search) runs once per
  * query and its time counts for each method using it; a method's total is the sum of its stages.
+ * Reranking runs in a second pass over all queries, so that the cross-encoder's threads do not
+ * compete with (and slow down) the first stages.
  * The corpus is encoded once (progress reported through `onProgress`); nothing is cached on disk.
  *
  * @module
@@ -59,7 +61,7 @@ export interface PairScorer {
 
 /** Progress events, for a CLI to print (the evaluator itself prints nothing). */
 export interface EvaluationProgress {
-  phase: "load" | "bm25-index" | "encode-corpus" | "faiss-index" | "queries" | "done";
+  phase: "load" | "bm25-index" | "encode-corpus" | "faiss-index" | "queries" | "rerank" | "done";
   /** Items done in this phase (passages or queries). */
   done: number;
   /** Items in this phase. */
@@ -89,6 +91,11 @@ export interface RetrievalEvaluatorParams {
   methods?: EvaluationMethod[];
   /** faiss index_factory string for the dense index (default "Flat": exact inner product). */
   indexFactory?: string;
+  /**
+   * OpenMP threads for faiss, process-wide (default: faiss's own, one per core). Queries are
+   * searched one at a time; on a busy machine 1 avoids OpenMP's thread wake-up cost.
+   */
+  faissThreads?: number;
   /** Hybrid fusion (default "rrf"). */
   hybrid?: HybridFusion;
   /** Linear fusion: weight of the dense side, BM25 gets 1 - alpha (default 0.5). */
@@ -150,6 +157,7 @@ export interface EvaluationReport {
     depth: number;
     rerankDepth: number;
     indexFactory: string;
+    faissThreads: number | null;
     hybrid: { fusion: HybridFusion; alpha: number; rrfK: number };
     maxQueries: number | null;
     dprModel: string | null;
@@ -261,6 +269,8 @@ export class RetrievalEvaluator {
 
   indexFactory = "Flat";
 
+  faissThreads?: number;
+
   hybrid: HybridFusion = "rrf";
 
   alpha = 0.5;
@@ -297,6 +307,7 @@ export class RetrievalEvaluator {
     this.reranker = params.reranker;
     this.methods = params.methods;
     this.indexFactory = params.indexFactory ?? this.indexFactory;
+    this.faissThreads = params.faissThreads;
     this.hybrid = params.hybrid ?? this.hybrid;
     this.alpha = params.alpha ?? this.alpha;
     this.rrfK = params.rrfK ?? this.rrfK;
@@ -310,6 +321,7 @@ export class RetrievalEvaluator {
     checkPositiveInt(this.rerankDepth, "rerankDepth");
     checkPositiveInt(this.encodeChunkSize, "encodeChunkSize");
     if (this.maxQueries !== undefined) checkPositiveInt(this.maxQueries, "maxQueries");
+    if (this.faissThreads !== undefined) checkPositiveInt(this.faissThreads, "faissThreads");
     if (this.maxQueryLength !== undefined) checkPositiveInt(this.maxQueryLength, "maxQueryLength");
     if (this.maxPassageLength !== undefined) checkPositiveInt(this.maxPassageLength, "maxPassageLength");
     if (this.embeddings !== undefined && (this.maxQueryLength !== undefined || this.maxPassageLength !== undefined)) {
@@ -419,7 +431,7 @@ export class RetrievalEvaluator {
       }
       corpusEncodeMs = performance.now() - te;
       const ta = performance.now();
-      store = new FaissDPRStore(embeddings, { factory: this.indexFactory, dimensions: dim });
+      store = new FaissDPRStore(embeddings, { factory: this.indexFactory, dimensions: dim, threads: this.faissThreads });
       const docs = data.corpus.map((p) => new Document({ pageContent: p.text, metadata: p.title ? { title: p.title } : {}, id: p.id }));
       await store.addVectors(matrix, docs, { ids: data.corpus.map((p) => p.id) });
       faissAddMs = performance.now() - ta;
@@ -441,9 +453,14 @@ export class RetrievalEvaluator {
     const times: Record<string, Float64Array> = {};
     const timer = (name: string): Float64Array => (times[name] ??= new Float64Array(nq));
 
+    // Pass 1: first stages, one query at a time. Pass 2: reranking. Separate passes keep the
+    // cross-encoder's threads from competing with the first stages' (and their latencies) the
+    // way a deployment without a reranker would see them.
+    const firsts: Array<Map<"bm25" | "dpr" | "hybrid", RankedItem[]>> = new Array(nq);
     for (let qi = 0; qi < nq; qi++) {
       const q = queries[qi]!;
       const first = new Map<"bm25" | "dpr" | "hybrid", RankedItem[]>();
+      firsts[qi] = first;
       if (bm25) {
         const t = performance.now();
         const hits = bm25.search(q.text, this.depth);
@@ -469,17 +486,23 @@ export class RetrievalEvaluator {
         timer("hybrid.fuse")[qi] = performance.now() - t;
         first.set("hybrid", fused.map((f) => ({ id: f.id, score: f.score })));
       }
-      for (const stage of rerankFor) {
-        const candidates = first.get(stage)!;
-        const head = candidates.slice(0, this.rerankDepth);
-        const t = performance.now();
-        const scores = head.length === 0 ? [] : await reranker!.scorePairs(q.text, head.map((c) => textFor(passages.get(c.id)!)));
-        timer(`${stage}.rerank`)[qi] = performance.now() - t;
-        if (scores.length !== head.length) throw new Error(`${WHO}: the reranker returned ${scores.length} scores for ${head.length} passages`);
-        lists.get(`${stage}+rerank` as EvaluationMethod)!.push(rerankedList(head, scores, candidates.slice(this.rerankDepth)));
-      }
       for (const m of methods) if (!methodNeedsReranker(m)) lists.get(m)!.push(first.get(FIRST_STAGE[m])!);
       if ((qi + 1) % 25 === 0 || qi + 1 === nq) this.progress("queries", qi + 1, nq, `ran ${qi + 1}/${nq} queries`);
+    }
+    if (reranker) {
+      for (let qi = 0; qi < nq; qi++) {
+        const q = queries[qi]!;
+        for (const stage of rerankFor) {
+          const candidates = firsts[qi]!.get(stage)!;
+          const head = candidates.slice(0, this.rerankDepth);
+          const t = performance.now();
+          const scores = head.length === 0 ? [] : await reranker.scorePairs(q.text, head.map((c) => textFor(passages.get(c.id)!)));
+          timer(`${stage}.rerank`)[qi] = performance.now() - t;
+          if (scores.length !== head.length) throw new Error(`${WHO}: the reranker returned ${scores.length} scores for ${head.length} passages`);
+          lists.get(`${stage}+rerank` as EvaluationMethod)!.push(rerankedList(head, scores, candidates.slice(this.rerankDepth)));
+        }
+        if ((qi + 1) % 25 === 0 || qi + 1 === nq) this.progress("rerank", qi + 1, nq, `reranked ${qi + 1}/${nq} queries`);
+      }
     }
 
     const stageSamples = (m: EvaluationMethod, stage: LatencyStage): Float64Array | undefined => {
@@ -545,6 +568,7 @@ export class RetrievalEvaluator {
         depth: this.depth,
         rerankDepth: this.rerankDepth,
         indexFactory: this.indexFactory,
+        faissThreads: this.faissThreads ?? null,
         hybrid: { fusion: this.hybrid, alpha: this.alpha, rrfK: this.rrfK },
         maxQueries: this.maxQueries ?? null,
         dprModel: this.dprModelPath !== undefined ? resolve(this.dprModelPath) : this.embeddings ? "(embeddings object)" : null,

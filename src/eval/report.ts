@@ -63,7 +63,8 @@ export function renderMarkdownReport(report: EvaluationReport, files: Pick<Repor
   );
   lines.push(`- DPR model: ${s.dprModel ? `\`${s.dprModel}\` (dimension ${s.dprDimension ?? "?"})` : "none"}; cross-encoder: ${s.crossEncoder ? `\`${s.crossEncoder}\`` : "none"}.`);
   const fusion = s.hybrid.fusion === "rrf" ? `RRF (k = ${s.hybrid.rrfK})` : `linear, min-max normalised (alpha = ${s.hybrid.alpha} dense)`;
-  lines.push(`- Index: faiss \`${s.indexFactory}\` (inner product); hybrid fusion: ${fusion}; depth ${s.depth}; rerank depth ${s.rerankDepth}.`);
+  const threads = s.faissThreads !== null ? `, ${s.faissThreads} OpenMP thread${s.faissThreads === 1 ? "" : "s"}` : "";
+  lines.push(`- Index: faiss \`${s.indexFactory}\` (inner product${threads}); hybrid fusion: ${fusion}; depth ${s.depth}; rerank depth ${s.rerankDepth}.`);
   const buildParts = [`BM25 index ${ms(b.bm25Ms)} ms`];
   if (b.corpusEncodeMs !== null) buildParts.push(`corpus encoding ${(b.corpusEncodeMs / 1000).toFixed(1)} s (${fmt(b.passagesPerSecond ?? NaN, 1)} passages/s)`);
   if (b.faissAddMs !== null) buildParts.push(`faiss add ${ms(b.faissAddMs)} ms`);
@@ -89,7 +90,7 @@ export function renderMarkdownReport(report: EvaluationReport, files: Pick<Repor
   }
   lines.push(
     "",
-    "Queries run one at a time. A stage shared by methods (DPR query encoding, BM25 search) runs once per query and counts for each method using it; " +
+    "Queries run one at a time; reranking runs in a second pass after every first stage. A stage shared by methods (DPR query encoding, BM25 search) runs once per query and counts for each method using it; " +
       "hybrid search is the FAISS and BM25 searches one after the other; total is the per-query sum of the method's stages.",
     "",
   );

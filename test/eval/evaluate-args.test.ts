@@ -39,6 +39,7 @@ describe("evaluate CLI arguments", () => {
     [["--dataset", "x", "--depth", "0"], /--depth must be a positive integer, got "0"/],
     [["--dataset", "x", "--depth", "ten"], /--depth must be a positive integer, got "ten"/],
     [["--dataset", "x", "--max-queries", "2.5"], /--max-queries must be a positive integer, got "2.5"/],
+    [["--dataset", "x", "--faiss-threads", "0"], /--faiss-threads must be a positive integer, got "0"/],
     [["--dataset", "x", "--hybrid", "max"], /--hybrid must be rrf or linear, got "max"/],
     [["--dataset", "x", "--hybrid", "linear", "--alpha", "1.5"], /--alpha must be a number in \[0, 1\], got "1.5"/],
     [["--dataset", "x", "--alpha", "0.3"], /--alpha only applies to --hybrid linear/],
