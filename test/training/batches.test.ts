@@ -91,7 +91,7 @@ describe("tokenizeBatch", () => {
     expect(batch.size).toBe(2);
     // q0's first hard negative is q1's positive "b" (skipped), so q0 contributes "c"; q1's "c" is then a duplicate, so "d".
     expect(batch.hardNegatives).toBe(2);
-    expect(batch.passages.inputIds.length).toBe(4);
+    expect((batch.passages.inputIds as number[][]).length).toBe(4);
     const row0 = tok.encode("title one", "scurvy vitamin deficiency", { maxLength: 24 });
     expect((batch.passages.inputIds as number[][])[0]!.slice(0, row0.inputIds.length)).toEqual(row0.inputIds);
     expect((batch.passages.tokenTypeIds as number[][])[0]!.slice(0, row0.inputIds.length)).toEqual(row0.tokenTypeIds);
