@@ -9,7 +9,8 @@
  *  - fp32 vs int8 (model_quantized.onnx) when the model folder has it.
  *
  *   npx tsx scripts/bench-encode.ts [--model DIR] [--threads 2] [--corpus a.jsonl,b.jsonl]
- *        [--passages 96] [--batch 16] [--queries 40] [--json out.json]
+ *        [--passages 96] [--batch 16] [--queries 40] [--rounds 2] [--passage-mode chunks100|whole]
+ *        [--padding-only] [--json out.json]
  *
  * Without --model, a random bert-base DPR folder (with int8) is written to
  * $TMPDIR/langchain-dpr-bench/bert-base on first use (about a minute).
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     json: { type: "string" },
     "passage-mode": { type: "string", default: "chunks100" },
     rounds: { type: "string", default: "2" },
+    "padding-only": { type: "boolean", default: false },
   },
 });
 const threads = Number(values.threads);
@@ -141,8 +143,6 @@ report.corpus = corpusFiles;
 const emb = new DPREmbeddings({ modelPath: modelDir, intraOpNumThreads: threads, batchSize });
 await emb.ready();
 const { question, passage } = await emb.getEncoders();
-const rawQ = await OnnxSession.create((await question.describe()).modelPath, { intraOpNumThreads: threads });
-const rawP = await OnnxSession.create((await passage.describe()).modelPath, { intraOpNumThreads: threads });
 
 // Passage length distribution (tokens after truncation to 256).
 const tokenized = await passage.tokenize(passages.map((p) => (p.title ? { text: p.title, pair: p.text } : { text: p.text })), 256);
@@ -150,10 +150,10 @@ const lens = tokenized.map((e) => e.inputIds.length);
 report.passageTokens = { n: lens.length, p10: pct(lens, 10), p50: pct(lens, 50), p90: pct(lens, 90), min: Math.min(...lens), max: Math.max(...lens), mean: lens.reduce((a, b) => a + b, 0) / lens.length };
 log(`passages: ${lens.length}, tokens (max 256) p10/p50/p90 = ${pct(lens, 10)}/${pct(lens, 50)}/${pct(lens, 90)}`);
 /** Tokens the model processes (batch max length x batch size, summed) when batches are cut from `ls` in order. */
-const paddedTokens = (ls: number[]) => {
+const paddedTokens = (ls: number[], size = batchSize) => {
   let total = 0;
-  for (let i = 0; i < ls.length; i += batchSize) {
-    const b = ls.slice(i, i + batchSize);
+  for (let i = 0; i < ls.length; i += size) {
+    const b = ls.slice(i, i + size);
     total += Math.max(...b) * b.length;
   }
   return total;
@@ -162,6 +162,16 @@ const padSorted = paddedTokens([...lens].sort((a, b) => b - a));
 const padNaive = paddedTokens(lens);
 report.paddedTokens = { real: lens.reduce((a, b) => a + b, 0), sorted: padSorted, inputOrder: padNaive, ratio: padNaive / padSorted };
 log(`tokens processed incl. padding: sorted ${padSorted}, input order ${padNaive} (${(padNaive / padSorted).toFixed(2)}x); real tokens ${lens.reduce((a, b) => a + b, 0)}`);
+const padTable = [8, 16, 32, 64].map((b) => ({ batch: b, ratio: paddedTokens(lens, b) / paddedTokens([...lens].sort((x, y) => y - x), b) }));
+report.paddedTokenRatioByBatch = padTable;
+log(`padding work, input order / sorted, by batch size: ${padTable.map((r) => `${r.batch}: ${r.ratio.toFixed(2)}x`).join(", ")}`);
+if (values["padding-only"]) {
+  await emb.dispose();
+  process.exit(0);
+}
+const rawQ = await OnnxSession.create((await question.describe()).modelPath, { intraOpNumThreads: threads });
+const rawP = await OnnxSession.create((await passage.describe()).modelPath, { intraOpNumThreads: threads });
+
 
 // ---------------------------------------------------------------------------------------------
 // Query latency at batch 1: full path vs bare session.run, interleaved.
