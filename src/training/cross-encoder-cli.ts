@@ -1,0 +1,253 @@
+/**
+ * The cross-encoder training command line (scripts/train-cross-encoder.ts is a thin wrapper over
+ * {@link runCrossEncoderCli}): loads DPR JSON (e.g. from scripts/mine-hard-negatives.ts) or mines
+ * negatives on the fly from a BEIR folder, loads the starting model, trains, exports.
+ *
+ * @module
+ */
+import { stat } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
+import { readDprJson } from "../data/dpr.js";
+import type { TrainingExample } from "../data/types.js";
+import type { BertConfig, BertWeights } from "../models/types.js";
+import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
+import { BACKEND_ORDER, describeBackend, selectBackend, type BackendChoice } from "./backend.js";
+import { CrossEncoderTrainer, type CrossEncoderLoss } from "./cross-encoder-trainer.js";
+import { loadInitialModel, scratchModel } from "./init.js";
+import { formatMiningStats } from "./mining-cli.js";
+import { HardNegativeMiner, type MiningMethod } from "./mining.js";
+
+const WHO = "train-cross-encoder";
+
+/** Usage text of the CLI. */
+export const CROSS_ENCODER_USAGE = `usage: npx tsx scripts/train-cross-encoder.ts --data <dpr.json | BEIR folder> --out <folder> [options]
+
+Data
+  --data PATH            DPR JSON with hard_negative_ctxs, or a BEIR folder (negatives mined on the fly)
+  --split NAME           BEIR split to train on (default train)
+  --mine bm25|dense      how a BEIR folder's negatives are mined (default bm25)
+  --mine-model DIR       DPR model folder for --mine dense
+  --skip-top N (0) --depth D (100) --margin M --mine-per-question N (10)   mining rules
+Model
+  --init PATH            model folder of ours, HF BERT/DPR folder, cross-encoder folder, or model.safetensors
+  --init-side passage|question   which encoder of a DPR folder starts the cross-encoder (default passage)
+  --hidden N --layers N --heads N --ffn N --max-len N --vocab-size N
+                         from scratch: vocabulary learnt from --corpus (a BEIR folder; default: --data when
+                         it is one, else the passages of the DPR JSON)
+  --corpus DIR           BEIR folder whose passages train the vocabulary
+Recipe
+  --loss listwise|binary (listwise)   --negatives N (3)   --batch N questions per update (8)
+  --epochs N (1) --max-steps N --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
+  --weight-decay X (0.01) --clip X (1.0) --max-length N (256) --dropout X --seed N (42)
+Run
+  --quantize             also write model_quantized.onnx (int8)
+  --backend B            ${BACKEND_ORDER.join(" | ")} (default: best available)   --threads N (wasm)
+  --no-progress --quiet --help
+`;
+
+/** Parsed command line. */
+export interface CrossEncoderCliOptions {
+  data: string;
+  out: string;
+  split: string;
+  mine: MiningMethod;
+  mineModel?: string;
+  skipTop?: number;
+  depth?: number;
+  margin?: number;
+  minePerQuestion?: number;
+  init?: string;
+  initSide: "passage" | "question";
+  scratch?: { hidden: number; layers: number; heads: number; ffn: number; maxLen: number; vocabSize: number };
+  corpus?: string;
+  loss: CrossEncoderLoss;
+  negatives?: number;
+  batch?: number;
+  epochs?: number;
+  maxSteps?: number;
+  lr?: number;
+  warmupRatio?: number;
+  warmupSteps?: number;
+  weightDecay?: number;
+  clip?: number;
+  maxLength?: number;
+  dropout?: number;
+  seed?: number;
+  quantize: boolean;
+  backend?: BackendChoice;
+  threads?: number;
+  progress: boolean;
+  quiet: boolean;
+}
+
+function numberArg(text: string | undefined, flag: string, opts: { integer?: boolean; min?: number } = {}): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n)) throw new Error(`${WHO}: ${flag} must be a number, got "${text}"`);
+  if (opts.integer && !Number.isInteger(n)) throw new Error(`${WHO}: ${flag} must be an integer, got "${text}"`);
+  if (opts.min !== undefined && n < opts.min) throw new Error(`${WHO}: ${flag} must be >= ${opts.min}, got "${text}"`);
+  return n;
+}
+
+const STRING = { type: "string" } as const;
+const BOOL = { type: "boolean" } as const;
+const FLAGS = {
+  data: STRING, out: STRING, split: STRING, mine: STRING, "mine-model": STRING, "skip-top": STRING, depth: STRING, margin: STRING,
+  "mine-per-question": STRING, init: STRING, "init-side": STRING, hidden: STRING, layers: STRING, heads: STRING, ffn: STRING,
+  "max-len": STRING, "vocab-size": STRING, corpus: STRING, loss: STRING, negatives: STRING, batch: STRING, epochs: STRING,
+  "max-steps": STRING, lr: STRING, "warmup-ratio": STRING, "warmup-steps": STRING, "weight-decay": STRING, clip: STRING,
+  "max-length": STRING, dropout: STRING, seed: STRING, quantize: BOOL, backend: STRING, threads: STRING,
+  "no-progress": BOOL, quiet: BOOL, help: BOOL,
+} as const;
+
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options: FLAGS }).values;
+  } catch (err) {
+    throw new Error(`${WHO}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/s, "")}`);
+  }
+}
+
+/** Parses the CLI's arguments; null for `--help`. Throws an Error naming the bad flag. */
+export function parseCrossEncoderArgs(argv: string[]): CrossEncoderCliOptions | null {
+  const values = parseFlags(argv);
+  if (values.help) return null;
+  if (!values.data) throw new Error(`${WHO}: --data <dpr.json | BEIR folder> is required`);
+  if (!values.out) throw new Error(`${WHO}: --out <folder> is required`);
+  const loss = values.loss ?? "listwise";
+  if (loss !== "listwise" && loss !== "binary") throw new Error(`${WHO}: --loss must be binary or listwise, got "${loss}"`);
+  const mine = values.mine ?? "bm25";
+  if (mine !== "bm25" && mine !== "dense") throw new Error(`${WHO}: --mine must be bm25 or dense, got "${mine}"`);
+  if (mine === "dense" && !values["mine-model"]) throw new Error(`${WHO}: --mine dense needs --mine-model <DPR model folder>`);
+  const initSide = values["init-side"] ?? "passage";
+  if (initSide !== "passage" && initSide !== "question") throw new Error(`${WHO}: --init-side must be passage or question, got "${initSide}"`);
+  const backend = values.backend as BackendChoice | undefined;
+  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new Error(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got "${backend}"`);
+  const int = (flag: keyof typeof FLAGS, min = 1) => numberArg(values[flag] as string | undefined, `--${flag}`, { integer: true, min });
+  const shapeFlags = ["hidden", "layers", "heads", "ffn", "max-len", "vocab-size"] as const;
+  const given = shapeFlags.filter((f) => values[f] !== undefined);
+  let scratch: CrossEncoderCliOptions["scratch"];
+  if (values.init && given.length > 0) throw new Error(`${WHO}: --init and --${given[0]} exclude each other (a shape is for training from scratch)`);
+  if (!values.init) {
+    scratch = {
+      hidden: int("hidden") ?? 128,
+      layers: int("layers") ?? 2,
+      heads: int("heads") ?? 2,
+      ffn: int("ffn") ?? 512,
+      maxLen: int("max-len") ?? 256,
+      vocabSize: int("vocab-size") ?? 8000,
+    };
+  }
+  return {
+    data: values.data,
+    out: values.out,
+    split: values.split ?? "train",
+    mine,
+    mineModel: values["mine-model"],
+    skipTop: int("skip-top", 0),
+    depth: int("depth"),
+    margin: numberArg(values.margin, "--margin", { min: 0 }),
+    minePerQuestion: int("mine-per-question"),
+    init: values.init,
+    initSide,
+    scratch,
+    corpus: values.corpus,
+    loss,
+    negatives: int("negatives"),
+    batch: int("batch"),
+    epochs: int("epochs"),
+    maxSteps: int("max-steps"),
+    lr: numberArg(values.lr, "--lr"),
+    warmupRatio: numberArg(values["warmup-ratio"], "--warmup-ratio", { min: 0 }),
+    warmupSteps: int("warmup-steps", 0),
+    weightDecay: numberArg(values["weight-decay"], "--weight-decay", { min: 0 }),
+    clip: numberArg(values.clip, "--clip", { min: 0 }),
+    maxLength: int("max-length", 3),
+    dropout: numberArg(values.dropout, "--dropout", { min: 0 }),
+    seed: int("seed", 0),
+    quantize: values.quantize ?? false,
+    backend,
+    threads: int("threads"),
+    progress: !(values["no-progress"] ?? false),
+    quiet: values.quiet ?? false,
+  };
+}
+
+async function isDir(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    throw new Error(`${WHO}: ${path} does not exist`);
+  }
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad arguments). */
+export async function runCrossEncoderCli(argv: string[]): Promise<number> {
+  let o: CrossEncoderCliOptions | null;
+  try {
+    o = parseCrossEncoderArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${CROSS_ENCODER_USAGE}`);
+    return 2;
+  }
+  if (o === null) {
+    process.stdout.write(CROSS_ENCODER_USAGE);
+    return 0;
+  }
+  const log = o.quiet ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
+  try {
+    const { info } = await selectBackend({ prefer: o.backend, threads: o.threads, log: o.quiet ? false : undefined });
+    let examples: TrainingExample[];
+    let dataInfo: Record<string, unknown>;
+    const dataIsBeir = await isDir(o.data);
+    if (dataIsBeir) {
+      const dataset = await loadBeirDataset(o.data, o.split);
+      const miner = new HardNegativeMiner({
+        method: o.mine, modelPath: o.mineModel, skipTop: o.skipTop, depth: o.depth, margin: o.margin, perQuestion: o.minePerQuestion, log,
+      });
+      const mined = await miner.mine(dataset);
+      log(`${WHO}: mined ${formatMiningStats(mined.stats)}`);
+      examples = mined.examples;
+      dataInfo = { beir: o.data, split: o.split, mining: { rules: miner.rules, ...mined.stats } };
+    } else {
+      examples = await readDprJson(o.data);
+      dataInfo = { dprJson: o.data };
+    }
+    let config: BertConfig, tokenizer: BertTokenizer, weights: BertWeights | undefined, source: string;
+    if (o.init) {
+      const init = await loadInitialModel(o.init);
+      config = init.config;
+      tokenizer = init.tokenizer;
+      weights = o.initSide === "passage" ? init.passage ?? init.question : init.question;
+      source = `${init.source}${init.passage ? ` (${o.initSide} encoder)` : ""}`;
+    } else {
+      const corpusDir = o.corpus ?? (dataIsBeir ? o.data : undefined);
+      const texts = corpusDir
+        ? (await loadBeirCorpus(corpusDir)).flatMap((p) => [p.title, p.text])
+        : examples.flatMap((e) => [...e.positives, ...e.hardNegatives].flatMap((p) => [p.title, p.text]));
+      ({ config, tokenizer } = scratchModel({ ...o.scratch!, texts }));
+      source = `scratch ${JSON.stringify(o.scratch)} (vocabulary from ${corpusDir ?? o.data})`;
+    }
+    log(`${WHO}: ${examples.length} questions; model from ${source}`);
+    const trainer = new CrossEncoderTrainer({
+      outputDir: o.out, tokenizer, config, weights, train: examples, loss: o.loss, negatives: o.negatives, batchSize: o.batch,
+      epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps,
+      weightDecay: o.weightDecay, maxGradNorm: o.clip, maxLength: o.maxLength, dropout: o.dropout, seed: o.seed,
+      quantize: o.quantize, progress: o.progress && !o.quiet ? undefined : false,
+      metadata: { args: argv, data: dataInfo, init: source, backend: describeBackend(info) },
+    });
+    try {
+      const result = await trainer.train();
+      log(`${WHO}: ${result.steps} updates in ${result.seconds.toFixed(1)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}; model: ${result.modelDir}`);
+      if (o.quiet) return 0;
+      process.stdout.write(`${result.modelDir}\n`);
+    } finally {
+      trainer.dispose();
+    }
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${WHO}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
