@@ -32,10 +32,11 @@ export function recallCurveSpec(report: EvaluationReport): TopLevelSpec {
   };
 }
 
-/** Vega-Lite spec: p50 latency per stage (grouped bars per method) with the p95 as a tick. */
+/** Vega-Lite spec: p50 latency per stage (grouped bars per method, log scale) with the p95 as a tick. */
 export function latencySpec(report: EvaluationReport): TopLevelSpec {
   const values = report.methods.flatMap((r) =>
-    r.stages.map((stage) => ({ method: r.method, stage, p50: r.latency[stage].p50, p95: r.latency[stage].p95 })),
+    // Log scale: stages span µs (fusion) to 100s of ms (reranking); clamp to 1 µs so log works.
+    r.stages.map((stage) => ({ method: r.method, stage, p50: Math.max(r.latency[stage].p50, 1e-3), p95: Math.max(r.latency[stage].p95, 1e-3) })),
   );
   const stages = ["encode", "search", "fuse", "rerank"];
   return {
@@ -50,8 +51,8 @@ export function latencySpec(report: EvaluationReport): TopLevelSpec {
       color: { field: "stage", type: "nominal", title: "stage", sort: stages },
     },
     layer: [
-      { mark: { type: "bar" }, encoding: { y: { field: "p50", type: "quantitative", title: "milliseconds" } } },
-      { mark: { type: "tick", thickness: 2 }, encoding: { y: { field: "p95", type: "quantitative" }, color: { value: "black" } } },
+      { mark: { type: "bar" }, encoding: { y: { field: "p50", type: "quantitative", title: "milliseconds (log scale)", scale: { type: "log" }, stack: null } } },
+      { mark: { type: "tick", thickness: 2 }, encoding: { y: { field: "p95", type: "quantitative", scale: { type: "log" } }, color: { value: "black" } } },
     ],
   };
 }
