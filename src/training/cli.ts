@@ -10,7 +10,8 @@ import type { Passage, Qrels, Query, TrainingExample } from "../data/types.js";
 import type { TitleJoin } from "../models/model-dir.js";
 import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { selectBackend, BACKEND_ORDER, type BackendChoice } from "./backend.js";
-import { detectDataSource, examplesFromBeir, loadTrainingExamples } from "./batches.js";
+import { detectDataSource, examplesFromBeir, loadTrainingExamples, passageKey } from "./batches.js";
+import { readDprJson } from "../data/dpr.js";
 import type { DevSet } from "./export.js";
 import { loadInitialModel, scratchModel, type InitialModel } from "./init.js";
 import { cropExamples, ictExamples } from "./pretrain.js";
@@ -25,6 +26,8 @@ Data
   --mode M               supervised (default) | ict | crop  (ict/crop: pairs from the corpus alone)
   --dev-split NAME       BEIR split evaluated after each epoch (selects model/)
   --dev-fraction F       hold out this fraction of the training queries as the dev set (BEIR)
+  --negatives FILE       DPR JSON (e.g. from scripts/mine-hard-negatives.ts) whose hard_negative_ctxs are
+                         attached to the training examples with the same question text
 Model
   --init PATH            model folder of ours, HF BERT/DPR folder, or model.safetensors (config.json, vocab beside)
   --hidden N --layers N --heads N --ffn N --max-len N --vocab-size N   from scratch (vocabulary from the corpus)
@@ -56,7 +59,7 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
     strict: true,
     options: {
       data: { type: "string" }, split: { type: "string", default: "train" }, mode: { type: "string" },
-      "dev-split": { type: "string" }, "dev-fraction": { type: "string" },
+      "dev-split": { type: "string" }, "dev-fraction": { type: "string" }, negatives: { type: "string" },
       out: { type: "string" }, init: { type: "string" },
       hidden: { type: "string" }, layers: { type: "string" }, heads: { type: "string" }, ffn: { type: "string" },
       "max-len": { type: "string" }, "vocab-size": { type: "string" },
@@ -122,6 +125,23 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
     if (mode !== "supervised") throw new Error(`train-dpr: --mode ${mode} needs a BEIR folder (its corpus), got ${source.kind}`);
     if (values["dev-split"] || values["dev-fraction"]) throw new Error("train-dpr: --dev-split / --dev-fraction need a BEIR folder");
     examples = await loadTrainingExamples(source);
+  }
+
+  if (values.negatives) {
+    if (mode !== "supervised") throw new Error("train-dpr: --negatives applies to supervised training only");
+    const mined = await readDprJson(values.negatives);
+    const byQuestion = new Map<string, Passage[]>();
+    for (const m of mined) if (m.hardNegatives.length > 0) byQuestion.set(m.question, m.hardNegatives);
+    let attached = 0;
+    examples = examples.map((e) => {
+      const extra = byQuestion.get(e.question);
+      if (!extra) return e;
+      attached++;
+      const own = new Set(e.positives.map(passageKey));
+      return { ...e, hardNegatives: [...e.hardNegatives, ...extra.filter((n) => !own.has(passageKey(n)))] };
+    });
+    if (attached === 0) throw new Error(`train-dpr: no question of ${values.negatives} matches a training question`);
+    dataInfo["negatives"] = { path: resolve(values.negatives), examplesWithNegatives: attached };
   }
 
   // Model.
