@@ -4,7 +4,8 @@
  * (6 layers x 384) and the BERT-base shape (12 x 768). Random weights cost exactly what trained
  * ones do. Per shape, in the same run and interleaved query by query (so a busy machine shifts
  * both): length-sorted batches (the default) vs naive input order (BM25 rank order), reporting
- * ms per query, pairs/s, the share of padded tokens, and the ratio between the two.
+ * ms per query, pairs/s, process CPU seconds per query (all onnxruntime threads; steadier than wall
+ * time on a shared machine), the share of padded tokens, and the ratios between the two.
  *
  *   npx tsx scripts/bench-rerank.ts [--shapes minilm,bert-base] [--queries minilm=3,bert-base=1]
  *        [--candidates 100] [--batch 32] [--max-length 512] [--threads 0] [--dataset DIR] [--json out.json]
@@ -96,9 +97,10 @@ interface ShapeResult {
   paddedShareSorted: number;
   paddedShareNaive: number;
   tokenizeMsPerQuery: number;
-  sorted: { medianMs: number; p90Ms: number; pairsPerSec: number };
-  naive: { medianMs: number; p90Ms: number; pairsPerSec: number };
+  sorted: { medianMs: number; p90Ms: number; pairsPerSec: number; cpuMsPerQuery: number };
+  naive: { medianMs: number; p90Ms: number; pairsPerSec: number; cpuMsPerQuery: number };
   speedupTotal: number;
+  cpuRatio: number;
   maxScoreDiff: number;
 }
 
@@ -137,6 +139,8 @@ async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; q
 
   const tokenizer = await BertTokenizer.fromDir(dir); // the same files the reranker loaded; used for token counts
   const times = { sorted: [] as number[], naive: [] as number[] };
+  // Process CPU time (user + system, all onnxruntime threads): less sensitive than wall time to other load on a shared machine.
+  const cpu = { sorted: [] as number[], naive: [] as number[] };
   let real = 0, padSorted = 0, padNaive = 0, tokenizeMs = 0, maxScoreDiff = 0;
   for (let i = 0; i < measured.length; i++) {
     const { query, docs } = measured[i]!;
@@ -152,20 +156,28 @@ async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; q
     const scores: Record<string, Map<unknown, number>> = {};
     for (const mode of order) {
       const r = mode === "sorted" ? sorted : naive;
+      const c = process.cpuUsage();
       const t = performance.now();
       const ranked = await r.rerank(query, docs);
       times[mode].push(performance.now() - t);
+      const dc = process.cpuUsage(c);
+      cpu[mode].push((dc.user + dc.system) / 1000);
       scores[mode] = new Map(ranked.map((x) => [x.index, x.relevanceScore]));
     }
     for (const [k, v] of scores.sorted!) maxScoreDiff = Math.max(maxScoreDiff, Math.abs(v - scores.naive!.get(k)!));
-    console.log(`  ${shape} q${i + 1}/${measured.length}: sorted ${times.sorted.at(-1)!.toFixed(0)} ms, naive ${times.naive.at(-1)!.toFixed(0)} ms`);
+    console.log(
+      `  ${shape} q${i + 1}/${measured.length}: sorted ${times.sorted.at(-1)!.toFixed(0)} ms (cpu ${cpu.sorted.at(-1)!.toFixed(0)}), ` +
+        `naive ${times.naive.at(-1)!.toFixed(0)} ms (cpu ${cpu.naive.at(-1)!.toFixed(0)})`,
+    );
   }
   await Promise.all([sorted.dispose(), naive.dispose()]);
   const n = measured.length;
-  const summary = (xs: number[]) => ({
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const summary = (xs: number[], cs: number[]) => ({
     medianMs: pct(xs, 50),
     p90Ms: pct(xs, 90),
-    pairsPerSec: (nCandidates * xs.length) / (xs.reduce((a, b) => a + b, 0) / 1000),
+    pairsPerSec: (nCandidates * xs.length) / (sum(xs) / 1000),
+    cpuMsPerQuery: sum(cs) / cs.length,
   });
   return {
     shape,
@@ -175,9 +187,10 @@ async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; q
     paddedShareSorted: 1 - real / padSorted,
     paddedShareNaive: 1 - real / padNaive,
     tokenizeMsPerQuery: tokenizeMs / n,
-    sorted: summary(times.sorted),
-    naive: summary(times.naive),
-    speedupTotal: times.naive.reduce((a, b) => a + b, 0) / times.sorted.reduce((a, b) => a + b, 0),
+    sorted: summary(times.sorted, cpu.sorted),
+    naive: summary(times.naive, cpu.naive),
+    speedupTotal: sum(times.naive) / sum(times.sorted),
+    cpuRatio: sum(cpu.naive) / sum(cpu.sorted),
     maxScoreDiff,
   };
 }
@@ -189,13 +202,14 @@ async function main(): Promise<void> {
   const results: ShapeResult[] = [];
   for (const shape of shapes) results.push(await benchShape(shape, data, index));
   console.log("");
-  console.log("| shape | queries | tokens/pair | padded (sorted / naive) | tokenize ms/q | sorted ms/q (p50, p90) | naive ms/q (p50, p90) | pairs/s sorted / naive | naive/sorted time |");
-  console.log("|---|---|---|---|---|---|---|---|---|");
+  console.log("| shape | queries | tokens/pair | padded (sorted / naive) | tokenize ms/q | sorted ms/q (p50, p90) | naive ms/q (p50, p90) | pairs/s sorted / naive | naive/sorted time | CPU s/q sorted / naive (ratio) |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     console.log(
       `| ${r.shape} | ${r.queries} | ${(r.realTokensPerQuery / r.pairsPerQuery).toFixed(0)} | ${(100 * r.paddedShareSorted).toFixed(1)}% / ${(100 * r.paddedShareNaive).toFixed(1)}% | ` +
         `${r.tokenizeMsPerQuery.toFixed(1)} | ${r.sorted.medianMs.toFixed(0)}, ${r.sorted.p90Ms.toFixed(0)} | ${r.naive.medianMs.toFixed(0)}, ${r.naive.p90Ms.toFixed(0)} | ` +
-        `${r.sorted.pairsPerSec.toFixed(1)} / ${r.naive.pairsPerSec.toFixed(1)} | ${r.speedupTotal.toFixed(2)}x |`,
+        `${r.sorted.pairsPerSec.toFixed(1)} / ${r.naive.pairsPerSec.toFixed(1)} | ${r.speedupTotal.toFixed(2)}x | ` +
+        `${(r.sorted.cpuMsPerQuery / 1000).toFixed(1)} / ${(r.naive.cpuMsPerQuery / 1000).toFixed(1)} (${r.cpuRatio.toFixed(2)}x) |`,
     );
   }
   for (const r of results) console.log(`max |score sorted - score naive| (${r.shape}): ${r.maxScoreDiff.toExponential(1)}`);
