@@ -1,14 +1,39 @@
-/** Evaluation (`langchain-dpr/eval`): the BM25 / DPR / hybrid / reranked comparison, reports and plots. */
+/**
+ * Evaluation (the `langchain-dpr/eval` entry point): trec_eval metrics, TREC files, the
+ * {@link RetrievalEvaluator} over BEIR folders, its Markdown/JSON report and SVG plots, and the
+ * command line behind scripts/evaluate.ts.
+ *
+ * @module
+ */
 export * from "./metrics.js";
 export { writeTrecRun, readTrecRun, readTrecQrels } from "./trec.js";
 export {
   RetrievalEvaluator,
   EVALUATION_METHODS,
+  LATENCY_STAGES,
+  loadCrossEncoder,
+  methodNeedsDpr,
+  methodNeedsReranker,
+  parseMethod,
+  rerankText,
   type EvaluationMethod,
+  type EvaluationProgress,
   type EvaluationReport,
+  type HybridFusion,
+  type LatencyStage,
   type MethodResult,
-  type RetrievalEvaluatorParams,
   type PairScorer,
+  type RetrievalEvaluatorParams,
+  type StageLatency,
 } from "./evaluate.js";
-export { renderMarkdownReport, reportToJson } from "./report.js";
-export { recallCurveSpec, latencySpec, renderSvg } from "./plots.js";
+export { ARTICLE_RECALL_NOTE, DEFAULT_REPORT_FILES, REPORT_METRICS, renderMarkdownReport, reportToJson, type ReportFiles } from "./report.js";
+export { latencySpec, recallCurveSpec, renderSvg } from "./plots.js";
+export {
+  EVALUATE_USAGE,
+  parseEvaluateArgs,
+  runEvaluateCli,
+  writeEvaluationOutputs,
+  type CliStreams,
+  type EvaluateCliOptions,
+  type WrittenOutputs,
+} from "./evaluate-cli.js";
