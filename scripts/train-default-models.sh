@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Reproduces the shipped default models (src/assets/models/dpr-pubmedqa and
+# src/assets/models/cross-encoder-pubmedqa) from the PubMedQA dataset in BEIR layout (MIT licence),
+# with the project's own training scripts, on the TRAIN split only (qrels/train.tsv). The test
+# questions (the bundled src/assets/pubmedqa set) are never read by any step below.
+#
+#   bash scripts/train-default-models.sh <pubmedqa BEIR folder> [work folder] [--install]
+#
+#   <pubmedqa BEIR folder>  corpus.jsonl, queries.jsonl, qrels/train.tsv (1,000 abstracts, 500 train questions)
+#   [work folder]           runs, logs and mined negatives (default runs/default-models)
+#   --install               copy the two resulting model folders into src/assets/models/
+#
+# Recipe (about 45 minutes of CPU time in all on one core; TF.js wasm backend):
+#   1. ICT pretraining (inverse cloze task) on the corpus alone: a scratch BERT (hidden 128, 2 layers,
+#      4 heads, FFN 512, 128 positions, one encoder shared by questions and passages, mean pooling),
+#      WordPiece vocabulary learnt on the corpus;
+#   2. BM25 hard negatives for the 500 train questions (ranks 1..30, labelled positive dropped, 5 each);
+#   3. DPR fine-tuning from (1) on the train questions: in-batch + 1 BM25 hard negative per question;
+#   4. cross-encoder from the ICT encoder of (1), listwise loss over the positive + 3 BM25 negatives;
+#   5. evaluation of both on the bundled test set (src/assets/pubmedqa) with scripts/evaluate.ts.
+set -euo pipefail
+
+DATA="${1:?usage: bash scripts/train-default-models.sh <pubmedqa BEIR folder> [work folder] [--install]}"
+WORK="${2:-runs/default-models}"
+INSTALL="no"
+for arg in "$@"; do [[ "$arg" == "--install" ]] && INSTALL="yes"; done
+[[ "$WORK" == "--install" ]] && WORK="runs/default-models"
+SEED=42
+
+for f in corpus.jsonl queries.jsonl qrels/train.tsv; do
+  [[ -f "$DATA/$f" ]] || { echo "train-default-models: $DATA/$f is missing (expected the PubMedQA BEIR folder)" >&2; exit 1; }
+done
+mkdir -p "$WORK"
+cd "$(dirname "$0")/.."
+
+MODEL_SHAPE=(--shared --pooling mean --hidden 128 --layers 2 --heads 4 --ffn 512 --max-len 128 --q-len 32 --p-len 128)
+
+echo "== 1. ICT pretraining on the corpus" >&2
+npx tsx scripts/pretrain-dpr.ts --data "$DATA" --out "$WORK/ict" "${MODEL_SHAPE[@]}" \
+  --batch 32 --lr 1e-3 --warmup-ratio 0.06 --epochs 8 --seed "$SEED" --checkpoint-every 20 --no-progress
+
+echo "== 2. BM25 hard negatives for the train questions" >&2
+npx tsx scripts/mine-hard-negatives.ts --dataset "$DATA" --split train --out "$WORK/bm25-negatives.json" \
+  --method bm25 --depth 30 --per-question 5 --stats "$WORK/bm25-negatives.stats.json" --quiet
+
+echo "== 3. DPR fine-tuning on the train questions" >&2
+npx tsx scripts/train-dpr.ts --data "$WORK/bm25-negatives.json" --init "$WORK/ict/model" --out "$WORK/dpr" \
+  "${MODEL_SHAPE[@]}" --batch 32 --hard-negatives 1 --lr 3e-4 --warmup-ratio 0.1 --epochs 6 --seed "$SEED" \
+  --checkpoint-every 20 --quantize --no-progress
+
+echo "== 4. cross-encoder on the train questions" >&2
+npx tsx scripts/train-cross-encoder.ts --data "$WORK/bm25-negatives.json" --init "$WORK/ict/model" --out "$WORK/cross-encoder" \
+  --loss listwise --negatives 3 --batch 8 --epochs 3 --lr 2e-4 --max-length 128 --seed "$SEED" --quantize --no-progress
+
+echo "== 5. evaluation on the bundled test set" >&2
+npx tsx scripts/evaluate.ts --dataset src/assets/pubmedqa --split test --dpr "$WORK/dpr/model" \
+  --cross-encoder "$WORK/cross-encoder/model" --out "$WORK/eval" --quiet
+
+if [[ "$INSTALL" == "yes" ]]; then
+  for pair in "dpr/model:dpr-pubmedqa" "cross-encoder/model:cross-encoder-pubmedqa"; do
+    src="$WORK/${pair%%:*}"; dst="src/assets/models/${pair##*:}"
+    mkdir -p src/assets/models
+    # Keep SOURCE.md; replace the rest atomically (copy beside, then swap).
+    rm -rf "$dst.new"; cp -r "$src" "$dst.new"
+    [[ -f "$dst/SOURCE.md" ]] && cp "$dst/SOURCE.md" "$dst.new/SOURCE.md"
+    rm -rf "$dst.old"; [[ -d "$dst" ]] && mv "$dst" "$dst.old"; mv "$dst.new" "$dst"; rm -rf "$dst.old"
+  done
+  echo "installed into src/assets/models/" >&2
+fi
+echo "report: $WORK/eval/report.md" >&2
