@@ -234,7 +234,11 @@ export async function exportMissingOnnx(modelDir: string, files: string[]): Prom
     const { tensors } = await readSafetensors(join(dir, "model.safetensors"));
     const weights = canonicalizeBertWeights(tensors);
     validateBertWeights(config, weights, join(dir, "model.safetensors"));
-    await exportBertOnnx(dir, config, weights, { pooler: "cls" });
+    // A sequence classifier (cross-encoder: BertForSequenceClassification with classifier.* weights)
+    // keeps its head and gets `logits`; an encoder gets DPR's CLS pooler.
+    const classifier =
+      weights.has("classifier.weight") && (config.architectures ?? []).some((a) => a.endsWith("ForSequenceClassification"));
+    await exportBertOnnx(dir, config, weights, classifier ? { pooler: "bert", classifier: true } : { pooler: "cls" });
     written.push(`${prefix}model.onnx`);
   }
   return written;

@@ -7,6 +7,7 @@ import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
+import { CrossEncoderReranker } from "../../src/rerankers/cross-encoder-reranker.js";
 import { cachedModelDir, downloadModel, selectModelFiles } from "../../src/models/hub.js";
 import { referenceBertForward } from "../../src/models/reference.js";
 import { writeSafetensors } from "../../src/models/safetensors.js";
@@ -238,6 +239,29 @@ describe("hub download into the cache", () => {
       expect((await stat(join(dir, "model.onnx"))).size).toBeGreaterThan(0);
     } finally {
       await emb.dispose();
+    }
+  });
+
+  it("exports a safetensors-only cross-encoder (BertForSequenceClassification) with its classifier head, so it gives logits", async () => {
+    const repoDir = join(root, "repo-ce-safetensors");
+    await mkdir(repoDir);
+    const tokenizer = testTokenizer();
+    const config = { ...testConfig(tokenizer.vocabSize), num_labels: 1, architectures: ["BertForSequenceClassification"] };
+    const weights = randomBertWeights(config, { seed: 5, pooler: true, numLabels: 1 });
+    const prefixed: BertWeights = new Map([...weights].map(([k, v]) => [k.startsWith("classifier.") ? k : `bert.${k}`, v]));
+    await writeSafetensors(join(repoDir, "model.safetensors"), prefixed);
+    await tokenizer.save(repoDir);
+    await writeFile(join(repoDir, "config.json"), JSON.stringify(config));
+    hub.repos.set("acme/tiny-cross-encoder", repoDir);
+    const cacheDir = join(root, "cache-ce");
+    const reranker = await CrossEncoderReranker.fromPretrained("acme/tiny-cross-encoder", { endpoint: hub.endpoint, cacheDir });
+    try {
+      const [score] = await reranker.scorePairs(TEXTS[0]!, [TEXTS[1]!]);
+      const enc = tokenizer.encode(TEXTS[0]!, TEXTS[1]!, { maxLength: config.max_position_embeddings });
+      const ref = referenceBertForward(config, weights, { inputIds: [enc.inputIds], attentionMask: [enc.attentionMask], tokenTypeIds: [enc.tokenTypeIds] });
+      expect(Math.abs(score! - ref.logits![0]!)).toBeLessThan(1e-4);
+    } finally {
+      await reranker.dispose();
     }
   });
 });
