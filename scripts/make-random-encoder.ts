@@ -17,7 +17,7 @@ import { BERT_BASE_CONFIG, MINILM_L6_CONFIG, tinyBertConfig } from "../src/model
 import { exportBertOnnx, type BertOnnxOptions } from "../src/models/onnx/bert-graph.js";
 import { writeSafetensors } from "../src/models/safetensors.js";
 import type { BertConfig } from "../src/models/types.js";
-import { writeFileAtomic } from "../src/models/atomic-write.js";
+import { writeFileAtomic } from "../src/utils/atomic-file.js";
 import { randomBertWeights } from "../src/models/weights.js";
 
 const { values } = parseArgs({

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { writeStreamAtomic } from "./atomic-file.js";
+import { writeStreamAtomic } from "../utils/atomic-file.js";
 import { readJsonLines } from "./jsonl.js";
 import type { Passage, TrainingExample } from "./types.js";
 

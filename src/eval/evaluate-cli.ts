@@ -8,7 +8,7 @@ import { mkdir, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
-import { writeFileAtomic } from "../data/atomic-file.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
 import {
   parseMethod,
   RetrievalEvaluator,

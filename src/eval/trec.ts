@@ -4,7 +4,7 @@
  * re-sorts by score). Qrels lines: `qid iter docid relevance`.
  */
 import { readFile } from "node:fs/promises";
-import { writeStreamAtomic } from "../data/atomic-file.js";
+import { writeStreamAtomic } from "../utils/atomic-file.js";
 import type { Qrels } from "../data/types.js";
 import { rankLikeTrecEval, type Run } from "./metrics.js";
 

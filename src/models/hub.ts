@@ -20,7 +20,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 
-import { tempPathFor, writeFileAtomic } from "./atomic-write.js";
+import { tempPathFor, writeFileAtomic } from "../utils/atomic-file.js";
 import { readBertConfig } from "./config.js";
 import { exportBertOnnx } from "./onnx/bert-graph.js";
 import { readSafetensors } from "./safetensors.js";

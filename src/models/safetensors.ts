@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { endianness } from "node:os";
 import type { BertWeights, NamedTensor } from "./types.js";
-import { writeFileAtomic } from "./atomic-write.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 /** Refuse absurd headers before trying to parse them (the reference implementation uses 100 MB). */

@@ -26,7 +26,7 @@ import { appendFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Passage, TrainingExample } from "../data/types.js";
-import { writeFileAtomic } from "../models/atomic-write.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
 import type { BertConfig, BertWeights } from "../models/types.js";
 import { expectedBertWeightShapes, randomBertWeights } from "../models/weights.js";
 import { writeCrossEncoderDir } from "../rerankers/cross-encoder-dir.js";

@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { evaluateRun, type Run } from "../eval/metrics.js";
-import { writeFileAtomic } from "../models/atomic-write.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
 import { saveDPRModel, type DPRModelConfig } from "../models/model-dir.js";
 import type { Passage, Qrels, Query } from "../data/types.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";

@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { writeFileAtomic } from "../data/atomic-file.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
 import { loadBeirDataset } from "../data/beir.js";
 import { HardNegativeMiner, writeMinedDprJson, type HardNegativeMinerParams, type MiningStats } from "./mining.js";
 

@@ -31,7 +31,7 @@
  * @module
  */
 import { performance } from "node:perf_hooks";
-import { writeStreamAtomic } from "../data/atomic-file.js";
+import { writeStreamAtomic } from "../utils/atomic-file.js";
 import type { BeirDataset } from "../data/beir.js";
 import type { Passage, TrainingExample } from "../data/types.js";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
@@ -104,7 +104,10 @@ export interface MinedExample extends TrainingExample {
   mined: MinedNegative[];
 }
 
-/** Counts and timings of one mining run. */
+/**
+ * Counts and timings of one mining run. The `dropped*` counts cover the candidates examined: with
+ * `sample: "top"` a question's scan stops once `perQuestion` negatives are found.
+ */
 export interface MiningStats {
   method: MiningMethod;
   questions: number;

@@ -7,7 +7,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { BertConfig, BertWeights, NamedTensor } from "../types.js";
 import { validateBertWeights } from "../weights.js";
-import { commitTemp, writeTemp } from "../atomic-write.js";
+import { commitTemp, writeTemp } from "../../utils/atomic-file.js";
 import { attr, GraphBuilder } from "./graph-builder.js";
 import { OnnxDataType, type ValueInfoDef } from "./onnx-proto.js";
 

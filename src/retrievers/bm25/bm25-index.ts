@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { writeFileAtomic, writeStreamAtomic } from "../../data/atomic-file.js";
+import { writeFileAtomic, writeStreamAtomic } from "../../utils/atomic-file.js";
 import type { Passage } from "../../data/types.js";
 import { EnglishAnalyzer, type EnglishAnalyzerParams } from "./analyzer.js";
 import { luceneLength } from "./lucene-norms.js";
