@@ -26,6 +26,7 @@ import type { OnnxEncoder } from "../src/embeddings/onnx-encoder.js";
 import { createRandomDPRModel } from "../src/models/model-dir.js";
 import { OnnxSession, type OnnxIntInput } from "../src/runtime/onnx-session.js";
 import type { Encoding } from "../src/tokenizers/bert-tokenizer.js";
+import { seededUniform } from "../src/utils/random.js";
 
 const { values } = parseArgs({
   options: {
@@ -58,17 +59,6 @@ async function exists(p: string): Promise<boolean> {
   return access(p).then(() => true, () => false);
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -133,7 +123,7 @@ if (!(await exists(join(modelDir, "question_encoder", "model.onnx")))) {
   });
   await createRandomDPRModel(modelDir, { shape: "bert-base", texts: fixtureTexts, quantize: true, safetensors: false });
 }
-const random = rng(Number(values.seed));
+const random = seededUniform(Number(values.seed));
 const corpusFiles = values.corpus ? values.corpus.split(",") : (await exists(SHARED[0]!)) ? SHARED : [FIXTURE];
 const passages = await loadPassages(corpusFiles, nPassages, random);
 log(`model ${modelDir}; intraOpNumThreads ${threads}; batch ${batchSize}; passages: ${passageMode} from ${corpusFiles.join(", ")}`);

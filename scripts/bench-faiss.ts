@@ -17,6 +17,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 import { FaissIndex, faissSimdKernel } from "../src/native/faiss-index.js";
+import { seededUniform } from "../src/utils/random.js";
 
 interface Args {
   n: number;
@@ -51,16 +52,6 @@ function parseArgs(argv: string[]): Args {
 // ---------------------------------------------------------------------------------------------
 // data
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussFill(out: Float32Array, r: () => number): void {
   for (let i = 0; i < out.length; i += 2) {
@@ -74,7 +65,7 @@ function gaussFill(out: Float32Array, r: () => number): void {
 
 /** n unit vectors around the given centres (noise relative to the centre norm). */
 function pointsAround(centres: Float32Array, d: number, n: number, seed: number, noise: number): Float32Array {
-  const r = rng(seed);
+  const r = seededUniform(seed);
   const nc = centres.length / d;
   const out = new Float32Array(n * d);
   const g = new Float32Array(d);
@@ -181,7 +172,7 @@ async function main(): Promise<void> {
   // data: n/100 centres, points with noise comparable to the centre spread
   const t0 = performance.now();
   const centres = new Float32Array(Math.max(1, Math.floor(n / 100)) * d);
-  gaussFill(centres, rng(1));
+  gaussFill(centres, seededUniform(1));
   for (let i = 0; i < centres.length; i++) centres[i]! /= Math.sqrt(d);
   const base = pointsAround(centres, d, n, 2, 1 / Math.sqrt(d));
   const queries = pointsAround(centres, d, nq, 3, 1 / Math.sqrt(d));

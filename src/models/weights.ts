@@ -4,6 +4,7 @@
  * sequence classifiers), and validation against a config.
  */
 import type { BertConfig, BertWeights, NamedTensor } from "./types.js";
+import { seededUniform } from "../utils/random.js";
 
 /**
  * The tensors a {@link BertConfig} needs, in PyTorch layout (Linear weights `[out, in]`).
@@ -50,17 +51,6 @@ export function expectedBertWeightShapes(
   return shapes;
 }
 
-/** mulberry32: a small, fast, seedable 32-bit PRNG giving floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Fills `out` with normal(0, std) samples (Box-Muller, both outputs used). */
 function fillNormal(out: Float32Array, std: number, uniform: () => number): void {
@@ -90,7 +80,7 @@ export interface RandomBertWeightsOptions {
  */
 export function randomBertWeights(config: BertConfig, opts: RandomBertWeightsOptions = {}): BertWeights {
   const std = config.initializer_range ?? 0.02;
-  const uniform = mulberry32(opts.seed ?? 42);
+  const uniform = seededUniform(opts.seed ?? 42);
   const numLabels = opts.numLabels;
   if (numLabels !== undefined && (!Number.isInteger(numLabels) || numLabels <= 0)) {
     throw new Error(`randomBertWeights: numLabels must be a positive integer, got ${numLabels}`);

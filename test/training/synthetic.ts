@@ -6,20 +6,11 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { seededUniform } from "../../src/utils/random.js";
 
 const SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pu", "da", "gi", "bo", "fe", "hu", "ja"];
 const FILLER = ["the", "study", "of", "cells", "and", "results", "show", "that", "in", "patients", "with", "a", "new", "method", "for", "data"];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface SyntheticTask {
   corpus: { _id: string; title: string; text: string }[];
@@ -29,7 +20,7 @@ export interface SyntheticTask {
 }
 
 export function syntheticTask(numPassages: number, seed = 1): SyntheticTask {
-  const r = rng(seed);
+  const r = seededUniform(seed);
   const pick = <T>(a: readonly T[]) => a[Math.floor(r() * a.length)]!;
   const word = () => pick(SYLLABLES) + pick(SYLLABLES) + pick(SYLLABLES);
   const used = new Set<string>();

@@ -3,18 +3,9 @@
  * small deterministic Embeddings (hashed bag of words → unit vector) so no model is needed.
  */
 import { Embeddings } from "@langchain/core/embeddings";
+import { seededUniform } from "../../src/utils/random.js";
 
-/** mulberry32: small seeded PRNG, uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededUniform;
 
 /** Standard normal via Box–Muller. */
 export function gauss(r: () => number): number {
