@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { mkdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
-import type { Passage, Qrels, Query, TrainingExample } from "../data/types.js";
+import type { Passage, TrainingExample } from "../data/types.js";
 import type { TitleJoin } from "../models/model-dir.js";
 import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { selectBackend, BACKEND_ORDER, type BackendChoice } from "./backend.js";
@@ -244,4 +244,3 @@ export function mainTrainCli(defaults: { mode?: string } = {}): void {
   );
 }
 
-export type { Qrels, Query };

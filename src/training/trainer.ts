@@ -28,7 +28,7 @@ import { readSafetensors, writeSafetensors } from "../models/safetensors.js";
 import { replaceDirAtomically, type TitleJoin } from "../models/model-dir.js";
 import type { BertConfig, BertWeights } from "../models/types.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
-import { BertEncoderTF, type PoolingTF } from "./bert-tf.js";
+import { BertEncoderTF } from "./bert-tf.js";
 import { planEpoch, tokenizeBatch, type PlannedBatch } from "./batches.js";
 import { evaluateModelDir, exportTrainedModel, gitCommit, type DevSet } from "./export.js";
 import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
@@ -103,7 +103,8 @@ export interface DPRTrainerParams {
   maxQueryLength?: number;
   maxPassageLength?: number;
   titleJoin?: TitleJoin;
-  pooling?: PoolingTF & ("cls" | "mean");
+  /** Pooling of both encoders (default "cls", as DPR; "mean" learns faster from scratch). */
+  pooling?: "cls" | "mean";
   /** Overrides the config's hidden and attention dropout. */
   dropout?: number;
   seed?: number;
@@ -521,7 +522,7 @@ class ProgressLine {
   constructor(setting: boolean | "lines" | undefined) {
     if (setting === false) this.mode = "off";
     else if (setting === "lines") this.mode = "lines";
-    else this.mode = process.stderr.isTTY ? "tty" : setting === true ? "lines" : "lines";
+    else this.mode = process.stderr.isTTY ? "tty" : "lines";
   }
 
   update(done: number, total: number, text: string): void {
