@@ -148,7 +148,7 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
     }, 120_000);
   }
 
-  it("exports a folder CrossEncoderReranker loads, scoring as the TF.js model does (<= 1e-4), with training.json and int8", async () => {
+  it("exports a folder CrossEncoderReranker loads, scoring as the TF.js model does (<= 1e-4), with training.json and int8, and training continues from it", async () => {
     const out = join(root, "run-export");
     const trainer = new CrossEncoderTrainer({
       outputDir: out, tokenizer, config, train: examples, maxSteps: 5, lr: 2e-3, batchSize: 6, seed: 9, quantize: true, progress: false, maxLength: 64,
@@ -182,6 +182,16 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
       expect(cfg).toMatchObject({ architectures: ["BertForSequenceClassification"], num_labels: 1 });
       const saved = await readBertCheckpoint(modelDir);
       expect(saved.weights.get("classifier.weight")!.shape).toEqual([1, 32]);
+      // Training can continue from the exported folder: its classifier is kept, not re-initialised.
+      const again = await loadInitialModel(modelDir);
+      const next = new CrossEncoderTrainer({ outputDir: join(root, "run-continue"), tokenizer: again.tokenizer, config: again.config, weights: again.question, train: examples, maxLength: 64, progress: false });
+      try {
+        expect(Array.from(next.encoder.toWeights().get("classifier.weight")!.data)).toEqual(Array.from(saved.weights.get("classifier.weight")!.data));
+        const resumed = next.scorePairs(q.question, passages);
+        resumed.forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThanOrEqual(1e-5));
+      } finally {
+        next.dispose();
+      }
     } finally {
       trainer.dispose();
     }
