@@ -12,7 +12,8 @@ if [ "${1:-}" = "--out" ]; then OUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift 
 command -v jupyter-nbconvert >/dev/null || { echo "run-notebooks: jupyter-nbconvert missing (apt-get install jupyter-nbconvert python3-ipykernel)" >&2; exit 1; }
 
 KPREFIX="$ROOT/.cache/jupyter"
-if [ ! -f "$KPREFIX/share/jupyter/kernels/tslab/kernel.json" ]; then
+# (re)install when missing or when it points at another checkout (kernel.json holds an absolute path)
+if ! grep -qF "$ROOT/node_modules/.bin/tslab" "$KPREFIX/share/jupyter/kernels/tslab/kernel.json" 2>/dev/null; then
   node_modules/.bin/tslab install --python=/usr/bin/python3 --binary="$ROOT/node_modules/.bin/tslab" --prefix="$KPREFIX" >/dev/null
 fi
 export JUPYTER_PATH="$KPREFIX/share/jupyter"
