@@ -17,12 +17,6 @@ if ! grep -qF "$ROOT/node_modules/.bin/tslab" "$KPREFIX/share/jupyter/kernels/ts
   node_modules/.bin/tslab install --python=/usr/bin/python3 --binary="$ROOT/node_modules/.bin/tslab" --prefix="$KPREFIX" >/dev/null
 fi
 export JUPYTER_PATH="$KPREFIX/share/jupyter"
-# The compiled faiss loader (dist/native/faiss-index.js) looks for the addon beside itself and at
-# <dist>/../../src/native/..., one level too high for dist/native; point it at the built addon.
-if [ -z "${LANGCHAIN_DPR_FAISS_ADDON:-}" ] && [ -f "$ROOT/src/native/build/Release/faiss_dpr.node" ]; then
-  export LANGCHAIN_DPR_FAISS_ADDON="$ROOT/src/native/build/Release/faiss_dpr.node"
-fi
-
 npm run --silent build
 
 status=0

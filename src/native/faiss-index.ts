@@ -84,13 +84,16 @@ interface NativeModule {
 
 let cached: NativeModule | undefined;
 
-/** Where the addon may be: beside this file (src/native) or, from dist/src/native, in the source tree. */
+/**
+ * Where the addon may be: `LANGCHAIN_DPR_FAISS_ADDON`, beside this file (src/native/build), or,
+ * when this file runs compiled from dist/native, in the package's src/native/build.
+ */
 function addonCandidates(): string[] {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const list = [
     process.env.LANGCHAIN_DPR_FAISS_ADDON,
     path.join(here, "build", "Release", "faiss_dpr.node"),
-    path.resolve(here, "..", "..", "..", "src", "native", "build", "Release", "faiss_dpr.node"),
+    path.resolve(here, "..", "..", "src", "native", "build", "Release", "faiss_dpr.node"),
   ];
   return list.filter((p): p is string => typeof p === "string" && p.length > 0);
 }
