@@ -8,7 +8,7 @@
  * same centres. Recall@k is measured against exact (Flat) search.
  *
  *   npx tsx scripts/bench-faiss.ts [--n 100000] [--d 768] [--queries 200] [--k 10]
- *        [--hnsw-n 20000] [--skip-stock] [--skip-js] [--kinds flat,ivf,hnsw,ivfpq] [--json out.json]
+ *        [--hnsw-n 20000] [--nlist N] [--skip-stock] [--skip-js] [--kinds flat,ivf,hnsw,ivfpq] [--json out.json]
  *
  * Peak RSS is read from /proc/self/status (VmHWM) after resetting it through /proc/self/clear_refs,
  * minus the RSS before the build: the index's own peak memory over the raw vector bytes.
@@ -25,6 +25,8 @@ interface Args {
   queries: number;
   k: number;
   hnswN: number;
+  /** IVF list count (default 4·√n rounded to 64). */
+  nlist?: number;
   skipStock: boolean;
   skipJs: boolean;
   kinds: Set<string>;
@@ -42,6 +44,7 @@ function parseArgs(argv: string[]): Args {
     queries: Number(get("queries") ?? 200),
     k: Number(get("k") ?? 10),
     hnswN: Number(get("hnsw-n") ?? 20_000),
+    nlist: get("nlist") === undefined ? undefined : Number(get("nlist")),
     skipStock: argv.includes("--skip-stock"),
     skipJs: argv.includes("--skip-js"),
     kinds: new Set((get("kinds") ?? "flat,ivf,hnsw,ivfpq").split(",")),
@@ -308,7 +311,7 @@ async function main(): Promise<void> {
     return r;
   };
 
-  const nlist = Math.max(16, Math.round(4 * Math.sqrt(n) / 64) * 64);
+  const nlist = a.nlist ?? Math.max(16, Math.round(4 * Math.sqrt(n) / 64) * 64);
   if (a.kinds.has("ivf")) await approx(`IVF${nlist},Flat`, n, "nprobe", [1, 4, 16, 64], 39 * nlist);
   // PQ training is the slow part on this libfaiss (no SIMD): train on 10k vectors (≥ 39 × 256)
   if (a.kinds.has("ivfpq")) await approx(`IVF${nlist},PQ64np`, n, "nprobe", [4, 16, 64], 10_000);
