@@ -34,6 +34,7 @@ import { evaluateModelDir, exportTrainedModel, gitCommit, type DevSet } from "./
 import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
 import { AdamW, clipByGlobalNorm, linearSchedule } from "./optimizer.js";
 import { SeededRandom } from "./random.js";
+import { ProgressBar } from "../utils/progress.js";
 
 const WHO = "DPRTrainer";
 const CHECKPOINT_FORMAT = "langchain-dpr-train-checkpoint/1";
@@ -166,14 +167,6 @@ interface CheckpointState {
   shared: boolean;
   config: BertConfig;
   rng: { scheme: string };
-}
-
-function formatDuration(sec: number): string {
-  if (!Number.isFinite(sec)) return "?";
-  const s = Math.round(sec);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(s % 60).padStart(2, "0")}s`;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -398,8 +391,8 @@ export class DPRTrainer {
     let lastLoss = NaN;
     const resumedFromStep = state?.step;
     const startedAt = Date.now();
-    const stepsAtStart = step;
-    const progress = new ProgressLine(this.params.progress);
+    const setting = this.params.progress;
+    const progress = new ProgressBar({ mode: setting === false ? "off" : setting === "lines" ? "lines" : undefined });
 
     const appendLog = async (record: object) => {
       const fh = await open(logPath, "a");
@@ -456,8 +449,7 @@ export class DPRTrainer {
           };
           await appendLog(record);
           this.params.onStep?.(record);
-          const rate = (step - stepsAtStart) / Math.max((Date.now() - startedAt) / 1000, 1e-6);
-          progress.update(step, totalSteps, `ep ${epoch + 1}/${this.epochs} loss ${loss.toFixed(4)} ${record.examplesPerSec.toFixed(1)} ex/s ETA ${formatDuration((totalSteps - step) / rate)}`);
+          progress.update(step, totalSteps, `ep ${epoch + 1}/${this.epochs} loss ${loss.toFixed(4)} ${record.examplesPerSec.toFixed(1)} ex/s`);
           if (this.throttleMs > 0) await new Promise((r) => setTimeout(r, this.throttleMs));
           if (this.checkpointEvery > 0 && step % this.checkpointEvery === 0 && step < totalSteps) {
             batchInEpoch++;
@@ -509,40 +501,6 @@ export class DPRTrainer {
       optimizer.dispose();
       encoders.question.dispose();
       encoders.passage.dispose();
-    }
-  }
-}
-
-/** A one-line progress bar on stderr (rewritten in place on a TTY, else a line every 10 s). */
-class ProgressLine {
-  private readonly mode: "tty" | "lines" | "off";
-  private lastLine = 0;
-  private shown = false;
-
-  constructor(setting: boolean | "lines" | undefined) {
-    if (setting === false) this.mode = "off";
-    else if (setting === "lines") this.mode = "lines";
-    else this.mode = process.stderr.isTTY ? "tty" : "lines";
-  }
-
-  update(done: number, total: number, text: string): void {
-    if (this.mode === "off") return;
-    const width = 24;
-    const filled = Math.round((width * done) / Math.max(total, 1));
-    const line = `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total} ${text}`;
-    if (this.mode === "tty") {
-      process.stderr.write(`\r${line}\x1b[K`);
-      this.shown = true;
-    } else if (Date.now() - this.lastLine > 10_000 || done === total) {
-      process.stderr.write(line + "\n");
-      this.lastLine = Date.now();
-    }
-  }
-
-  clear(): void {
-    if (this.mode === "tty" && this.shown) {
-      process.stderr.write("\r\x1b[K");
-      this.shown = false;
     }
   }
 }

@@ -22,7 +22,8 @@ export class ProgressBar {
   private readonly stream: NodeJS.WritableStream & { isTTY?: boolean };
   private lastLine = 0;
   private shown = false;
-  private readonly started = Date.now();
+  /** First update seen (count and time): the rate is measured from it, so a resumed job's ETA is right. */
+  private first: { done: number; at: number } | undefined;
 
   constructor(params: ProgressBarParams = {}) {
     this.stream = params.stream ?? process.stderr;
@@ -31,14 +32,16 @@ export class ProgressBar {
     this.mode = params.mode ?? (this.stream.isTTY ? "tty" : "lines");
   }
 
-  /** Shows `done` of `total` with an optional text (rate and ETA are added when `total` is known). */
+  /** Shows `done` of `total` with an optional text; an ETA is added from the rate since the first update. */
   update(done: number, total: number, text = ""): void {
     if (this.mode === "off") return;
     const width = 24;
     const frac = total > 0 ? Math.min(1, done / total) : 0;
     const filled = Math.round(width * frac);
-    const elapsed = (Date.now() - this.started) / 1000;
-    const rate = elapsed > 0 ? done / elapsed : 0;
+    const now = Date.now();
+    this.first ??= { done, at: now };
+    const elapsed = (now - this.first.at) / 1000;
+    const rate = elapsed > 0 ? (done - this.first.done) / elapsed : 0;
     const eta = rate > 0 && total > done ? ` ETA ${formatDuration((total - done) / rate)}` : "";
     const prefix = this.label ? `${this.label} ` : "";
     const line = `${prefix}[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}${text ? ` ${text}` : ""}${eta}`;

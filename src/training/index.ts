@@ -1,0 +1,18 @@
+/**
+ * Training (`langchain-dpr/training`): TF.js backends and kernels, the BERT encoder in TF.js, the DPR
+ * loss, the dual-encoder trainer with GradCache and resumable checkpoints, unsupervised pretraining
+ * pairs, hard-negative mining and cross-encoder training. Importing this entry point loads TF.js.
+ */
+export { selectBackend, describeBackend, BACKEND_ORDER, type BackendChoice, type BackendInfo, type SelectBackendParams, type SelectedBackend } from "./backend.js";
+export { BertEncoderTF, meanPool, type BertEncoderTFParams, type BertInputsTF, type BertOutputsTF, type PoolingTF } from "./bert-tf.js";
+export { dprLoss, dualEncoderTrainStep, type DprLossOptions, type DualEncoderBatch, type DualEncoderStepParams } from "./loss.js";
+export { AdamW, linearSchedule, clipByGlobalNorm, type AdamWParams, type LinearScheduleParams } from "./optimizer.js";
+export { computeDprGradients, type DprGradientParams, type DprGradients } from "./gradients.js";
+export { loadTrainingExamples, detectDataSource, type TrainingDataSource } from "./batches.js";
+export { DPRTrainer, type DPRTrainerParams, type TrainOptions, type TrainResult, type StepRecord, type EpochRecord } from "./trainer.js";
+export { loadInitialModel, scratchModel, type InitialModel, type ScratchModelParams } from "./init.js";
+export { exportTrainedModel, evaluateModelDir, type ExportTrainedModelParams } from "./export.js";
+export { ictExamples, cropExamples, splitSentences, type IctOptions, type CropOptions } from "./pretrain.js";
+export { HardNegativeMiner, selectHardNegatives, writeMinedDprJson, type HardNegativeMinerParams, type MiningResult } from "./mining.js";
+export { CrossEncoderTrainer, type CrossEncoderTrainerParams, type CrossEncoderLoss, type CrossEncoderTrainResult } from "./cross-encoder-trainer.js";
+export { SeededRandom } from "./random.js";
