@@ -88,11 +88,15 @@ export async function readDprJson(path: string): Promise<TrainingExample[]> {
 function ctxJson(p: Passage): Record<string, unknown> {
   const out: Record<string, unknown> = { title: p.title, text: p.text };
   if (p.id !== "") out["passage_id"] = p.id;
+  const score = p.metadata?.["score"];
+  if (typeof score === "number" && Number.isFinite(score)) out["score"] = Number(score.toFixed(6));
   return out;
 }
 
 /**
- * Writes examples in DPR's JSON layout, streamed record by record and saved atomically
+ * Writes examples in DPR's JSON layout (`question`, `query_id` when known, `answers`,
+ * `positive_ctxs`, `negative_ctxs`, `hard_negative_ctxs`; contexts `{title, text, passage_id}`
+ * plus `score` when `metadata.score` is a number), streamed record by record and saved atomically
  * (temporary file + rename: the previous file survives a crash).
  */
 export async function writeDprJson(path: string, examples: Iterable<TrainingExample>): Promise<void> {
@@ -101,6 +105,7 @@ export async function writeDprJson(path: string, examples: Iterable<TrainingExam
     let first = true;
     for (const ex of examples) {
       const rec: Record<string, unknown> = { question: ex.question };
+      if (ex.queryId !== undefined) rec["query_id"] = ex.queryId;
       if (ex.answers) rec["answers"] = ex.answers;
       rec["positive_ctxs"] = ex.positives.map(ctxJson);
       rec["negative_ctxs"] = ex.negatives.map(ctxJson);

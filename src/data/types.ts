@@ -25,6 +25,8 @@ export type Qrels = Map<string, Map<string, number>>;
 /** One training question with its positive, (random) negative and hard-negative passages. */
 export interface TrainingExample {
   question: string;
+  /** Optional query id (written as DPR JSON `query_id`). */
+  queryId?: string;
   /** Optional answer strings (DPR JSON `answers`). */
   answers?: string[];
   positives: Passage[];

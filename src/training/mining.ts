@@ -31,7 +31,7 @@
  * @module
  */
 import { performance } from "node:perf_hooks";
-import { writeStreamAtomic } from "../utils/atomic-file.js";
+import { writeDprJson } from "../data/dpr.js";
 import type { BeirDataset } from "../data/beir.js";
 import type { Passage, TrainingExample } from "../data/types.js";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
@@ -516,30 +516,27 @@ interface Retrieval {
   searchSeconds: number;
 }
 
-function ctx(p: Passage, score: number): Record<string, unknown> {
-  return { title: p.title, text: p.text, passage_id: p.id, score: Number(score.toFixed(6)) };
+/** A passage carrying its retrieval score in `metadata.score` (written by writeDprJson). */
+function scored(p: Passage, score: number): Passage {
+  return { ...p, metadata: { ...p.metadata, score } };
 }
 
 /**
- * Writes mined examples as DPR JSON (`question`, `positive_ctxs`, `negative_ctxs: []`,
- * `hard_negative_ctxs`; contexts `{title, text, passage_id, score}`), streamed and atomic (the
- * previous file survives a crash). Read it back with `readDprJson`.
+ * Writes mined examples as DPR JSON (`question`, `query_id`, `positive_ctxs`, `negative_ctxs: []`,
+ * `hard_negative_ctxs`; contexts `{title, text, passage_id, score}`) with src/data's writeDprJson:
+ * streamed and atomic (the previous file survives a crash). Read it back with `readDprJson`.
  */
 export async function writeMinedDprJson(path: string, examples: Iterable<MinedExample>): Promise<void> {
-  await writeStreamAtomic(path, async (write) => {
-    await write("[\n");
-    let first = true;
+  function* records(): Generator<TrainingExample> {
     for (const ex of examples) {
-      const record = {
+      yield {
         question: ex.question,
-        query_id: ex.queryId,
-        positive_ctxs: ex.positives.map((p, i) => ctx(p, ex.positiveScores[i] ?? 0)),
-        negative_ctxs: [],
-        hard_negative_ctxs: ex.mined.map((m) => ctx(m.passage, m.score)),
+        queryId: ex.queryId,
+        positives: ex.positives.map((p, i) => scored(p, ex.positiveScores[i] ?? 0)),
+        negatives: [],
+        hardNegatives: ex.mined.map((m) => scored(m.passage, m.score)),
       };
-      await write((first ? "" : ",\n") + JSON.stringify(record));
-      first = false;
     }
-    await write("\n]\n");
-  });
+  }
+  await writeDprJson(path, records());
 }
