@@ -19,7 +19,6 @@ import type { Passage } from "../data/types.js";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { RetrievalEvaluator, type EvaluationReport } from "../eval/evaluate.js";
 import { createRandomDPRModel } from "../models/model-dir.js";
-import { createRandomCrossEncoder } from "../rerankers/cross-encoder-dir.js";
 import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
 import { BM25Index } from "../retrievers/bm25/bm25-index.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";
@@ -58,9 +57,12 @@ export interface DemoOptions {
 /** What {@link runDemo} did, for tests and callers. */
 export interface DemoResult {
   dprModel: string;
-  crossEncoder: string;
-  /** True when either model is a random fallback (figures meaningless). */
-  randomModels: boolean;
+  /** The cross-encoder folder used, or null when there is none (no reranking). */
+  crossEncoder: string | null;
+  /** True when the DPR model is a random fallback (its figures mean nothing). */
+  randomDpr: boolean;
+  /** True when there is no trained cross-encoder: the demo then does not rerank. */
+  noCrossEncoder: boolean;
   indexed: number;
   answers: Array<{ question: string; top: Array<{ id: string; score: number; relevanceScore?: number }>; encodeMs: number; searchMs: number; rerankMs: number }>;
   report: EvaluationReport;
@@ -68,13 +70,14 @@ export interface DemoResult {
 
 async function resolveModels(opts: DemoOptions, passages: Passage[], print: (l: string) => void) {
   const cacheDir = opts.cacheDir ?? join(ROOT, ".cache", "demo");
-  let randomModels = false;
+  let randomDpr = false;
+  let noCrossEncoder = false;
   let dprModel = opts.dprModel ?? DEFAULT_DPR_MODEL;
-  let crossEncoder = opts.crossEncoder ?? DEFAULT_CROSS_ENCODER;
+  const crossEncoder = opts.crossEncoder ?? DEFAULT_CROSS_ENCODER;
   const texts = () => passages.map((p) => p.text);
   if (opts.dprModel === undefined && !existsSync(DEFAULT_DPR_MODEL)) {
     dprModel = join(cacheDir, "random-dpr");
-    randomModels = true;
+    randomDpr = true;
     if (!existsSync(dprModel)) {
       print(`No shipped DPR model at ${DEFAULT_DPR_MODEL}: building a random one in ${dprModel} ...`);
       await mkdir(cacheDir, { recursive: true });
@@ -82,15 +85,9 @@ async function resolveModels(opts: DemoOptions, passages: Passage[], print: (l: 
     }
   }
   if (opts.crossEncoder === undefined && !existsSync(DEFAULT_CROSS_ENCODER)) {
-    crossEncoder = join(cacheDir, "random-cross-encoder");
-    randomModels = true;
-    if (!existsSync(crossEncoder)) {
-      print(`No shipped cross-encoder at ${DEFAULT_CROSS_ENCODER}: building a random one in ${crossEncoder} ...`);
-      await mkdir(cacheDir, { recursive: true });
-      await createRandomCrossEncoder(crossEncoder, { shape: "tiny", texts: texts(), vocabSize: 4000 });
-    }
+    noCrossEncoder = true;
   }
-  return { dprModel, crossEncoder, randomModels };
+  return { dprModel, crossEncoder: noCrossEncoder ? undefined : crossEncoder, randomDpr, noCrossEncoder };
 }
 
 function snippet(text: string, max = 110): string {
@@ -112,15 +109,15 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const queries = await loadBeirQueries(DEMO_DATASET);
   print(`langchain-dpr demo: ${passages.length} PubMedQA abstracts (MIT), ${queries.length} test questions`);
 
-  const { dprModel, crossEncoder, randomModels } = await resolveModels(opts, passages, print);
+  const { dprModel, crossEncoder, randomDpr, noCrossEncoder } = await resolveModels(opts, passages, print);
   print(`DPR model:     ${dprModel}`);
-  print(`cross-encoder: ${crossEncoder}`);
-  if (randomModels) {
-    print("WARNING: random-weight fallback models: the pipeline runs end to end, but the DPR and rerank figures below mean nothing.");
+  print(`cross-encoder: ${crossEncoder ?? `none (no trained cross-encoder at ${DEFAULT_CROSS_ENCODER}): answers are not reranked`}`);
+  if (randomDpr) {
+    print("WARNING: random-weight fallback DPR model: the pipeline runs end to end, but the DPR figures below mean nothing.");
   }
 
   const embeddings = new DPREmbeddings({ modelPath: dprModel });
-  const reranker = new CrossEncoderReranker({ modelPath: crossEncoder, topN: topK });
+  const reranker = crossEncoder === undefined ? undefined : new CrossEncoderReranker({ modelPath: crossEncoder, topN: topK });
   const store = new FaissDPRStore(embeddings, { factory: "Flat" });
   try {
     // 1. Index the corpus with a progress bar.
@@ -138,7 +135,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const indexMs = performance.now() - t0;
     print(`indexed ${store.size} passages in ${(indexMs / 1000).toFixed(1)} s (${((store.size * 1000) / indexMs).toFixed(0)} passages/s)`);
 
-    // 2. Answer a few questions: dense top-20 → cross-encoder → top-k.
+    // 2. Answer a few questions: dense top-20 → cross-encoder → top-k (dense top-k without one).
     const retriever = new DPRRetriever({ vectorStore: store, k: topK, fetchK: 20, reranker });
     const answers: DemoResult["answers"] = [];
     for (const q of queries.slice(0, nQuestions)) {
@@ -146,13 +143,15 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       const lat = docs[0]?.metadata.latency as { encodeMs: number; searchMs: number; rerankMs: number } | undefined;
       print("");
       print(`Q: ${q.text}`);
-      print(`   encode ${fmt(lat?.encodeMs ?? NaN, 1)} ms · search ${fmt(lat?.searchMs ?? NaN, 1)} ms · rerank ${fmt(lat?.rerankMs ?? NaN, 1)} ms`);
+      const rerankLine = reranker ? ` · rerank ${fmt(lat?.rerankMs ?? NaN, 1)} ms` : "";
+      print(`   encode ${fmt(lat?.encodeMs ?? NaN, 1)} ms · search ${fmt(lat?.searchMs ?? NaN, 1)} ms${rerankLine}`);
       const top = docs.map((d, rank) => {
         const id = String(d.id ?? d.metadata.id);
         const score = Number(d.metadata.score);
         const relevanceScore = d.metadata.relevanceScore === undefined ? undefined : Number(d.metadata.relevanceScore);
         const relevant = `q${id}` === q.id ? "  ← the question's own abstract" : "";
-        print(`   ${rank + 1}. [${id}] dot ${fmt(score)} · rerank ${fmt(relevanceScore ?? NaN)}  ${snippet(d.pageContent)}${relevant}`);
+        const rerankScore = relevanceScore === undefined ? "" : ` · rerank ${fmt(relevanceScore)}`;
+        print(`   ${rank + 1}. [${id}] dot ${fmt(score)}${rerankScore}  ${snippet(d.pageContent)}${relevant}`);
         return { id, score, relevanceScore };
       });
       answers.push({ question: q.text, top, encodeMs: lat?.encodeMs ?? NaN, searchMs: lat?.searchMs ?? NaN, rerankMs: lat?.rerankMs ?? NaN });
@@ -166,7 +165,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       split: "test",
       embeddings,
       reranker,
-      methods: ["bm25", "dpr", "hybrid", "hybrid+rerank"],
+      methods: reranker ? ["bm25", "dpr", "hybrid", "hybrid+rerank"] : ["bm25", "dpr", "hybrid"],
       rerankDepth: 20,
     });
     const report = await evaluator.evaluate();
@@ -179,11 +178,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
         `| ${m.method} | ${fmt(m.metrics["ndcg@10"]!)} | ${fmt(m.metrics["recall@10"]!)} | ${fmt(m.metrics["mrr@10"]!)} | ${fmt(m.metrics["recall@100"]!)} | ${fmt(m.latency.total.p50, 1)} |`,
       );
     }
-    if (randomModels) print("(random-weight models: DPR/hybrid/rerank rows are a pipeline check, not a result)");
-    return { dprModel, crossEncoder, randomModels, indexed: store.size, answers, report };
+    if (randomDpr) print("(random-weight DPR model: the DPR and hybrid rows are a pipeline check, not a result)");
+    return { dprModel, crossEncoder: crossEncoder ?? null, randomDpr, noCrossEncoder, indexed: store.size, answers, report };
   } finally {
     await store.dispose();
-    await reranker.dispose();
+    await reranker?.dispose();
     await embeddings.dispose();
   }
 }
