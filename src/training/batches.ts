@@ -174,8 +174,8 @@ export interface TokenizedBatch {
   hardNegatives: number;
 }
 
-/** Pads encodings to the longest row. */
-function pad(encodings: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] }[], padId: number): BertInputsTF {
+/** Pads encodings to the longest row ([PAD] ids, attention mask 0, token type 0). */
+export function padEncodings(encodings: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] }[], padId: number): BertInputsTF {
   const L = Math.max(...encodings.map((e) => e.inputIds.length));
   const fill = (row: number[], v: number) => (row.length === L ? row : row.concat(new Array<number>(L - row.length).fill(v)));
   return {
@@ -220,8 +220,8 @@ export function tokenizeBatch(
   }
   const passages = [...positives, ...negatives].map((p) => encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin));
   return {
-    questions: pad(questions, padId),
-    passages: pad(passages, padId),
+    questions: padEncodings(questions, padId),
+    passages: padEncodings(passages, padId),
     size: exs.length,
     hardNegatives: negatives.length,
   };

@@ -33,7 +33,7 @@ import { writeCrossEncoderDir } from "../rerankers/cross-encoder-dir.js";
 import { BertTokenizer, type Encoding } from "../tokenizers/bert-tokenizer.js";
 import { ProgressBar } from "../utils/progress.js";
 import { BertEncoderTF, type BertInputsTF } from "./bert-tf.js";
-import { passageKey } from "./batches.js";
+import { padEncodings, passageKey } from "./batches.js";
 import { gitCommit, TRAINING_METADATA_FILE } from "./export.js";
 import { AdamW, clipByGlobalNorm, linearSchedule } from "./optimizer.js";
 import { SeededRandom } from "./random.js";
@@ -174,17 +174,6 @@ export function buildCrossEncoderGroups(examples: readonly TrainingExample[], n:
     }
   }
   return groups;
-}
-
-/** Pads encodings to the longest. */
-function pad(encodings: Encoding[], padId: number): BertInputsTF {
-  const L = Math.max(...encodings.map((e) => e.inputIds.length));
-  const fill = (row: number[], v: number) => (row.length === L ? row : row.concat(new Array<number>(L - row.length).fill(v)));
-  return {
-    inputIds: encodings.map((e) => fill(e.inputIds, padId)),
-    attentionMask: encodings.map((e) => fill(e.attentionMask, 0)),
-    tokenTypeIds: encodings.map((e) => fill(e.tokenTypeIds, 0)),
-  };
 }
 
 /**
@@ -342,13 +331,13 @@ export class CrossEncoderTrainer {
     for (const g of groups) {
       for (const p of [g.positive, ...g.negatives]) encodings.push(this.tokenizer.encode(g.question, crossEncoderPassageText(p), { maxLength: this.maxLength }));
     }
-    return pad(encodings, this.tokenizer.padId);
+    return padEncodings(encodings, this.tokenizer.padId);
   }
 
   /** Logits (no dropout) of `(question, passage)` pairs, as the exported ONNX model gives them. */
   scorePairs(question: string, passages: readonly Passage[]): number[] {
     if (passages.length === 0) return [];
-    const inputs = pad(passages.map((p) => this.tokenizer.encode(question, crossEncoderPassageText(p), { maxLength: this.maxLength })), this.tokenizer.padId);
+    const inputs = padEncodings(passages.map((p) => this.tokenizer.encode(question, crossEncoderPassageText(p), { maxLength: this.maxLength })), this.tokenizer.padId);
     return tf.tidy(() => Array.from(this.encoder.forward(inputs, { training: false }).logits!.dataSync()));
   }
 
