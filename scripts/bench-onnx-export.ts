@@ -19,6 +19,7 @@ import { BERT_BASE_CONFIG, MINILM_L6_CONFIG, tinyBertConfig } from "../src/model
 import { exportBertOnnx } from "../src/models/onnx/bert-graph.js";
 import type { BertConfig } from "../src/models/types.js";
 import { randomBertWeights } from "../src/models/weights.js";
+import { seededUniform } from "../src/utils/random.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => {
@@ -27,19 +28,9 @@ const arg = (name: string, fallback: string): string => {
 };
 const threads = Number(arg("threads", "2"));
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A batch of random token ids ([CLS] ... [SEP]), rows padded to `seq` with given real lengths. */
 function makeFeeds(vocab: number, lengths: number[], seq: number, seed: number): Record<string, ort.Tensor> {
-  const rand = mulberry(seed);
+  const rand = seededUniform(seed);
   const low = Math.min(1000, Math.floor(vocab / 2));
   const ids = new BigInt64Array(lengths.length * seq);
   const mask = new BigInt64Array(lengths.length * seq);

@@ -6,6 +6,7 @@
  * @module
  */
 import { percentile } from "../retrievers/latency-stats.js";
+import { seededUniform } from "../utils/random.js";
 
 /** Options of {@link runLoadTest}. */
 export interface LoadTestOptions {
@@ -57,10 +58,23 @@ export function mergeLoadResults(runs: LoadTestResult[]): LoadTestResult {
   for (const r of runs) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
   const okLatencies = runs.flatMap((r) => r.okLatencies);
   const rejectLatencies = runs.flatMap((r) => r.rejectLatencies);
-  const sent = runs.reduce((a, r) => a + r.sent, 0);
   const elapsedS = runs.reduce((a, r) => a + r.elapsedS, 0);
+  const cacheHits = runs.reduce((a, r) => a + r.cacheHits, 0);
+  return summarize(runs[0]!.concurrency, statuses, okLatencies, rejectLatencies, elapsedS, cacheHits);
+}
+
+/** Rates and percentiles of one load run (or of merged runs) from its raw counts and latencies. */
+function summarize(
+  concurrency: number,
+  statuses: Record<string, number>,
+  okLatencies: number[],
+  rejectLatencies: number[],
+  elapsedS: number,
+  cacheHits: number,
+): LoadTestResult {
+  const sent = Object.values(statuses).reduce((a, b) => a + b, 0);
   return {
-    concurrency: runs[0]!.concurrency,
+    concurrency,
     sent,
     statuses,
     ok: okLatencies.length,
@@ -70,7 +84,7 @@ export function mergeLoadResults(runs: LoadTestResult[]): LoadTestResult {
     p50Ms: percentile(okLatencies, 50),
     p99Ms: percentile(okLatencies, 99),
     p50RejectMs: percentile(rejectLatencies, 50),
-    cacheHits: runs.reduce((a, r) => a + r.cacheHits, 0),
+    cacheHits,
     okLatencies,
     rejectLatencies,
   };
@@ -117,22 +131,7 @@ export async function runLoadTest(opts: LoadTestOptions): Promise<LoadTestResult
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const elapsedS = (performance.now() - t0) / 1000;
-  const sent = Object.values(statuses).reduce((a, b) => a + b, 0);
-  return {
-    concurrency: opts.concurrency,
-    sent,
-    statuses,
-    ok: okLatencies.length,
-    elapsedS,
-    okPerSecond: okLatencies.length / elapsedS,
-    rejectRate: sent === 0 ? 0 : (statuses["503"] ?? 0) / sent,
-    p50Ms: percentile(okLatencies, 50),
-    p99Ms: percentile(okLatencies, 99),
-    p50RejectMs: percentile(rejectLatencies, 50),
-    cacheHits,
-    okLatencies,
-    rejectLatencies,
-  };
+  return summarize(opts.concurrency, statuses, okLatencies, rejectLatencies, elapsedS, cacheHits);
 }
 
 /**
@@ -146,14 +145,7 @@ export function zipfSampler(n: number, s = 1, seed = 1): () => number {
     acc += 1 / Math.pow(i + 1, s);
     cdf[i] = acc;
   }
-  let state = seed >>> 0;
-  const rand = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = seededUniform(seed);
   return () => {
     const u = rand() * acc;
     let lo = 0;
