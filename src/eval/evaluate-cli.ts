@@ -20,6 +20,7 @@ import {
 import { latencySpec, recallCurveSpec, renderSvg } from "./plots.js";
 import { DEFAULT_REPORT_FILES, renderMarkdownReport, reportToJson } from "./report.js";
 import { writeTrecRun } from "./trec.js";
+import { parseNumberFlag } from "../utils/cli-args.js";
 
 const WHO = "evaluate";
 
@@ -57,10 +58,7 @@ export interface EvaluateCliOptions {
 }
 
 function positiveInt(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || !Number.isInteger(n) || n < 1) throw new Error(`${WHO}: ${flag} must be a positive integer, got "${text}"`);
-  return n;
+  return parseNumberFlag(WHO, flag, text, { integer: true, min: 1 });
 }
 
 /**

@@ -16,6 +16,7 @@ import type { RetrievalResult, RetrievalService, RetrieveOptions } from "../retr
 import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
 import { TwoStageRetriever } from "../retrievers/two-stage-retriever.js";
 import { createServer, installGracefulShutdown } from "./server.js";
+import { parseNumberFlag } from "../utils/cli-args.js";
 
 /** Parsed `serve` options. */
 export interface ServeOptions {
@@ -64,10 +65,7 @@ export const SERVE_USAGE = `Usage: npx tsx scripts/serve.ts --model <dpr model d
   --log                      fastify request logging to stdout`;
 
 function int(name: string, v: string | undefined, def: number, min: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`serve: --${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
-  return n;
+  return parseNumberFlag("serve", `--${name}`, v, { integer: true, min }) ?? def;
 }
 
 /** Parses command-line arguments; throws with a message naming the bad option. */

@@ -17,6 +17,7 @@ import { loadInitialModel, scratchModel, type InitialModel } from "./init.js";
 import { cropExamples, ictExamples } from "./pretrain.js";
 import { SeededRandom } from "./random.js";
 import { DPRTrainer, type TrainerData } from "./trainer.js";
+import { parseNumberFlag } from "../utils/cli-args.js";
 
 const USAGE = `Usage: train-dpr --data <BEIR folder | dpr.json | pairs.jsonl> --out <folder> [options]
 
@@ -46,10 +47,7 @@ Run
 `;
 
 function num(v: string | undefined, name: string, integer = false): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`train-dpr: --${name} must be ${integer ? "an integer" : "a number"}, got '${v}'`);
-  return n;
+  return parseNumberFlag("train-dpr", `--${name}`, v, { integer });
 }
 
 /** Runs the training command line; returns the process exit code. */

@@ -17,6 +17,7 @@ import { CrossEncoderTrainer, type CrossEncoderLoss } from "./cross-encoder-trai
 import { loadInitialModel, scratchModel } from "./init.js";
 import { formatMiningStats } from "./mining-cli.js";
 import { HardNegativeMiner, type MiningMethod } from "./mining.js";
+import { parseNumberFlag, type NumberFlagRule } from "../utils/cli-args.js";
 
 const WHO = "train-cross-encoder";
 
@@ -81,13 +82,8 @@ export interface CrossEncoderCliOptions {
   quiet: boolean;
 }
 
-function numberArg(text: string | undefined, flag: string, opts: { integer?: boolean; min?: number } = {}): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n)) throw new Error(`${WHO}: ${flag} must be a number, got "${text}"`);
-  if (opts.integer && !Number.isInteger(n)) throw new Error(`${WHO}: ${flag} must be an integer, got "${text}"`);
-  if (opts.min !== undefined && n < opts.min) throw new Error(`${WHO}: ${flag} must be >= ${opts.min}, got "${text}"`);
-  return n;
+function numberArg(text: string | undefined, flag: string, opts: NumberFlagRule = {}): number | undefined {
+  return parseNumberFlag(WHO, flag, text, opts);
 }
 
 const STRING = { type: "string" } as const;

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../utils/atomic-file.js";
 import { loadBeirDataset } from "../data/beir.js";
 import { HardNegativeMiner, writeMinedDprJson, type HardNegativeMinerParams, type MiningStats } from "./mining.js";
+import { parseNumberFlag } from "../utils/cli-args.js";
 
 const WHO = "mine-hard-negatives";
 
@@ -44,10 +45,7 @@ export interface MiningCliOptions {
 }
 
 function intArg(text: string | undefined, flag: string, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || !Number.isInteger(n) || n < min) throw new Error(`${WHO}: ${flag} must be an integer >= ${min}, got "${text}"`);
-  return n;
+  return parseNumberFlag(WHO, flag, text, { integer: true, min });
 }
 
 /** Parses the mining CLI's arguments; null for `--help`. Throws an Error naming the bad flag. */

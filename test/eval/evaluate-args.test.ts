@@ -36,10 +36,10 @@ describe("evaluate CLI arguments", () => {
     [["--dataset"], /--dataset/],
     [["--dataset", "x", "--bogus"], /Unknown option '--bogus'/],
     [["--dataset", "x", "extra"], /Unexpected argument 'extra'/],
-    [["--dataset", "x", "--depth", "0"], /--depth must be a positive integer, got "0"/],
-    [["--dataset", "x", "--depth", "ten"], /--depth must be a positive integer, got "ten"/],
-    [["--dataset", "x", "--max-queries", "2.5"], /--max-queries must be a positive integer, got "2.5"/],
-    [["--dataset", "x", "--faiss-threads", "0"], /--faiss-threads must be a positive integer, got "0"/],
+    [["--dataset", "x", "--depth", "0"], /--depth must be an integer >= 1, got "0"/],
+    [["--dataset", "x", "--depth", "ten"], /--depth must be an integer >= 1, got "ten"/],
+    [["--dataset", "x", "--max-queries", "2.5"], /--max-queries must be an integer >= 1, got "2.5"/],
+    [["--dataset", "x", "--faiss-threads", "0"], /--faiss-threads must be an integer >= 1, got "0"/],
     [["--dataset", "x", "--hybrid", "max"], /--hybrid must be rrf or linear, got "max"/],
     [["--dataset", "x", "--hybrid", "linear", "--alpha", "1.5"], /--alpha must be a number in \[0, 1\], got "1.5"/],
     [["--dataset", "x", "--alpha", "0.3"], /--alpha only applies to --hybrid linear/],
@@ -61,7 +61,7 @@ describe("evaluate CLI arguments", () => {
   it("a bad flag exits 2 with the message and the usage on stderr", async () => {
     const r = await cli(["--dataset", beir.dir, "--depth=-3"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^evaluate: --depth must be a positive integer, got "-3"/);
+    expect(r.stderr).toMatch(/^evaluate: --depth must be an integer >= 1, got "-3"/);
     expect(r.stderr).toContain("usage:");
     expect(r.stdout).toBe("");
   });

@@ -149,7 +149,7 @@ describe("scripts/serve.ts", () => {
     const o = parseServeArgs(["--model", "m", "--index", "i", "--max-concurrent", "2", "--no-cache"]);
     expect(o).toMatchObject({ model: "m", index: "i", maxConcurrent: 2, cache: false, port: 8080, host: "127.0.0.1" });
     expect(() => parseServeArgs(["--index", "i"])).toThrow("serve: --model <dpr model dir> is required");
-    expect(() => parseServeArgs(["--model", "m", "--index", "i", "--k", "0"])).toThrow('serve: --k must be an integer ≥ 1, got "0"');
+    expect(() => parseServeArgs(["--model", "m", "--index", "i", "--k", "0"])).toThrow('serve: --k must be an integer >= 1, got "0"');
     expect(() => parseServeArgs(["--model", "m", "--index", "i", "--bogus"])).toThrow(/bogus/);
   });
 });

@@ -54,7 +54,7 @@ describe("train-dpr command line", () => {
     await expect(runTrainCli(["--out", join(dir, "x")])).rejects.toThrow(/--data and --out are required/);
     await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--mode", "mlm"])).rejects.toThrow(/--mode must be supervised, ict or crop, got 'mlm'/);
     await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--hidden", "16"])).rejects.toThrow(/--layers is missing/);
-    await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--batch", "two", ...tiny])).rejects.toThrow(/--batch must be an integer, got 'two'/);
+    await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--batch", "two", ...tiny])).rejects.toThrow(/--batch must be an integer, got "two"/);
     await expect(runTrainCli(["--data", join(dir, "neg.json"), "--out", join(dir, "x"), "--mode", "ict", ...tiny])).rejects.toThrow(/--mode ict needs a BEIR folder/);
     await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--dev-fraction", "1.5", ...tiny])).rejects.toThrow(/--dev-fraction must be in \(0, 1\)/);
   });
