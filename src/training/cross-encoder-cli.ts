@@ -17,6 +17,7 @@ import { CrossEncoderTrainer, type CrossEncoderLoss } from "./cross-encoder-trai
 import { loadInitialModel, scratchModel } from "./init.js";
 import { formatMiningStats } from "./mining-cli.js";
 import { HardNegativeMiner, type MiningMethod } from "./mining.js";
+import { ictExamples, spanExamples } from "./pretrain.js";
 import { parseNumberFlag, type NumberFlagRule } from "../utils/cli-args.js";
 
 const WHO = "train-cross-encoder";
@@ -27,6 +28,10 @@ export const CROSS_ENCODER_USAGE = `usage: npx tsx scripts/train-cross-encoder.t
 Data
   --data PATH            DPR JSON with hard_negative_ctxs, or a BEIR folder (negatives mined on the fly)
   --split NAME           BEIR split to train on (default train)
+  --mode M               supervised (default) | ict | span: ict and span make pairs from a BEIR folder's
+                         corpus alone (ict: a sentence → the rest of its passage; span: an exact word span
+                         from a passage's start → the passage); negatives are other passages
+  --draws N              pairs per passage for ict/span, each a new draw (default 1)
   --mine bm25|dense      how a BEIR folder's negatives are mined (default bm25)
   --mine-model DIR       DPR model folder for --mine dense
   --skip-top N (0) --depth D (100) --margin M --mine-per-question N (10)   mining rules
@@ -37,6 +42,8 @@ Model
                          from scratch: vocabulary learnt from --corpus (a BEIR folder; default: --data when
                          it is one, else the passages of the DPR JSON)
   --corpus DIR           BEIR folder whose passages train the vocabulary
+  --match-head           turn head 0 of layer 0 into a lexical match head first (for models without a
+                         pretrained language model: from scratch or from our DPR encoders)
 Recipe
   --loss listwise|binary (listwise)   --negatives N (3)   --batch N questions per update (8)
   --epochs N (1) --max-steps N --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
@@ -52,6 +59,8 @@ export interface CrossEncoderCliOptions {
   data: string;
   out: string;
   split: string;
+  mode: "supervised" | "ict" | "span";
+  draws: number;
   mine: MiningMethod;
   mineModel?: string;
   skipTop?: number;
@@ -76,6 +85,7 @@ export interface CrossEncoderCliOptions {
   dropout?: number;
   seed?: number;
   quantize: boolean;
+  matchHead: boolean;
   backend?: BackendChoice;
   threads?: number;
   progress: boolean;
@@ -89,11 +99,11 @@ function numberArg(text: string | undefined, flag: string, opts: NumberFlagRule 
 const STRING = { type: "string" } as const;
 const BOOL = { type: "boolean" } as const;
 const FLAGS = {
-  data: STRING, out: STRING, split: STRING, mine: STRING, "mine-model": STRING, "skip-top": STRING, depth: STRING, margin: STRING,
+  data: STRING, out: STRING, split: STRING, mode: STRING, draws: STRING, mine: STRING, "mine-model": STRING, "skip-top": STRING, depth: STRING, margin: STRING,
   "mine-per-question": STRING, init: STRING, "init-side": STRING, hidden: STRING, layers: STRING, heads: STRING, ffn: STRING,
   "max-len": STRING, "vocab-size": STRING, corpus: STRING, loss: STRING, negatives: STRING, batch: STRING, epochs: STRING,
   "max-steps": STRING, lr: STRING, "warmup-ratio": STRING, "warmup-steps": STRING, "weight-decay": STRING, clip: STRING,
-  "max-length": STRING, dropout: STRING, seed: STRING, quantize: BOOL, backend: STRING, threads: STRING,
+  "max-length": STRING, dropout: STRING, seed: STRING, quantize: BOOL, "match-head": BOOL, backend: STRING, threads: STRING,
   "no-progress": BOOL, quiet: BOOL, help: BOOL,
 } as const;
 
@@ -112,6 +122,8 @@ export function parseCrossEncoderArgs(argv: string[]): CrossEncoderCliOptions | 
   if (!values.data) throw new Error(`${WHO}: --data <dpr.json | BEIR folder> is required`);
   if (!values.out) throw new Error(`${WHO}: --out <folder> is required`);
   const loss = values.loss ?? "listwise";
+  const mode = values.mode ?? "supervised";
+  if (mode !== "supervised" && mode !== "ict" && mode !== "span") throw new Error(`${WHO}: --mode must be supervised, ict or span, got "${mode}"`);
   if (loss !== "listwise" && loss !== "binary") throw new Error(`${WHO}: --loss must be binary or listwise, got "${loss}"`);
   const mine = values.mine ?? "bm25";
   if (mine !== "bm25" && mine !== "dense") throw new Error(`${WHO}: --mine must be bm25 or dense, got "${mine}"`);
@@ -139,6 +151,8 @@ export function parseCrossEncoderArgs(argv: string[]): CrossEncoderCliOptions | 
     data: values.data,
     out: values.out,
     split: values.split ?? "train",
+    mode,
+    draws: int("draws") ?? 1,
     mine,
     mineModel: values["mine-model"],
     skipTop: int("skip-top", 0),
@@ -163,6 +177,7 @@ export function parseCrossEncoderArgs(argv: string[]): CrossEncoderCliOptions | 
     dropout: numberArg(values.dropout, "--dropout", { min: 0 }),
     seed: int("seed", 0),
     quantize: values.quantize ?? false,
+    matchHead: values["match-head"] ?? false,
     backend,
     threads: int("threads"),
     progress: !(values["no-progress"] ?? false),
@@ -197,7 +212,15 @@ export async function runCrossEncoderCli(argv: string[]): Promise<number> {
     let examples: TrainingExample[];
     let dataInfo: Record<string, unknown>;
     const dataIsBeir = await isDir(o.data);
-    if (dataIsBeir) {
+    if (o.mode !== "supervised") {
+      if (!dataIsBeir) throw new Error(`--mode ${o.mode} needs a BEIR folder (its corpus.jsonl), got the file ${o.data}`);
+      const corpus = await loadBeirCorpus(o.data);
+      const make = o.mode === "ict" ? ictExamples : spanExamples;
+      examples = [];
+      for (let draw = 0; draw < o.draws; draw++) examples.push(...make(corpus, { seed: o.seed ?? 42, epoch: draw }));
+      if (examples.length === 0) throw new Error(`--mode ${o.mode}: ${o.data} gave no pairs (passages too short${o.mode === "ict" ? " or without sentence breaks" : ""})`);
+      dataInfo = { beir: o.data, mode: o.mode, draws: o.draws, pairs: examples.length };
+    } else if (dataIsBeir) {
       const dataset = await loadBeirDataset(o.data, o.split);
       const miner = new HardNegativeMiner({
         method: o.mine, modelPath: o.mineModel, skipTop: o.skipTop, depth: o.depth, margin: o.margin, perQuestion: o.minePerQuestion, log,
@@ -230,7 +253,7 @@ export async function runCrossEncoderCli(argv: string[]): Promise<number> {
       outputDir: o.out, tokenizer, config, weights, train: examples, loss: o.loss, negatives: o.negatives, batchSize: o.batch,
       epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps,
       weightDecay: o.weightDecay, maxGradNorm: o.clip, maxLength: o.maxLength, dropout: o.dropout, seed: o.seed,
-      quantize: o.quantize, progress: o.progress && !o.quiet ? undefined : false,
+      matchHead: o.matchHead, quantize: o.quantize, progress: o.progress && !o.quiet ? undefined : false,
       metadata: { args: argv, data: dataInfo, init: source, backend: describeBackend(info) },
     });
     try {

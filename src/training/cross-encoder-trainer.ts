@@ -34,6 +34,7 @@ import { BertTokenizer, type Encoding } from "../tokenizers/bert-tokenizer.js";
 import { ProgressBar } from "../utils/progress.js";
 import { BertEncoderTF, type BertInputsTF } from "./bert-tf.js";
 import { padEncodings, passageKey } from "./batches.js";
+import { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./match-head.js";
 import { gitCommit, TRAINING_METADATA_FILE } from "./export.js";
 import { AdamW, clipByGlobalNorm, linearSchedule } from "./optimizer.js";
 import { SeededRandom } from "./random.js";
@@ -62,6 +63,13 @@ export interface CrossEncoderTrainerParams {
    * weights (from scratch).
    */
   weights?: BertWeights;
+  /**
+   * Rewrites one attention head of the starting weights into a lexical match head before training
+   * ({@link matchHeadInit}): `true` for its defaults, or its options. For models without a pretrained
+   * language model behind them (from scratch, or from our bi-encoders), which otherwise do not leave
+   * their starting loss for hundreds of updates. Default off.
+   */
+  matchHead?: boolean | MatchHeadOptions;
   train: readonly TrainingExample[];
   /** Default `listwise`. */
   loss?: CrossEncoderLoss;
@@ -261,6 +269,8 @@ export class CrossEncoderTrainer {
   metadata: Record<string, unknown> = {};
   onStep?: (record: CrossEncoderStepRecord) => void;
 
+  /** What the lexical match head measured when `matchHead` was set (also in training.json). */
+  readonly matchHead?: MatchHeadReport;
   /** The model being trained (TF.js). */
   readonly encoder: BertEncoderTF;
   /** The tokenizer, with `modelMaxLength` set to {@link maxLength}. */
@@ -318,7 +328,12 @@ export class CrossEncoderTrainer {
     }
     this.tokenizer = BertTokenizer.fromVocab(params.tokenizer.getVocab(), { ...params.tokenizer.options, modelMaxLength: this.maxLength });
     this.config = { ...config, num_labels: 1 };
-    const weights = params.weights ? withClassifierHead(config, params.weights, this.seed + 1) : randomBertWeights(config, { seed: this.seed, numLabels: 1, pooler: true });
+    let weights = params.weights ? withClassifierHead(config, params.weights, this.seed + 1) : randomBertWeights(config, { seed: this.seed, numLabels: 1, pooler: true });
+    if (params.matchHead) {
+      const built = matchHeadInit(config, weights, params.matchHead === true ? {} : params.matchHead);
+      weights = built.weights;
+      this.matchHead = built.report;
+    }
     // Only the tensors of a BERT classifier (drops e.g. a DPR projection the folder may hold).
     const wanted = expectedBertWeightShapes(config, { pooler: true, numLabels: 1 });
     const kept: BertWeights = new Map([...weights].filter(([name]) => wanted.has(name)));
@@ -494,6 +509,7 @@ export class CrossEncoderTrainer {
       seed: this.seed,
       backend: tf.getBackend(),
       trainExamples: this.examples.length,
+      ...(this.matchHead ? { matchHead: this.matchHead } : {}),
       ...this.metadata,
       ...extra,
       gitCommit: this.metadata["gitCommit"] ?? gitCommit(),

@@ -92,3 +92,36 @@ export function cropExamples(corpus: readonly Passage[], opts: CropOptions): Tra
   }
   return out;
 }
+
+/** Options of {@link spanExamples}. */
+export interface SpanOptions {
+  seed: number;
+  epoch: number;
+  /** Span length in words, drawn in [minWords, maxWords] (default 6–10). */
+  minWords?: number;
+  maxWords?: number;
+  /** Spans lie within the passage's first `within` words (default 28), so they survive truncation. */
+  within?: number;
+}
+
+/**
+ * One pair per passage whose question is an exact word span from the start of the passage and whose
+ * positive is the whole passage (title kept): the easiest matching signal there is, used as the first
+ * stage of training a cross-encoder without a pretrained language model (it teaches the model to rank
+ * by what the two segments share; `scripts/train-cross-encoder.ts --mode span`).
+ */
+export function spanExamples(corpus: readonly Passage[], opts: SpanOptions): TrainingExample[] {
+  const rng = new SeededRandom(SeededRandom.mix(opts.seed, opts.epoch, 0x5a4));
+  const minWords = opts.minWords ?? 6;
+  const maxWords = Math.max(minWords, opts.maxWords ?? 10);
+  const within = Math.max(maxWords, opts.within ?? 28);
+  const out: TrainingExample[] = [];
+  for (const p of corpus) {
+    const words = p.text.split(/\s+/).filter((w) => w.length > 0);
+    if (words.length < minWords + 1) continue;
+    const len = Math.min(words.length - 1, minWords + rng.int(maxWords - minWords + 1));
+    const start = rng.int(Math.min(within, words.length) - len + 1);
+    out.push({ question: words.slice(start, start + len).join(" "), positives: [{ id: p.id, title: p.title, text: p.text }], negatives: [], hardNegatives: [] });
+  }
+  return out;
+}
