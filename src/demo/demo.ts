@@ -165,7 +165,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       split: "test",
       embeddings,
       reranker,
-      methods: reranker ? ["bm25", "dpr", "hybrid", "hybrid+rerank"] : ["bm25", "dpr", "hybrid"],
+      methods: reranker ? ["bm25", "dpr", "dpr+rerank", "hybrid", "hybrid+rerank"] : ["bm25", "dpr", "hybrid"],
       rerankDepth: 20,
     });
     const report = await evaluator.evaluate();
