@@ -10,10 +10,10 @@
  * checkpoints have such heads; this module builds one directly.
  *
  * How (one head of one layer, by default head 0 of layer 0; the rest of the model is left as it is):
- * - query = key = `s · R (x − μ)`, where the rows of `R` are the generalised eigenvectors of
- *   (covariance of embedded tokens) against (covariance of the same token's embedding at other
- *   positions and in the other segment), i.e. the directions that carry token identity and least
- *   position or segment. `s` is set so that a token scores `matchScore` against the same token at
+ * - query = key = `s · R (x − μ)`, where the rows of `R` are the top canonical directions shared by
+ *   two views of the same token (another position in segment 0, another in segment 1): generalised
+ *   eigenvectors of their cross-covariance against the embeddings' total covariance, i.e. the
+ *   directions that carry token identity rather than position or segment. `s` is set so that a token scores `matchScore` against the same token at
  *   another position in the other segment; distinct tokens score near 0.
  * - value reads the segment: its first row is the direction from segment-1 to segment-0 embeddings
  *   (centred), the other rows are 0. A passage token that also occurs in the question puts part of its
@@ -128,19 +128,21 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
   const X: Float64Array[] = [];
   for (let n = 0; n < samples; n++) X.push(embed(token(), random.int(P), random.int(2)));
   const mu = meanOf(X, H);
-  const noise: Float64Array[] = [];
+  // Two views of each drawn token: another position in segment 0 and another in segment 1. Their
+  // cross-covariance keeps what the views share (token identity) and cancels what they do not (position,
+  // segment); against the total covariance this is canonical correlation between the two views.
+  const viewA: Float64Array[] = [];
+  const viewB: Float64Array[] = [];
   for (let n = 0; n < samples; n++) {
     const t = token();
-    const a = embed(t, random.int(P), 0);
-    const b = embed(t, random.int(P), 1);
-    for (let i = 0; i < H; i++) a[i] = a[i]! - b[i]!;
-    noise.push(a);
+    viewA.push(embed(t, random.int(P), 0));
+    viewB.push(embed(t, random.int(P), 1));
   }
-  const signal = covariance(X, mu, H);
-  const nuisance = covariance(noise, meanOf(noise, H), H);
-  const ridge = 1e-3 * (trace(nuisance, H) / H || 1);
-  for (let i = 0; i < H; i++) nuisance[i * H + i] = nuisance[i * H + i]! + ridge;
-  const R = generalisedTopEigenvectors(signal, nuisance, H, dh, random);
+  const signal = crossCovariance(viewA, viewB, mu, H);
+  const total = covariance(X, mu, H);
+  const ridge = 1e-3 * (trace(total, H) / H || 1);
+  for (let i = 0; i < H; i++) total[i * H + i] = total[i * H + i]! + ridge;
+  const R = generalisedTopEigenvectors(signal, total, H, dh, random);
 
   // Scale so that the same token at another position in the other segment scores `target` on average.
   const project = (x: Float64Array): Float64Array => {
@@ -275,6 +277,23 @@ function covariance(rows: readonly Float64Array[], mean: Float64Array, H: number
   return c;
 }
 
+/** Symmetrised cross-covariance of paired rows, `(E[a bᵀ] + E[b aᵀ]) / 2` about `mean`, `H × H`. */
+function crossCovariance(a: readonly Float64Array[], b: readonly Float64Array[], mean: Float64Array, H: number): Float64Array {
+  const c = new Float64Array(H * H);
+  const da = new Float64Array(H);
+  const db = new Float64Array(H);
+  for (let n = 0; n < a.length; n++) {
+    for (let i = 0; i < H; i++) {
+      da[i] = a[n]![i]! - mean[i]!;
+      db[i] = b[n]![i]! - mean[i]!;
+    }
+    for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) c[i * H + j] = c[i * H + j]! + da[i]! * db[j]!;
+  }
+  const out = new Float64Array(H * H);
+  for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) out[i * H + j] = (c[i * H + j]! + c[j * H + i]!) / (2 * Math.max(a.length - 1, 1));
+  return out;
+}
+
 function trace(a: Float64Array, H: number): number {
   let t = 0;
   for (let i = 0; i < H; i++) t += a[i * H + i]!;
@@ -282,8 +301,8 @@ function trace(a: Float64Array, H: number): number {
 }
 
 /**
- * The `k` generalised eigenvectors of `A v = λ B v` with the largest λ (A symmetric, B symmetric
- * positive definite), as unit-length rows of a `k × H` array. Cholesky `B = L Lᵀ` turns the problem
+ * The `k` generalised eigenvectors of `A v = λ B v` with the largest λ (A symmetric, possibly
+ * indefinite; B symmetric positive definite), as unit-length rows of a `k × H` array. Cholesky `B = L Lᵀ` turns the problem
  * into the symmetric `M = L⁻¹ A L⁻ᵀ`, whose top eigenvectors `y` come from orthogonal iteration; then
  * `v = L⁻ᵀ y`.
  */
@@ -301,6 +320,15 @@ function generalisedTopEigenvectors(A: Float64Array, B: Float64Array, H: number,
     M[i * H + j] = s;
     M[j * H + i] = s;
   }
+  // A may be indefinite: shift by a Gershgorin bound so the iteration finds the largest algebraic
+  // eigenvalues, not the largest in magnitude.
+  let bound = 0;
+  for (let i = 0; i < H; i++) {
+    let row = 0;
+    for (let j = 0; j < H; j++) row += Math.abs(M[i * H + j]!);
+    bound = Math.max(bound, row);
+  }
+  for (let i = 0; i < H; i++) M[i * H + i] = M[i * H + i]! + bound;
   // Orthogonal iteration on k columns (stored as k rows of length H).
   const Q = new Float64Array(k * H);
   for (let i = 0; i < Q.length; i++) Q[i] = gaussian(random);

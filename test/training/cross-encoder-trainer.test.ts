@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
@@ -243,7 +243,35 @@ describe("train-cross-encoder CLI", () => {
     expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--loss", "hinge"])).toThrow(/--loss must be binary or listwise, got "hinge"/);
     expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--lr", "fast"])).toThrow(/--lr must be a number, got "fast"/);
     expect(parseCrossEncoderArgs(["--help"])).toBeNull();
+    expect(parseCrossEncoderArgs(["--data", "beir", "--out", "o", "--mode", "span", "--draws", "3", "--match-head", "--init", "m"])).toMatchObject({ mode: "span", draws: 3, matchHead: true });
+    expect(parseCrossEncoderArgs(["--data", "d.json", "--out", "o", "--hidden", "32"])).toMatchObject({ mode: "supervised", draws: 1, matchHead: false });
+    expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--mode", "cloze"])).toThrow(/--mode must be supervised, ict or span, got "cloze"/);
+    expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--draws", "0"])).toThrow(/--draws must be an integer >= 1, got "0"/);
   });
+
+  it("trains on span pairs of a BEIR folder's corpus with a match head, and refuses --mode span on a JSON file", async () => {
+    const out = join(root, "cli-span");
+    const code = await runCrossEncoderCli([
+      "--data", fx.dir, "--mode", "span", "--draws", "2", "--match-head", "--out", out,
+      "--hidden", "32", "--layers", "1", "--heads", "4", "--ffn", "64", "--max-len", "64", "--vocab-size", "400",
+      "--max-steps", "2", "--batch", "4", "--negatives", "2", "--backend", "wasm", "--no-progress", "--quiet",
+    ]);
+    expect(code).toBe(0);
+    const meta = JSON.parse(await readFile(join(out, "model", "training.json"), "utf8"));
+    expect(meta.data).toMatchObject({ mode: "span", draws: 2, pairs: 2 * fx.passages.length });
+    expect(meta.matchHead.matchScore).toBeGreaterThan(4);
+    const json = join(root, "pairs.json");
+    await writeFile(json, "[]");
+    const errors: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => (errors.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      expect(await runCrossEncoderCli(["--data", json, "--mode", "span", "--out", join(root, "x"), "--hidden", "32", "--quiet"])).toBe(1);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(errors.join("")).toMatch(/--mode span needs a BEIR folder \(its corpus.jsonl\), got the file .*pairs.json/);
+  }, 120_000);
 
   it("mines BM25 negatives on the fly from a BEIR folder, trains from scratch and writes a model folder", async () => {
     const out = join(root, "cli-run");
