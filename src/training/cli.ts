@@ -182,6 +182,9 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
   } else {
     const c = corpus!;
     train = mode === "ict" ? (epoch: number) => ictExamples(c, { seed, epoch }) : (epoch: number) => cropExamples(c, { seed, epoch });
+    if (mode === "ict" && ictExamples(c, { seed, epoch: 0 }).length === 0) {
+      throw new Error(`train-dpr: --mode ict found no passage with two sentences in ${values.data} (sentences end in . ! or ? followed by a capital or digit; a corpus without punctuation, e.g. NFCorpus's preprocessed text, needs --mode crop)`);
+    }
     dataInfo["corpusPassages"] = c.length;
   }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeDprJson } from "../../src/data/dpr.js";
@@ -57,5 +57,15 @@ describe("train-dpr command line", () => {
     await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--batch", "two", ...tiny])).rejects.toThrow(/--batch must be an integer, got "two"/);
     await expect(runTrainCli(["--data", join(dir, "neg.json"), "--out", join(dir, "x"), "--mode", "ict", ...tiny])).rejects.toThrow(/--mode ict needs a BEIR folder/);
     await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--dev-fraction", "1.5", ...tiny])).rejects.toThrow(/--dev-fraction must be in \(0, 1\)/);
+  });
+
+  it("says why --mode ict finds nothing in a corpus without sentence punctuation", async () => {
+    const flat = join(dir, "no-punctuation");
+    await mkdir(join(flat, "qrels"), { recursive: true });
+    const docs = ["soy intake breast cancer risk cohort women", "vitamin d supplementation bone density trial older adults"];
+    await writeFile(join(flat, "corpus.jsonl"), docs.map((text, i) => JSON.stringify({ _id: `d${i}`, title: "", text })).join("\n") + "\n");
+    await writeFile(join(flat, "queries.jsonl"), JSON.stringify({ _id: "q0", text: "soy and cancer" }) + "\n");
+    await writeFile(join(flat, "qrels", "train.tsv"), "query-id\tcorpus-id\tscore\nq0\td0\t1\n");
+    await expect(runTrainCli(["--data", flat, "--out", join(dir, "x"), "--mode", "ict", ...tiny])).rejects.toThrow(/--mode ict found no passage with two sentences in .*no-punctuation .*needs --mode crop/);
   });
 });

@@ -156,7 +156,7 @@ describe("CrossEncoderTrainer with a match head (tiny model from scratch, wasm)"
       }
     }
     if (process.env.PRINT_FIGURES) console.log("held-out MRR without / with match head", results);
-    expect(results["true"]).toBeGreaterThan(0.7); // measured 0.81 (chance: 0.52)
+    expect(results["true"]).toBeGreaterThan(0.7); // measured 0.83 (chance: 0.52)
     expect(results["true"]!).toBeGreaterThan(results["false"]! + 0.15); // measured 0.55 without
     const meta = JSON.parse(await readFile(join(root, "run-true", "model", "training.json"), "utf8"));
     expect(meta.matchHead.layer).toBe(0);
