@@ -12,7 +12,8 @@ export { loadTrainingExamples, detectDataSource, type TrainingDataSource } from 
 export { DPRTrainer, type DPRTrainerParams, type TrainOptions, type TrainResult, type StepRecord, type EpochRecord } from "./trainer.js";
 export { loadInitialModel, scratchModel, type InitialModel, type ScratchModelParams } from "./init.js";
 export { exportTrainedModel, evaluateModelDir, type ExportTrainedModelParams } from "./export.js";
-export { ictExamples, cropExamples, splitSentences, type IctOptions, type CropOptions } from "./pretrain.js";
+export { ictExamples, cropExamples, spanExamples, splitSentences, type IctOptions, type CropOptions, type SpanOptions } from "./pretrain.js";
 export { HardNegativeMiner, selectHardNegatives, writeMinedDprJson, type HardNegativeMinerParams, type MiningResult } from "./mining.js";
+export { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./match-head.js";
 export { CrossEncoderTrainer, type CrossEncoderTrainerParams, type CrossEncoderLoss, type CrossEncoderTrainResult } from "./cross-encoder-trainer.js";
 export { SeededRandom } from "./random.js";
