@@ -124,7 +124,7 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
     return x;
   };
 
-  // Token-identity covariance (all draws) against position/segment covariance (same token, two places).
+  // Embedding outputs of random (token, position, segment) draws: their mean and total covariance.
   const X: Float64Array[] = [];
   for (let n = 0; n < samples; n++) X.push(embed(token(), random.int(P), random.int(2)));
   const mu = meanOf(X, H);
@@ -211,12 +211,13 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
     let s = 0;
     for (let r = 0; r < dh; r++) {
       const row = r0 + r;
-      let qa = qb.data[row]!, kb_ = kb.data[row]!;
+      let query = qb.data[row]!;
+      let key = kb.data[row]!;
       for (let i = 0; i < H; i++) {
-        qa += q.data[row * H + i]! * a[i]!;
-        kb_ += k.data[row * H + i]! * b[i]!;
+        query += q.data[row * H + i]! * a[i]!;
+        key += k.data[row * H + i]! * b[i]!;
       }
-      s += qa * kb_;
+      s += query * key;
     }
     return s / Math.sqrt(dh);
   };
