@@ -225,7 +225,8 @@ function replaceOnce(src: string, find: string | RegExp, replacement: string, wh
 function writeThreadedBundle(pkgDir: string): string {
   let src = readFileSync(join(pkgDir, "dist", "tf-backend-wasm.node.js"), "utf8");
   const hash = createHash("sha256").update(src).digest("hex").slice(0, 12);
-  const outDir = join(tmpdir(), `langchain-dpr-tfjs-wasm-${PINNED_TFJS_VERSION}-${hash}`);
+  // `-w2`: the revision of the patch below (bundles written by an earlier revision are not reused).
+  const outDir = join(tmpdir(), `langchain-dpr-tfjs-wasm-${PINNED_TFJS_VERSION}-${hash}-w2`);
   const outPath = join(outDir, "tf-backend-wasm.threaded.cjs");
   if (existsSync(outPath)) return outPath;
   const workerPath = join(outDir, "worker.cjs");
@@ -237,7 +238,12 @@ function writeThreadedBundle(pkgDir: string): string {
   src = replaceOnce(
     src,
     /var blob = new Blob\(\[response\], \{ type: 'application\/javascript' \}\);\s*return URL\.createObjectURL\(blob\);/,
-    `require('fs').writeFileSync(${JSON.stringify(workerPath)}, response); return ${JSON.stringify(workerPath)};`,
+    // Called once per pthread worker: write the (always identical) worker script once, atomically, so a
+    // worker never reads a file that a later call is truncating (that race hung a CI run at start-up).
+    `var fs = require('fs'), workerPath = ${JSON.stringify(workerPath)};` +
+      `if (!fs.existsSync(workerPath)) { var tmp = workerPath + '.' + process.pid + '.' + Math.random().toString(36).slice(2) + '.tmp';` +
+      ` fs.writeFileSync(tmp, response); fs.renameSync(tmp, workerPath); }` +
+      ` return workerPath;`,
     "the worker blob URL",
   );
   src = replaceOnce(
