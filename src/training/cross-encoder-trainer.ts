@@ -221,10 +221,7 @@ export function withClassifierHead(config: BertConfig, weights: BertWeights, see
   const random = new SeededRandom(seed);
   const normal = (n: number): Float32Array => {
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const u1 = random.next() || Number.MIN_VALUE;
-      out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * random.next()) * std;
-    }
+    for (let i = 0; i < n; i++) out[i] = random.normal() * std;
     return out;
   };
   const head: BertWeights = new Map([

@@ -177,7 +177,7 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
   normalise(seg);
   const segMean = X.reduce((s, x) => s + x.reduce((t, v, i) => t + v * seg[i]!, 0), 0) / X.length;
   const u = new Float64Array(H);
-  for (let i = 0; i < H; i++) u[i] = gaussian(random);
+  for (let i = 0; i < H; i++) u[i] = random.normal();
   normalise(u);
 
   const copy = (name: string): NamedTensor => {
@@ -235,11 +235,6 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
   const om = others.reduce((s, x) => s + x, 0) / others.length;
   const os = Math.sqrt(others.reduce((s, x) => s + (x - om) ** 2, 0) / others.length);
   return { weights: out, report: { layer, head, scale, selfScore: self / 500, matchScore: match / 500, otherScore: { mean: om, std: os } } };
-}
-
-function gaussian(random: SeededRandom): number {
-  const u1 = random.next() || Number.MIN_VALUE;
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * random.next());
 }
 
 function normalise(x: Float64Array): void {
@@ -332,7 +327,7 @@ function generalisedTopEigenvectors(A: Float64Array, B: Float64Array, H: number,
   for (let i = 0; i < H; i++) M[i * H + i] = M[i * H + i]! + bound;
   // Orthogonal iteration on k columns (stored as k rows of length H).
   const Q = new Float64Array(k * H);
-  for (let i = 0; i < Q.length; i++) Q[i] = gaussian(random);
+  for (let i = 0; i < Q.length; i++) Q[i] = random.normal();
   gramSchmidt(Q, k, H);
   const Z = new Float64Array(k * H);
   for (let it = 0; it < 150; it++) {

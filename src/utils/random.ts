@@ -32,6 +32,12 @@ export class SeededRandom {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
+  /** A standard normal sample (Box-Muller from two uniform draws; the cosine output only). */
+  normal(): number {
+    const u1 = this.next() || Number.MIN_VALUE;
+    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * this.next());
+  }
+
   /** An integer in [0, n). */
   int(n: number): number {
     return Math.floor(this.next() * n);
