@@ -124,7 +124,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < warm + n; i++) {
         const t0 = performance.now();
         const c0 = process.cpuUsage();
-        losses.push(dualEncoderTrainStep({ questionEncoder: q, passageEncoder: p, optimizer, batch }));
+        losses.push(await dualEncoderTrainStep({ questionEncoder: q, passageEncoder: p, optimizer, batch }));
         const c = process.cpuUsage(c0);
         if (i >= warm) {
           times.push(performance.now() - t0);

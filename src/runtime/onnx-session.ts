@@ -3,9 +3,31 @@
  * thread settings, input/output introspection and disposal. Everything else in the
  * project goes through {@link OnnxSession} and never imports onnxruntime-node directly,
  * so there is exactly one place that knows how native sessions are configured.
+ *
+ * onnxruntime-node is loaded on first use, not at import: code that never runs a session (training
+ * on a machine that has only the TF.js side, e.g. the GPU bundle) imports the project without it.
  */
 import { access, constants } from "node:fs/promises";
-import * as ort from "onnxruntime-node";
+import { createRequire } from "node:module";
+import type * as Ort from "onnxruntime-node";
+
+let ortModule: typeof Ort | undefined;
+
+/** onnxruntime-node, loaded on first use. @throws Error naming the package and the install command. */
+function ort(): typeof Ort {
+  if (ortModule === undefined) {
+    try {
+      ortModule = createRequire(import.meta.url)("onnxruntime-node") as typeof Ort;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
+      throw new Error(
+        `OnnxSession: onnxruntime-node could not be loaded (${msg}); install it with ` +
+          "ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node (the CPU binary is inside the package)",
+      );
+    }
+  }
+  return ortModule;
+}
 
 /** Execution providers this project knows how to configure. */
 export type ExecutionProviderName = "cpu" | "cuda" | "webgpu" | "tensorrt";
@@ -59,14 +81,14 @@ export interface OnnxIntInput {
  * with `ONNXRUNTIME_NODE_INSTALL=cuda12`).
  */
 export function availableExecutionProviders(): { name: string; bundled: boolean }[] {
-  return ort.listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
+  return ort().listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
 }
 
 function toElementType(t: string): OnnxElementType {
   return t === "int64" || t === "int32" || t === "float32" || t === "float16" ? t : "unknown";
 }
 
-function describeInfo(meta: readonly ort.InferenceSession.ValueMetadata[], names: readonly string[]): OnnxValueInfo[] {
+function describeInfo(meta: readonly Ort.InferenceSession.ValueMetadata[], names: readonly string[]): OnnxValueInfo[] {
   return names.map((name, i) => {
     const m = meta[i];
     if (m && m.isTensor) return { name, type: toElementType(m.type), shape: m.shape };
@@ -88,9 +110,9 @@ export class OnnxSession {
   /** Error-message prefix. */
   readonly owner: string;
 
-  private session: ort.InferenceSession | null;
+  private session: Ort.InferenceSession | null;
 
-  private constructor(modelPath: string, session: ort.InferenceSession, owner: string) {
+  private constructor(modelPath: string, session: Ort.InferenceSession, owner: string) {
     this.modelPath = modelPath;
     this.session = session;
     this.owner = owner;
@@ -125,7 +147,7 @@ export class OnnxSession {
     if (threads !== undefined && (!Number.isInteger(threads) || threads < 0)) {
       throw new Error(`${owner}: intraOpNumThreads must be a non-negative integer, got ${threads}`);
     }
-    const options: ort.InferenceSession.SessionOptions = {
+    const options: Ort.InferenceSession.SessionOptions = {
       executionProviders: providers,
       graphOptimizationLevel: params.graphOptimizationLevel ?? "all",
       logSeverityLevel: params.logSeverityLevel ?? 3,
@@ -134,9 +156,9 @@ export class OnnxSession {
     if (params.interOpNumThreads !== undefined && params.interOpNumThreads > 0) {
       options.interOpNumThreads = params.interOpNumThreads;
     }
-    let session: ort.InferenceSession;
+    let session: Ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(modelPath, options);
+      session = await ort().InferenceSession.create(modelPath, options);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       const gpu = providers.filter((p) => p !== "cpu");
@@ -175,9 +197,10 @@ export class OnnxSession {
   async run(feeds: Record<string, OnnxIntInput>, fetch: string[]): Promise<Record<string, OnnxOutputTensor>> {
     const session = this.session;
     if (!session) throw new Error(`${this.owner}: session for ${this.modelPath} was disposed`);
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, Ort.Tensor> = {};
+    const { Tensor } = ort();
     for (const [name, v] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor(v.data instanceof BigInt64Array ? "int64" : "int32", v.data, v.dims);
+      ortFeeds[name] = new Tensor(v.data instanceof BigInt64Array ? "int64" : "int32", v.data, v.dims);
     }
     const result = await session.run(ortFeeds, fetch);
     const out: Record<string, OnnxOutputTensor> = {};

@@ -4,9 +4,11 @@
  * `selectBackend()` picks, at run time, the fastest backend that loads on this machine:
  *
  * 1. `tensorflow` from `@tensorflow/tfjs-node-gpu` (libtensorflow with CUDA) — optional, detected;
- * 2. `tensorflow` from `@tensorflow/tfjs-node` (libtensorflow on CPU) — optional, detected;
- * 3. `wasm` from `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD) — a dependency of this package;
- * 4. `cpu` from `@tensorflow/tfjs-backend-cpu` (plain JavaScript) — always available.
+ * 2. `webgpu` from `@tensorflow/tfjs-backend-webgpu` on Dawn (the `webgpu` package; Vulkan) — optional,
+ *    detected; a software adapter (llvmpipe) is skipped unless webgpu is forced (see `./webgpu.ts`);
+ * 3. `tensorflow` from `@tensorflow/tfjs-node` (libtensorflow on CPU) — optional, detected;
+ * 4. `wasm` from `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD) — a dependency of this package;
+ * 5. `cpu` from `@tensorflow/tfjs-backend-cpu` (plain JavaScript) — always available.
  *
  * A forced choice (`prefer`) fails with a clear error when that backend cannot load. The log line says
  * which backend runs (and SIMD / threads for wasm). On wasm, `fastKernels` (default on) installs the
@@ -26,14 +28,15 @@ import {
   loadWasmBackendModule,
   type WasmBackendModule,
 } from "./wasm-kernels.js";
+import { describeAdapter, initWebGpuBackend, type WebGpuAdapterInfo } from "./webgpu.js";
 
 export { PINNED_TFJS_VERSION };
 
 /** The backends `selectBackend` knows, in its order of preference. */
-export type BackendChoice = "tfjs-node-gpu" | "tfjs-node" | "wasm" | "cpu";
+export type BackendChoice = "tfjs-node-gpu" | "webgpu" | "tfjs-node" | "wasm" | "cpu";
 
 /** The order `selectBackend` tries when nothing is forced. */
-export const BACKEND_ORDER: readonly BackendChoice[] = ["tfjs-node-gpu", "tfjs-node", "wasm", "cpu"];
+export const BACKEND_ORDER: readonly BackendChoice[] = ["tfjs-node-gpu", "webgpu", "tfjs-node", "wasm", "cpu"];
 
 /** Options of {@link selectBackend}. */
 export interface SelectBackendParams {
@@ -47,6 +50,11 @@ export interface SelectBackendParams {
   threads?: number;
   /** wasm only: install the engineered kernels (default true). */
   fastKernels?: boolean;
+  /**
+   * webgpu only: accept a software adapter (llvmpipe / SwiftShader). Default: true when webgpu is
+   * forced with `prefer`, false in automatic selection (a CPU rasteriser is slower than wasm).
+   */
+  allowSoftwareAdapter?: boolean;
   /** Where the "which backend runs" line goes (default `console.error`); `false` silences it. */
   log?: ((line: string) => void) | false;
 }
@@ -55,7 +63,7 @@ export interface SelectBackendParams {
 export interface BackendInfo {
   /** The choice that runs. */
   choice: BackendChoice;
-  /** The TF.js backend name (`tensorflow`, `wasm` or `cpu`). */
+  /** The TF.js backend name (`tensorflow`, `webgpu`, `wasm` or `cpu`). */
   backend: string;
   /** tfjs-core version in this process. */
   tfjsVersion: string;
@@ -65,6 +73,8 @@ export interface BackendInfo {
   threads?: number;
   /** wasm: whether the engineered kernels are installed. */
   fastKernels: boolean;
+  /** webgpu: the adapter in use. */
+  adapter?: WebGpuAdapterInfo;
   /** Backends tried before this one and why each was skipped. */
   skipped: { choice: BackendChoice; reason: string }[];
 }
@@ -77,6 +87,7 @@ export interface SelectedBackend {
 
 const BACKEND_NAME: Record<BackendChoice, string> = {
   "tfjs-node-gpu": "tensorflow",
+  webgpu: "webgpu",
   "tfjs-node": "tensorflow",
   wasm: "wasm",
   cpu: "cpu",
@@ -123,6 +134,12 @@ async function activate(choice: BackendChoice, params: SelectBackendParams): Pro
         `selectBackend: ${choice} loaded but registered no "tensorflow" backend on this tfjs-core ` +
           `(${tf.version_core}); its @tensorflow/tfjs must be the same version as this package's`,
       );
+    }
+  } else if (choice === "webgpu") {
+    try {
+      info.adapter = await initWebGpuBackend({ allowSoftwareAdapter: params.allowSoftwareAdapter ?? params.prefer === "webgpu" });
+    } catch (err) {
+      throw new Error(`selectBackend: webgpu unavailable: ${errorMessage(err).replace(/^webgpu: /, "")}`);
     }
   } else if (choice === "wasm") {
     const threads = params.threads ?? 1;

@@ -27,6 +27,7 @@ import {
   type FastPathOptions,
   type ResolvedFastPaths,
 } from "./ops.js";
+import { dropout, type DropoutImpl } from "./dropout.js";
 
 /** Value added to attention scores of padded keys (as in BERT, our ONNX graph and the reference). */
 export const MASKED_SCORE = -10000;
@@ -70,6 +71,12 @@ export interface BertEncoderTFParams extends FastPathOptions {
   seed?: number;
   /** Prefix for TF.js variable names (e.g. "q" / "p" for a dual encoder); default "bert". */
   name?: string;
+  /**
+   * How dropout masks are drawn: "tfjs" (`tf.dropout`, random numbers made on the CPU) or "hash" (a
+   * function of seed and element index, made on the device: see `./dropout.ts`). Default: "hash" on
+   * the webgpu backend (CPU-made masks would cost more than the step), "tfjs" elsewhere.
+   */
+  dropoutImpl?: DropoutImpl;
 }
 
 /** Options of {@link BertEncoderTF.fromConfig}. */
@@ -112,7 +119,7 @@ function toTensor(m: TokenMatrix, what: string, dtype: "int32" | "float32"): tf.
  * ```ts
  * const enc = BertEncoderTF.fromWeights(config, weights);
  * const cls = tf.tidy(() => enc.encode({ inputIds, attentionMask }, { pooling: "cls" }));
- * const trained: BertWeights = enc.toWeights();
+ * const trained: BertWeights = await enc.toWeights();
  * ```
  */
 export class BertEncoderTF {
@@ -124,6 +131,8 @@ export class BertEncoderTF {
   readonly hasPooler: boolean;
   /** Number of classifier labels, or undefined without a classifier head. */
   readonly numLabels: number | undefined;
+  /** How dropout masks are drawn. */
+  readonly dropoutImpl: DropoutImpl;
 
   private readonly vars = new Map<string, tf.Variable>();
   private dropoutSeed: number | undefined;
@@ -137,6 +146,7 @@ export class BertEncoderTF {
     }
     this.config = config;
     this.fastPaths = resolveFastPaths(params);
+    this.dropoutImpl = params.dropoutImpl ?? (tf.getBackend() === "webgpu" ? "hash" : "tfjs");
     this.dropoutSeed = params.seed;
     for (const [k, v] of variables) this.vars.set(k, v);
     this.hasPooler = this.vars.has("pooler.dense.weight");
@@ -218,15 +228,17 @@ export class BertEncoderTF {
     return n;
   }
 
-  /** Current weights as canonical PyTorch-layout {@link BertWeights} (copies). */
-  toWeights(): BertWeights {
+  /** Current weights as canonical PyTorch-layout {@link BertWeights} (copies, read from the device). */
+  async toWeights(): Promise<BertWeights> {
     this.assertLive();
     const out: BertWeights = new Map();
     for (const [name, v] of this.vars) {
       const t = isLinearWeight(name) ? tf.tidy(() => tf.transpose(v)) : v;
-      const data = new Float32Array(t.dataSync() as Float32Array);
-      out.set(name, { shape: [...t.shape], data });
-      if (t !== v) t.dispose();
+      try {
+        out.set(name, { shape: [...t.shape], data: new Float32Array((await t.data()) as Float32Array) });
+      } finally {
+        if (t !== v) t.dispose();
+      }
     }
     return out;
   }
@@ -264,7 +276,7 @@ export class BertEncoderTF {
     const DH = H / NH;
     const hiddenDrop = training ? c.hidden_dropout_prob ?? 0.1 : 0;
     const attnDrop = training ? c.attention_probs_dropout_prob ?? 0.1 : 0;
-    const drop = (x: tf.Tensor, rate: number): tf.Tensor => (rate > 0 ? tf.dropout(x, rate, undefined, this.nextSeed()) : x);
+    const drop = (x: tf.Tensor, rate: number): tf.Tensor => (rate > 0 ? dropout(x, rate, this.nextSeed(), this.dropoutImpl) : x);
     const act = c.hidden_act === "gelu" ? geluErf : c.hidden_act === "relu" ? tf.relu : geluTanh;
 
     // Embeddings, as [B*L, H] rows.

@@ -40,6 +40,8 @@ Recipe
   --q-len N (64) --p-len N (256) --seed N (42) --grad-cache N (GradCache chunk rows)
 Run
   --checkpoint-every N   checkpoint every N updates (always at each epoch's end)
+  --max-minutes X        stop after X minutes (the epoch's dev evaluation and the export still run)
+  --dev-eval onnx|backend  dev evaluation by the exported ONNX model or the TF.js encoders (default: backend on webgpu)
   --resume               continue from <out>/checkpoint
   --quantize             also write int8 ONNX   --select-metric NAME (ndcg@10)
   --backend B            ${BACKEND_ORDER.join(" | ")} (default: best available)   --threads N (wasm)
@@ -68,6 +70,7 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
       "q-len": { type: "string" }, "p-len": { type: "string" }, seed: { type: "string" }, "grad-cache": { type: "string" },
       "checkpoint-every": { type: "string" }, resume: { type: "boolean" }, quantize: { type: "boolean" },
       "select-metric": { type: "string" }, backend: { type: "string" }, threads: { type: "string" },
+      "max-minutes": { type: "string" }, "dev-eval": { type: "string" },
       "no-progress": { type: "boolean" }, "throttle-ms": { type: "string" }, help: { type: "boolean" },
     },
   });
@@ -80,6 +83,7 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
   if (!["supervised", "ict", "crop"].includes(mode)) throw new Error(`train-dpr: --mode must be supervised, ict or crop, got '${mode}'`);
   const backend = values.backend as BackendChoice | undefined;
   if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new Error(`train-dpr: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
+  if (values["dev-eval"] !== undefined && !["onnx", "backend"].includes(values["dev-eval"])) throw new Error(`train-dpr: --dev-eval must be onnx or backend, got '${values["dev-eval"]}'`);
   const seed = num(values.seed, "seed", true) ?? 42;
   const out = resolve(values.out);
 
@@ -220,6 +224,8 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
     quantize: values.quantize,
     progress: values["no-progress"] ? false : undefined,
     throttleMs: num(values["throttle-ms"], "throttle-ms", true),
+    maxMinutes: num(values["max-minutes"], "max-minutes"),
+    devEvaluation: values["dev-eval"] as "onnx" | "backend" | undefined,
     metadata: { args: argv, data: dataInfo, backend: info },
   });
   const started = Date.now();

@@ -36,7 +36,9 @@ import { BertEncoderTF, type BertInputsTF } from "./bert-tf.js";
 import { padEncodings, passageKey } from "./batches.js";
 import { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./match-head.js";
 import { gitCommit, TRAINING_METADATA_FILE } from "./export.js";
-import { AdamW, clipByGlobalNorm, linearSchedule } from "./optimizer.js";
+import { AdamW, linearSchedule } from "./optimizer.js";
+import { applyUpdate, readScalars } from "./update.js";
+import { guardGpuWork } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
 
 const WHO = "CrossEncoderTrainer";
@@ -347,27 +349,35 @@ export class CrossEncoderTrainer {
   }
 
   /** Logits (no dropout) of `(question, passage)` pairs, as the exported ONNX model gives them. */
-  scorePairs(question: string, passages: readonly Passage[]): number[] {
+  async scorePairs(question: string, passages: readonly Passage[]): Promise<number[]> {
     if (passages.length === 0) return [];
     const inputs = padEncodings(passages.map((p) => this.tokenizer.encode(question, crossEncoderPassageText(p), { maxLength: this.maxLength })), this.tokenizer.padId);
-    return tf.tidy(() => Array.from(this.encoder.forward(inputs, { training: false }).logits!.dataSync()));
+    const logits = tf.tidy(() => this.encoder.forward(inputs, { training: false }).logits!);
+    try {
+      return Array.from(await logits.data());
+    } finally {
+      logits.dispose();
+    }
   }
 
   /**
    * Ranking quality on groups (inference mode): pairwise accuracy, MRR and top-1 of the positive
    * within its group, and the mean loss.
    */
-  evaluateGroups(groups: readonly CrossEncoderGroup[], chunk = 8): GroupRankingStats {
+  async evaluateGroups(groups: readonly CrossEncoderGroup[], chunk = 8): Promise<GroupRankingStats> {
     let pairs = 0, wins = 0, rr = 0, top1 = 0, lossSum = 0;
     for (let s = 0; s < groups.length; s += chunk) {
       const part = groups.slice(s, s + chunk);
       const per = 1 + part[0]!.negatives.length;
       if (part.some((g) => g.negatives.length !== per - 1)) throw new Error(`${WHO}: evaluateGroups needs groups with equal negative counts`);
       const inputs = this.tokenizeGroups(part);
-      const { scores, loss } = tf.tidy(() => {
-        const logits = this.encoder.forward(inputs, { training: false }).logits!;
-        return { scores: logits.dataSync() as Float32Array, loss: crossEncoderLoss(logits, part.length, per, this.loss).dataSync()[0]! };
+      const [logits, lossT] = tf.tidy(() => {
+        const l = this.encoder.forward(inputs, { training: false }).logits!;
+        return [l, crossEncoderLoss(l, part.length, per, this.loss)];
       });
+      const scores = (await logits.data()) as Float32Array;
+      logits.dispose();
+      const [loss] = await readScalars(lossT);
       lossSum += loss * part.length;
       part.forEach((_, g) => {
         const pos = scores[g * per]!;
@@ -421,27 +431,22 @@ export class CrossEncoderTrainer {
           const inputs = this.tokenizeGroups(part);
           const ts = performance.now();
           this.encoder.reseedDropout(SeededRandom.mix(this.seed, step));
-          const { value, grads } = tf.variableGrads(
-            () => crossEncoderLoss(this.encoder.forward(inputs, { training: true }).logits!, part.length, perGroup, this.loss),
-            [...named.values()],
-          );
-          const loss = value.dataSync()[0]!;
-          value.dispose();
-          const byName = new Map<string, tf.Tensor>();
-          for (const [varName, g] of Object.entries(grads)) {
-            const name = byVarName.get(varName);
-            if (name === undefined) g.dispose();
-            else byName.set(name, g);
-          }
-          if (!Number.isFinite(loss)) {
-            for (const g of byName.values()) g.dispose();
-            throw new Error(`${WHO}: loss is ${loss} at step ${step}; lower the learning rate`);
-          }
-          const clipped = clipByGlobalNorm(byName, this.maxGradNorm);
-          for (const g of byName.values()) g.dispose();
           const lr = schedule(step);
-          optimizer.step(clipped.grads, lr);
-          for (const g of clipped.grads.values()) g.dispose();
+          const what = `training update ${step + 1} (batch ${part.length}: ${part.length * perGroup} pairs × ${(inputs.inputIds as number[][])[0]?.length ?? 0} tokens)`;
+          const { loss, gradNorm } = await guardGpuWork(what, () => {
+            const { value, grads } = tf.variableGrads(
+              () => crossEncoderLoss(this.encoder.forward(inputs, { training: true }).logits!, part.length, perGroup, this.loss),
+              [...named.values()],
+            );
+            const byName = new Map<string, tf.Tensor>();
+            for (const [varName, g] of Object.entries(grads)) {
+              const name = byVarName.get(varName);
+              if (name === undefined) g.dispose();
+              else byName.set(name, g);
+            }
+            return applyUpdate({ loss: value, grads: byName, optimizer, lr, maxGradNorm: this.maxGradNorm });
+          });
+          if (!Number.isFinite(loss)) throw new Error(`${WHO}: loss is ${loss} at step ${step}; lower the learning rate`);
           step++;
           if (Number.isNaN(firstLoss)) firstLoss = loss;
           lastLoss = loss;
@@ -452,7 +457,7 @@ export class CrossEncoderTrainer {
             epoch,
             loss,
             lr,
-            gradNorm: clipped.norm,
+            gradNorm,
             pairs,
             pairsPerSec: pairs / ((performance.now() - ts) / 1000),
             elapsedSec: (performance.now() - t0) / 1000,
@@ -485,7 +490,7 @@ export class CrossEncoderTrainer {
   async export(dir: string, extra: Record<string, unknown> = {}): Promise<void> {
     await writeCrossEncoderDir(dir, {
       config: this.config,
-      weights: this.encoder.toWeights(),
+      weights: await this.encoder.toWeights(),
       tokenizer: this.tokenizer,
       quantize: this.quantize,
       safetensors: true,

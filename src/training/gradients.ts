@@ -70,9 +70,13 @@ export interface DprGradientParams {
   dropoutSeed?: number;
 }
 
-/** The loss and the gradient of every trainable variable (keys of {@link namedTrainableVariables}). */
+/**
+ * The loss and the gradient of every trainable variable (keys of {@link namedTrainableVariables}).
+ * Both stay on the device (no read stalls a GPU): read the loss with `await loss.data()` (or
+ * `readScalars`); the caller disposes every tensor.
+ */
 export interface DprGradients {
-  loss: number;
+  loss: tf.Scalar;
   grads: Map<string, tf.Tensor>;
 }
 
@@ -89,8 +93,8 @@ function wrapOutOfMemory(err: unknown): never {
 
 /**
  * Loss and gradients of one DPR batch (see the module documentation). The caller owns (and disposes)
- * the returned gradient tensors.
- * @throws Error when the loss is not finite, or when the wasm heap is exhausted (with advice).
+ * the returned tensors and checks that the loss is finite.
+ * @throws Error when the wasm heap is exhausted (with advice).
  */
 export function computeDprGradients(params: DprGradientParams): DprGradients {
   const { encoders } = params;
@@ -133,14 +137,7 @@ export function computeDprGradients(params: DprGradientParams): DprGradients {
         () => dprLoss(encodeChunk(0, params.questions, 0), encodeChunk(1, params.passages, 0), lossOpts),
         varList,
       );
-      const loss = value.dataSync()[0]!;
-      value.dispose();
-      const named = toNamed(grads);
-      if (!Number.isFinite(loss)) {
-        for (const g of named.values()) g.dispose();
-        throw new Error(`computeDprGradients: loss is ${loss}`);
-      }
-      return { loss, grads: named };
+      return { loss: value as tf.Scalar, grads: toNamed(grads) };
     }
     // 1. Embeddings of every chunk, without graph.
     const ranges = (n: number): [number, number][] => {
@@ -158,14 +155,8 @@ export function computeDprGradients(params: DprGradientParams): DprGradients {
     const { value, grads: embGrads } = tf.valueAndGrads((q: tf.Tensor, p: tf.Tensor) => dprLoss(q as tf.Tensor2D, p as tf.Tensor2D, lossOpts))([qEmb, pEmb]);
     qEmb.dispose();
     pEmb.dispose();
-    const loss = value.dataSync()[0]!;
-    value.dispose();
+    const loss = value as tf.Scalar;
     const [dq, dp] = embGrads as [tf.Tensor2D, tf.Tensor2D];
-    if (!Number.isFinite(loss)) {
-      dq.dispose();
-      dp.dispose();
-      throw new Error(`computeDprGradients: loss is ${loss}`);
-    }
     // 3. Back-propagate each chunk's embedding gradient, summing the weight gradients.
     const acc = new Map<string, tf.Tensor>();
     const backward = (side: 0 | 1, inputs: BertInputsTF, rs: [number, number][], d: tf.Tensor2D) => {
@@ -188,6 +179,10 @@ export function computeDprGradients(params: DprGradientParams): DprGradients {
     try {
       backward(0, params.questions, qRanges, dq);
       backward(1, params.passages, pRanges, dp);
+    } catch (err) {
+      loss.dispose();
+      for (const g of acc.values()) g.dispose();
+      throw err;
     } finally {
       dq.dispose();
       dp.dispose();

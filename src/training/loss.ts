@@ -64,9 +64,9 @@ export interface DualEncoderStepParams {
 
 /**
  * One optimisation step: forward both encoders, {@link dprLoss}, gradients, optimizer update.
- * Returns the loss before the update.
+ * Resolves to the loss before the update (read from the device once the step has run).
  */
-export function dualEncoderTrainStep(params: DualEncoderStepParams): number {
+export async function dualEncoderTrainStep(params: DualEncoderStepParams): Promise<number> {
   const qEnc = params.questionEncoder;
   const pEnc = params.passageEncoder ?? qEnc;
   const training = params.training ?? true;
@@ -95,8 +95,12 @@ export function dualEncoderTrainStep(params: DualEncoderStepParams): number {
     throw err;
   }
   if (loss === null) throw new Error("dualEncoderTrainStep: the optimizer returned no loss");
-  const value = loss.dataSync()[0];
-  loss.dispose();
+  let value: number;
+  try {
+    value = (await loss.data())[0]!;
+  } finally {
+    loss.dispose();
+  }
   if (!Number.isFinite(value)) throw new Error(`dualEncoderTrainStep: loss is ${value}`);
   return value;
 }

@@ -10,6 +10,22 @@ import "@tensorflow/tfjs"; // registers TF.js's gradient functions (not part of 
 import * as tf from "@tensorflow/tfjs-core";
 import type { BertWeights } from "../models/types.js";
 
+/** Name of the fused AdamW kernel (registered for the webgpu backend by `./webgpu-kernels.ts`). */
+export const ADAMW_KERNEL = "LangchainDprAdamW";
+
+/** Attributes of {@link ADAMW_KERNEL}: the hyper-parameters of one update and which output to compute. */
+export interface AdamWKernelAttrs {
+  beta1: number;
+  beta2: number;
+  bc1: number;
+  bc2: number;
+  epsilon: number;
+  lr: number;
+  decay: number;
+  /** 0: new first moment, 1: new second moment, 2: new weights. */
+  which: 0 | 1 | 2;
+}
+
 /** Names excluded from weight decay by default: biases and LayerNorm parameters (as in BERT / DPR). */
 export function defaultNoDecay(name: string): boolean {
   return name.endsWith(".bias") || name.includes("LayerNorm");
@@ -59,26 +75,45 @@ export class AdamW {
   }
 
   /**
-   * One update with learning rate `lr`. `grads` must hold a gradient for every variable.
+   * One update with learning rate `lr`. `grads` must hold a gradient for every variable. With
+   * `gradScale` (a scalar tensor, e.g. the clipping factor of {@link globalNormScale}) every gradient
+   * is multiplied by it first. On a backend with the fused {@link ADAMW_KERNEL} (webgpu) each variable
+   * takes 3 dispatches; elsewhere the same arithmetic runs as TF.js ops.
    * @throws Error naming a variable without gradient or with a gradient of the wrong shape.
    */
-  step(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
-    this.iterations++;
-    const t = this.iterations;
-    const bc1 = 1 - this.beta1 ** t;
-    const bc2 = 1 - this.beta2 ** t;
+  step(grads: ReadonlyMap<string, tf.Tensor>, lr: number, gradScale?: tf.Scalar): void {
     for (const [name, w] of this.vars) {
       const g = grads.get(name);
       if (!g) throw new Error(`AdamW: no gradient for variable '${name}'`);
       if (g.shape.join(",") !== w.shape.join(",")) {
         throw new Error(`AdamW: gradient of '${name}' has shape [${g.shape}], the variable has [${w.shape}]`);
       }
+    }
+    this.iterations++;
+    const t = this.iterations;
+    const bc1 = 1 - this.beta1 ** t;
+    const bc2 = 1 - this.beta2 ** t;
+    const fused = tf.getKernel(ADAMW_KERNEL, tf.getBackend()) !== undefined;
+    for (const [name, w] of this.vars) {
+      const g = grads.get(name)!;
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
       const decay = this.noDecay(name) ? 0 : this.weightDecay;
       tf.tidy(() => {
-        const m1 = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
-        const v1 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        if (fused) {
+          const s = gradScale ?? tf.scalar(1);
+          const attrs = { beta1: this.beta1, beta2: this.beta2, bc1, bc2, epsilon: this.epsilon, lr, decay };
+          const run = (which: 0 | 1 | 2) =>
+            tf.engine().runKernel(ADAMW_KERNEL, { w, g, m, v, s }, { ...attrs, which } as unknown as tf.NamedAttrMap) as tf.Tensor;
+          const [m1, v1, w1] = [run(0), run(1), run(2)];
+          m.assign(m1);
+          v.assign(v1);
+          w.assign(w1);
+          return;
+        }
+        const gs = gradScale ? tf.mul(g, gradScale) : g;
+        const m1 = tf.add(tf.mul(m, this.beta1), tf.mul(gs, 1 - this.beta1));
+        const v1 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(gs), 1 - this.beta2));
         m.assign(m1);
         v.assign(v1);
         const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), this.epsilon));
@@ -89,11 +124,11 @@ export class AdamW {
     }
   }
 
-  /** The moments as named tensors (`m/<name>`, `v/<name>`), for a checkpoint. */
-  stateTensors(): BertWeights {
+  /** The moments as named tensors (`m/<name>`, `v/<name>`), for a checkpoint (read from the device). */
+  async stateTensors(): Promise<BertWeights> {
     const out: BertWeights = new Map();
     for (const [prefix, map] of [["m", this.m], ["v", this.v]] as const) {
-      for (const [name, t] of map) out.set(`${prefix}/${name}`, { shape: [...t.shape], data: new Float32Array(t.dataSync() as Float32Array) });
+      for (const [name, t] of map) out.set(`${prefix}/${name}`, { shape: [...t.shape], data: new Float32Array((await t.data()) as Float32Array) });
     }
     return out;
   }
@@ -150,16 +185,45 @@ export function linearSchedule(params: LinearScheduleParams): (step: number) => 
 }
 
 /**
- * Scales gradients so that their global L2 norm is at most `maxNorm` (no-op when below, or when
- * `maxNorm` is not positive). Returns new tensors (the caller disposes them) and the norm before
- * clipping.
+ * The sum of same-shaped tensors as a tree of AddN over at most 7 inputs each: a GPU kernel binds
+ * every input as a storage buffer, and WebGPU guarantees only 8 per shader stage.
  */
-export function clipByGlobalNorm(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: number } {
-  const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
-  const norm = Math.sqrt(sq.dataSync()[0]!);
-  sq.dispose();
-  const scale = maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+export function sumAll(tensors: tf.Tensor[]): tf.Tensor {
+  if (tensors.length === 0) throw new Error("sumAll: no tensors");
+  let level = tensors;
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += 7) {
+      const part = level.slice(i, i + 7);
+      next.push(part.length === 1 ? part[0]! : tf.addN(part));
+    }
+    level = next;
+  }
+  return level[0]!;
+}
+
+/**
+ * The global L2 norm of `grads` and the factor that scales it to at most `maxNorm` (1 when below, or
+ * when `maxNorm` is not positive), both as scalar tensors computed on the device: no read stalls a
+ * GPU pipeline. The caller disposes both.
+ */
+export function globalNormScale(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number): { norm: tf.Scalar; scale: tf.Scalar } {
+  const norm = tf.tidy(() => tf.sqrt(sumAll([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  const scale = tf.tidy(() =>
+    maxNorm > 0 ? (tf.where(tf.greater(norm, maxNorm), tf.div(maxNorm, tf.add(norm, 1e-6)), tf.onesLike(norm)) as tf.Scalar) : tf.scalar(1),
+  );
+  return { norm, scale };
+}
+
+/**
+ * Scales gradients so that their global L2 norm is at most `maxNorm` ({@link globalNormScale}).
+ * Returns new tensors (the caller disposes them) and the norm before clipping as a scalar tensor
+ * (read it with `await norm.data()`, then dispose it).
+ */
+export function clipByGlobalNorm(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
+  const { norm, scale } = globalNormScale(grads, maxNorm);
   const out = new Map<string, tf.Tensor>();
-  for (const [name, g] of grads) out.set(name, scale === 1 ? tf.clone(g) : tf.mul(g, scale));
+  for (const [name, g] of grads) out.set(name, tf.mul(g, scale));
+  scale.dispose();
   return { grads: out, norm };
 }

@@ -30,9 +30,11 @@ import type { BertConfig, BertWeights } from "../models/types.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { BertEncoderTF } from "./bert-tf.js";
 import { planEpoch, tokenizeBatch, type PlannedBatch } from "./batches.js";
-import { evaluateModelDir, exportTrainedModel, gitCommit, type DevSet } from "./export.js";
+import { evaluateEncoders, evaluateModelDir, exportTrainedModel, gitCommit, type DevSet } from "./export.js";
 import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
-import { AdamW, clipByGlobalNorm, linearSchedule } from "./optimizer.js";
+import { AdamW, linearSchedule } from "./optimizer.js";
+import { applyUpdate } from "./update.js";
+import { guardGpuWork } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
 import { ProgressBar } from "../utils/progress.js";
 
@@ -115,6 +117,15 @@ export interface DPRTrainerParams {
   checkpointEvery?: number;
   /** Dev metric that selects the best epoch (default "ndcg@10"). */
   selectMetric?: string;
+  /**
+   * How the dev set is evaluated after each epoch: "onnx" (export, then DPREmbeddings on
+   * onnxruntime: fastest on a CPU) or "backend" (the TF.js encoders on the training backend, no
+   * export: fastest on a GPU; the best epoch is exported afterwards). Default: "backend" on webgpu,
+   * else "onnx".
+   */
+  devEvaluation?: "onnx" | "backend";
+  /** Stop after this many minutes (checked after each update; the epoch's dev evaluation and the export still run). */
+  maxMinutes?: number;
   /** Also write int8 ONNX graphs. */
   quantize?: boolean;
   /** Progress bar on stderr (default: when stderr is a TTY, else a line every 10 s). `false` silences. */
@@ -192,6 +203,14 @@ async function moveDirInto(src: string, target: string): Promise<void> {
   if (had) await rm(old, { recursive: true, force: true });
 }
 
+/** "batch 32: 32 questions × 32 tokens, 64 passages × 128 tokens" (for error messages). */
+function describeBatch(batch: { questions: { inputIds: unknown }; passages: { inputIds: unknown } }, chunk: number | undefined): string {
+  const dims = (m: unknown): [number, number] => (Array.isArray(m) ? [m.length, (m[0] as unknown[] | undefined)?.length ?? 0] : [0, 0]);
+  const [nq, lq] = dims(batch.questions.inputIds);
+  const [np, lp] = dims(batch.passages.inputIds);
+  return `batch ${nq}: ${nq} questions × ${lq} tokens, ${np} passages × ${lp} tokens${chunk ? `, GradCache chunk ${chunk}` : ""}`;
+}
+
 function positiveInt(value: number, name: string, min = 1): number {
   if (!Number.isInteger(value) || value < min) throw new Error(`${WHO}: ${name} must be an integer >= ${min}, got ${value}`);
   return value;
@@ -251,6 +270,10 @@ export class DPRTrainer {
     positiveInt(this.maxPassageLength, "maxPassageLength", 4);
     if (params.maxSteps !== undefined) positiveInt(params.maxSteps, "maxSteps");
     if (params.gradCacheChunk !== undefined) positiveInt(params.gradCacheChunk, "gradCacheChunk");
+    if (params.maxMinutes !== undefined && !(params.maxMinutes > 0)) throw new Error(`${WHO}: maxMinutes must be > 0, got ${params.maxMinutes}`);
+    if (params.devEvaluation !== undefined && params.devEvaluation !== "onnx" && params.devEvaluation !== "backend") {
+      throw new Error(`${WHO}: devEvaluation must be "onnx" or "backend", got ${JSON.stringify(params.devEvaluation)}`);
+    }
     if (!(this.lr > 0)) throw new Error(`${WHO}: lr must be > 0, got ${this.lr}`);
     if (!(this.temperature > 0)) throw new Error(`${WHO}: temperature must be > 0, got ${this.temperature}`);
     if (!(this.warmupRatio >= 0 && this.warmupRatio <= 1)) throw new Error(`${WHO}: warmupRatio must be in [0, 1], got ${this.warmupRatio}`);
@@ -311,6 +334,11 @@ export class DPRTrainer {
     return { question, passage: make(p ?? q, "p", q ? 0 : 1) };
   }
 
+  /** How the dev set is evaluated (see {@link DPRTrainerParams.devEvaluation}). */
+  get devEvaluation(): "onnx" | "backend" {
+    return this.params.devEvaluation ?? (tf.getBackend() === "webgpu" ? "backend" : "onnx");
+  }
+
   private get dprConfig() {
     return { pooling: this.pooling, maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, normalize: false };
   }
@@ -324,6 +352,7 @@ export class DPRTrainer {
       maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin,
       pooling: this.pooling, dropout: this.params.dropout, seed: this.seed, gradCacheChunk: this.params.gradCacheChunk,
       shared: this.shared, checkpointEvery: this.checkpointEvery, selectMetric: this.selectMetric, backend: tf.getBackend(),
+      devEvaluation: this.params.dev ? this.devEvaluation : undefined, maxMinutes: this.params.maxMinutes,
     };
   }
 
@@ -389,6 +418,8 @@ export class DPRTrainer {
     let epochLossCount = state?.epochLossCount ?? 0;
     let firstLoss = NaN;
     let lastLoss = NaN;
+    let outOfTime = false;
+    const deadline = this.params.maxMinutes === undefined ? Infinity : Date.now() + this.params.maxMinutes * 60_000;
     const resumedFromStep = state?.step;
     const startedAt = Date.now();
     const setting = this.params.progress;
@@ -402,7 +433,7 @@ export class DPRTrainer {
     const saveCheckpoint = async () => {
       const weights: BertWeights = new Map();
       const sides: [string, BertEncoderTF][] = this.shared ? [["encoder/", encoders.question]] : [["question/", encoders.question], ["passage/", encoders.passage]];
-      for (const [prefix, e] of sides) for (const [n, t] of e.toWeights()) weights.set(prefix + n, t);
+      for (const [prefix, e] of sides) for (const [n, t] of await e.toWeights()) weights.set(prefix + n, t);
       const logBytes = (await stat(logPath)).size;
       const s: CheckpointState = {
         format: CHECKPOINT_FORMAT, step, epoch, batchInEpoch, seed: this.seed, optimizerIterations: optimizer.iterations, logBytes,
@@ -411,7 +442,7 @@ export class DPRTrainer {
       };
       await replaceDirAtomically(ckptDir, async (tmp) => {
         await writeSafetensors(join(tmp, "weights.safetensors"), weights, { format: "pt" });
-        await writeSafetensors(join(tmp, "optimizer.safetensors"), optimizer.stateTensors(), { format: "pt" });
+        await writeSafetensors(join(tmp, "optimizer.safetensors"), await optimizer.stateTensors(), { format: "pt" });
         await writeFile(join(tmp, "state.json"), JSON.stringify(s, null, 2) + "\n");
       });
     };
@@ -421,22 +452,26 @@ export class DPRTrainer {
     });
 
     try {
-      while (epoch < this.epochs && step < totalSteps) {
+      while (epoch < this.epochs && step < totalSteps && !outOfTime) {
         const { examples, plan } = epoch === 0 ? first : this.planFor(epoch);
-        for (; batchInEpoch < plan.length && step < totalSteps; batchInEpoch++) {
+        for (; batchInEpoch < plan.length && step < totalSteps && !outOfTime; batchInEpoch++) {
           const t0 = Date.now();
           const batch = tokenizeBatch(this.params.tokenizer, examples, plan[batchInEpoch]!, {
             maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, hardNegatives: this.hardNegatives,
           });
           const lr = schedule(step);
-          const { loss, grads } = computeDprGradients({
-            encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature,
-            training: true, chunkSize: this.params.gradCacheChunk, dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
-          });
-          const clipped = clipByGlobalNorm(grads, this.maxGradNorm);
-          for (const g of grads.values()) g.dispose();
-          optimizer.step(clipped.grads, lr);
-          for (const g of clipped.grads.values()) g.dispose();
+          const { loss, gradNorm } = await guardGpuWork(`training update ${step + 1} (${describeBatch(batch, this.params.gradCacheChunk)})`, () =>
+            applyUpdate({
+              ...computeDprGradients({
+                encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature,
+                training: true, chunkSize: this.params.gradCacheChunk, dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
+              }),
+              optimizer, lr, maxGradNorm: this.maxGradNorm,
+            }),
+          );
+          if (!Number.isFinite(loss)) {
+            throw new Error(`${WHO}: loss is ${loss} at update ${step + 1}; lower the learning rate (the last checkpoint is intact)`);
+          }
           step++;
           epochLossSum += loss;
           epochLossCount++;
@@ -444,13 +479,18 @@ export class DPRTrainer {
           lastLoss = loss;
           const sec = (Date.now() - t0) / 1000;
           const record: StepRecord = {
-            type: "step", step, epoch, loss, lr, gradNorm: clipped.norm, examples: batch.size, hardNegatives: batch.hardNegatives,
+            type: "step", step, epoch, loss, lr, gradNorm, examples: batch.size, hardNegatives: batch.hardNegatives,
             examplesPerSec: batch.size / Math.max(sec, 1e-6), elapsedSec: (Date.now() - startedAt) / 1000,
           };
           await appendLog(record);
           this.params.onStep?.(record);
           progress.update(step, totalSteps, `ep ${epoch + 1}/${this.epochs} loss ${loss.toFixed(4)} ${record.examplesPerSec.toFixed(1)} ex/s`);
           if (this.throttleMs > 0) await new Promise((r) => setTimeout(r, this.throttleMs));
+          if (Date.now() >= deadline) {
+            outOfTime = true;
+            progress.clear();
+            process.stderr.write(`${WHO}: the time budget of ${this.params.maxMinutes} min is spent after update ${step}; finishing the epoch's evaluation and export\n`);
+          }
           if (this.checkpointEvery > 0 && step % this.checkpointEvery === 0 && step < totalSteps) {
             batchInEpoch++;
             await saveCheckpoint();
@@ -463,14 +503,24 @@ export class DPRTrainer {
         if (this.params.dev) {
           progress.clear();
           const tmpDir = join(out, `.eval-epoch-${epochDone}`);
-          await exportTrainedModel(tmpDir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: metadata({ epoch: epochDone }) });
-          record.metrics = await evaluateModelDir(tmpDir, this.params.dev);
+          const exportTo = (dir: string) =>
+            exportTrainedModel(dir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: metadata({ epoch: epochDone }) });
+          if (this.devEvaluation === "onnx") {
+            await exportTo(tmpDir);
+            record.metrics = await evaluateModelDir(tmpDir, this.params.dev);
+          } else {
+            const c = this.dprConfig;
+            record.metrics = await evaluateEncoders(encoders, this.params.tokenizer, this.params.dev, {
+              pooling: c.pooling, maxQueryLength: c.maxQueryLength, maxPassageLength: c.maxPassageLength, titleJoin: c.titleJoin,
+            });
+          }
           const value = record.metrics[this.selectMetric];
           if (value === undefined) throw new Error(`${WHO}: selectMetric '${this.selectMetric}' is not one of ${Object.keys(record.metrics).join(", ")}`);
           if (bestValue === undefined || value > bestValue) {
             bestValue = value;
             bestEpoch = epochDone;
             record.best = true;
+            if (this.devEvaluation === "backend") await exportTo(tmpDir);
             await moveDirInto(tmpDir, join(out, "model"));
           } else {
             await rm(tmpDir, { recursive: true, force: true });

@@ -114,7 +114,7 @@ describe("BertEncoderTF matches onnxruntime-node after exportBertOnnx", () => {
     for (let i = 0; i < 2; i++) {
       opt.minimize(() => tf.sum(tf.square(enc.forward(batch).logits!)) as Scalar, false, enc.variables);
     }
-    const weights = enc.toWeights();
+    const weights = await enc.toWeights();
     const tfOut = tf.tidy(() => {
       const o = enc.forward(batch);
       return { hidden: o.lastHiddenState.dataSync(), logits: o.logits!.dataSync() };
@@ -144,7 +144,7 @@ describe("BertEncoderTF weights, pooling, dropout and errors", () => {
     const config = tinyBertConfig();
     const weights = testWeights(config, { pooler: true });
     const enc = BertEncoderTF.fromWeights(config, weights);
-    const back = enc.toWeights();
+    const back = await enc.toWeights();
     enc.dispose();
     expect([...back.keys()].sort()).toEqual([...weights.keys()].sort());
     for (const [name, t] of weights) {

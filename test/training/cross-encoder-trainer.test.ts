@@ -128,11 +128,11 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
       });
       try {
         const groups = trainer.groupsForEpoch(0);
-        const before = trainer.evaluateGroups(groups);
+        const before = await trainer.evaluateGroups(groups);
         const records: CrossEncoderStepRecord[] = [];
         trainer.onStep = (r) => records.push(r);
         const result = await trainer.train();
-        const after = trainer.evaluateGroups(groups);
+        const after = await trainer.evaluateGroups(groups);
         expect(result.steps).toBe(steps);
         expect(records).toHaveLength(steps);
         expect(after.loss).toBeLessThan(before.loss * 0.85);
@@ -158,7 +158,7 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
       const { modelDir } = await trainer.train();
       const q = examples[0]!;
       const passages = [...q.positives, ...q.hardNegatives, { id: "t", title: "A title", text: "with a body text" }];
-      const expected = trainer.scorePairs(q.question, passages);
+      const expected = await trainer.scorePairs(q.question, passages);
       const reranker = new CrossEncoderReranker({ modelPath: modelDir, topN: 3 });
       try {
         expect(await reranker.effectiveMaxLength()).toBe(64);
@@ -186,8 +186,8 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
       const again = await loadInitialModel(modelDir);
       const next = new CrossEncoderTrainer({ outputDir: join(root, "run-continue"), tokenizer: again.tokenizer, config: again.config, weights: again.question, train: examples, maxLength: 64, progress: false });
       try {
-        expect(Array.from(next.encoder.toWeights().get("classifier.weight")!.data)).toEqual(Array.from(saved.weights.get("classifier.weight")!.data));
-        const resumed = next.scorePairs(q.question, passages);
+        expect(Array.from((await next.encoder.toWeights()).get("classifier.weight")!.data)).toEqual(Array.from(saved.weights.get("classifier.weight")!.data));
+        const resumed = await next.scorePairs(q.question, passages);
         resumed.forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThanOrEqual(1e-5));
       } finally {
         next.dispose();
@@ -204,7 +204,7 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
     expect(init.passage).toBeDefined();
     const trainer = new CrossEncoderTrainer({ outputDir: join(root, "run-dpr"), tokenizer: init.tokenizer, config: init.config, weights: init.passage!, train: examples, progress: false });
     try {
-      const w = trainer.encoder.toWeights();
+      const w = await trainer.encoder.toWeights();
       const name = "encoder.layer.1.attention.self.query.weight";
       expect(Array.from(w.get(name)!.data)).toEqual(Array.from(init.passage!.get(name)!.data));
       expect(Array.from(w.get(name)!.data)).not.toEqual(Array.from(init.question.get(name)!.data));

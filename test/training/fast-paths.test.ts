@@ -148,7 +148,7 @@ describe("engineered training gives the same losses as stock TF.js (4 decimals)"
     const p = BertEncoderTF.fromWeights(config, pWeights, { ...opts, seed: 200 });
     const optimizer = t.train.adam(1e-3);
     const out: number[] = [];
-    for (let i = 0; i < 4; i++) out.push(dualEncoderTrainStep({ questionEncoder: q, passageEncoder: p, optimizer, batch }));
+    for (let i = 0; i < 4; i++) out.push(await dualEncoderTrainStep({ questionEncoder: q, passageEncoder: p, optimizer, batch }));
     q.dispose();
     p.dispose();
     optimizer.dispose();

@@ -49,8 +49,10 @@ describe("computeDprGradients: GradCache", () => {
           const passages = rows(11, 2); // 8 positives + 3 shared hard negatives
           const plain = computeDprGradients({ encoders: enc, questions, passages, training: false, temperature: 0.5 });
           const cached = computeDprGradients({ encoders: enc, questions, passages, training: false, temperature: 0.5, chunkSize: 3 });
-          expect(plain.loss).toBeGreaterThan(0.5);
-          expect(Math.abs(cached.loss - plain.loss)).toBeLessThan(1e-4);
+          const plainLoss = plain.loss.dataSync()[0]!;
+          expect(plainLoss).toBeGreaterThan(0.5);
+          expect(Math.abs(cached.loss.dataSync()[0]! - plainLoss)).toBeLessThan(1e-4);
+          tf.dispose([plain.loss, cached.loss]);
           const names = [...namedTrainableVariables(enc).keys()];
           expect([...plain.grads.keys()].sort()).toEqual([...names].sort());
           expect([...cached.grads.keys()].sort()).toEqual([...names].sort());
@@ -79,8 +81,8 @@ describe("computeDprGradients: GradCache", () => {
       const a = computeDprGradients({ ...args, dropoutSeed: 11 });
       const b = computeDprGradients({ ...args, dropoutSeed: 11 });
       const c = computeDprGradients({ ...args, dropoutSeed: 12 });
-      expect(b.loss).toBe(a.loss);
-      expect(c.loss).not.toBe(a.loss);
+      expect(b.loss.dataSync()[0]).toBe(a.loss.dataSync()[0]);
+      expect(c.loss.dataSync()[0]).not.toBe(a.loss.dataSync()[0]);
       const w = "question/encoder.layer.0.attention.self.query.weight";
       expect(maxAbs(a.grads.get(w)!, b.grads.get(w)!)).toBe(0);
       expect(maxAbs(a.grads.get(w)!, c.grads.get(w)!)).toBeGreaterThan(0);
@@ -98,12 +100,12 @@ describe("computeDprGradients: GradCache", () => {
           tf.concat([chunkOf(1, args.passages, 0), chunkOf(1, args.passages, 1)]) as tf.Tensor2D),
         [...vars.values()],
       );
-      expect(Math.abs(ref.value.dataSync()[0]! - a.loss)).toBeLessThan(1e-5);
+      expect(Math.abs(ref.value.dataSync()[0]! - a.loss.dataSync()[0]!)).toBeLessThan(1e-5);
       let worst = 0;
       for (const [name, v] of vars) worst = Math.max(worst, maxAbs(ref.grads[v.name]!, a.grads.get(name)!));
       expect(worst).toBeLessThan(1e-4);
       tf.dispose([ref.value, ...Object.values(ref.grads)]);
-      for (const r of [a, b, c]) for (const g of r.grads.values()) g.dispose();
+      for (const r of [a, b, c]) tf.dispose([r.loss, ...r.grads.values()]);
     } finally {
       enc.question.dispose();
       enc.passage.dispose();

@@ -85,7 +85,7 @@ describe("dualEncoderTrainStep", () => {
     const before = top1();
     const losses: number[] = [];
     for (let s = 0; s < 40; s++) {
-      losses.push(dualEncoderTrainStep({ questionEncoder: q, passageEncoder: p, optimizer, batch: { questions, passages } }));
+      losses.push(await dualEncoderTrainStep({ questionEncoder: q, passageEncoder: p, optimizer, batch: { questions, passages } }));
     }
     const after = top1();
     q.dispose();

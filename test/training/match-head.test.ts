@@ -150,7 +150,7 @@ describe("CrossEncoderTrainer with a match head (tiny model from scratch, wasm)"
         const groups = probe.groupsForEpoch(0);
         probe.dispose();
         await trainer.train();
-        results[String(matchHead)] = trainer.evaluateGroups(groups).mrr;
+        results[String(matchHead)] = (await trainer.evaluateGroups(groups)).mrr;
       } finally {
         trainer.dispose();
       }

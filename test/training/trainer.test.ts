@@ -34,7 +34,7 @@ beforeAll(async () => {
   ({ config, tokenizer } = scratchModel({ hidden: 32, layers: 2, heads: 4, ffn: 64, maxLen: 64, vocabSize: 300, texts: ds.corpus.flatMap((p) => [p.title, p.text]), dropout: 0 }));
   await selectBackend({ prefer: "wasm", log: false });
   const enc = BertEncoderTF.fromConfig(config, { initSeed: 7 });
-  initial = enc.toWeights();
+  initial = await enc.toWeights();
   enc.dispose();
 });
 
