@@ -83,9 +83,10 @@ function missingModule(err: unknown): boolean {
   return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
 }
 
-async function importPeer<T>(spec: string): Promise<T> {
+/** Imports an optional peer (a literal import per package, so that bundlers can include it). */
+async function importPeer<T>(spec: string, load: () => Promise<unknown>): Promise<T> {
   try {
-    return (await import(spec)) as T;
+    return (await load()) as T;
   } catch (err) {
     if (missingModule(err)) {
       throw new Error(`webgpu: ${spec} is not installed; the webgpu backend needs the optional packages: ${WEBGPU_INSTALL}`);
@@ -124,7 +125,7 @@ export async function initWebGpuBackend(params: WebGpuParams = {}): Promise<WebG
     if (state.info.software && !params.allowSoftwareAdapter) throw softwareRefused(state.info);
     return state.info;
   }
-  const mod = await importPeer<WebGpuModule>("webgpu");
+  const mod = await importPeer<WebGpuModule>("webgpu", () => import("webgpu"));
   const flags = params.dawnFlags ?? (process.env["DAWN_FLAGS"] ? process.env["DAWN_FLAGS"].split(",").filter(Boolean) : []);
   const gpu = mod.create(flags);
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -164,7 +165,7 @@ export async function initWebGpuBackend(params: WebGpuParams = {}): Promise<WebG
   void device.lost.then((l) => {
     s.lost = `${l.reason}${l.message ? `: ${l.message}` : ""}`;
   });
-  const tfw = await importPeer<TfWebGpuModule>("@tensorflow/tfjs-backend-webgpu");
+  const tfw = await importPeer<TfWebGpuModule>("@tensorflow/tfjs-backend-webgpu", () => import("@tensorflow/tfjs-backend-webgpu"));
   // The package registers a factory of its own on import (its own adapter, default limits): ours replaces it.
   if (tf.findBackendFactory("webgpu") != null) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new tfw.WebGPUBackend(device, adapter.info), 1);
