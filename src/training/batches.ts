@@ -161,6 +161,8 @@ export interface TokenizeBatchOptions {
   titleJoin: TitleJoin;
   /** Hard negatives per question (the first ones of each example); default 0. */
   hardNegatives?: number;
+  /** Pad lengths up to a multiple of this ({@link padEncodings}); default 1. */
+  padMultiple?: number;
 }
 
 /** A batch ready for the encoders. */
@@ -174,9 +176,27 @@ export interface TokenizedBatch {
   hardNegatives: number;
 }
 
-/** Pads encodings to the longest row ([PAD] ids, attention mask 0, token type 0). */
-export function padEncodings(encodings: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] }[], padId: number): BertInputsTF {
-  const L = Math.max(...encodings.map((e) => e.inputIds.length));
+/** How far {@link padEncodings} pads. */
+export interface PadOptions {
+  /** Round the padded length up to a multiple of this (default 1: the longest row). */
+  multiple?: number;
+  /** Never pad beyond this length (the model's maximum for these rows). */
+  max?: number;
+}
+
+/**
+ * Pads encodings to the longest row ([PAD] ids, attention mask 0, token type 0), rounded up to
+ * `multiple` (capped at `max`): on a GPU backend every new tensor size costs a new buffer (and some
+ * kernels a new shader), so lengths are bucketed there; padded positions are masked and change nothing.
+ */
+export function padEncodings(
+  encodings: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] }[],
+  padId: number,
+  opts: PadOptions = {},
+): BertInputsTF {
+  const longest = Math.max(...encodings.map((e) => e.inputIds.length));
+  const m = opts.multiple ?? 1;
+  const L = Math.max(longest, Math.min(Math.ceil(longest / m) * m, opts.max ?? Infinity));
   const fill = (row: number[], v: number) => (row.length === L ? row : row.concat(new Array<number>(L - row.length).fill(v)));
   return {
     inputIds: encodings.map((e) => fill(e.inputIds, padId)),
@@ -220,8 +240,8 @@ export function tokenizeBatch(
   }
   const passages = [...positives, ...negatives].map((p) => encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin));
   return {
-    questions: padEncodings(questions, padId),
-    passages: padEncodings(passages, padId),
+    questions: padEncodings(questions, padId, { multiple: opts.padMultiple, max: opts.maxQueryLength }),
+    passages: padEncodings(passages, padId, { multiple: opts.padMultiple, max: opts.maxPassageLength }),
     size: exs.length,
     hardNegatives: negatives.length,
   };

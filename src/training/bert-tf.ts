@@ -291,7 +291,7 @@ export class BertEncoderTF {
     const scale = 1 / Math.sqrt(DH);
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `encoder.layer.${l}.`;
-      const lin = (t: tf.Tensor, name: string): tf.Tensor => dense(t, v(`${p}${name}.weight`), v(`${p}${name}.bias`), fp.fastDense);
+      const lin = (t: tf.Tensor, name: string): tf.Tensor => dense(t, v(`${p}${name}.weight`), v(`${p}${name}.bias`), fp.fastDense, fp.fusedBias);
       const qh = toHeads(tf.mul(lin(x, "attention.self.query"), scale));
       const kh = toHeads(lin(x, "attention.self.key"));
       const vh = toHeads(lin(x, "attention.self.value"));
@@ -322,10 +322,10 @@ export class BertEncoderTF {
     const cls = tf.reshape(tf.slice(lastHiddenState, [0, 0, 0], [B, 1, H]), [B, H]) as tf.Tensor2D;
     const result: BertOutputsTF = { lastHiddenState, cls };
     if (this.hasPooler) {
-      result.pooled = tf.tanh(dense(cls, v("pooler.dense.weight"), v("pooler.dense.bias"), fp.fastDense)) as tf.Tensor2D;
+      result.pooled = tf.tanh(dense(cls, v("pooler.dense.weight"), v("pooler.dense.bias"), fp.fastDense, fp.fusedBias)) as tf.Tensor2D;
       if (this.numLabels !== undefined) {
         const pooledIn = drop(result.pooled, hiddenDrop);
-        result.logits = dense(pooledIn, v("classifier.weight"), v("classifier.bias"), fp.fastDense) as tf.Tensor2D;
+        result.logits = dense(pooledIn, v("classifier.weight"), v("classifier.bias"), fp.fastDense, fp.fusedBias) as tf.Tensor2D;
       }
     }
     return result;

@@ -38,7 +38,7 @@ import { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./ma
 import { gitCommit, TRAINING_METADATA_FILE } from "./export.js";
 import { AdamW, linearSchedule } from "./optimizer.js";
 import { applyUpdate, readScalars } from "./update.js";
-import { guardGpuWork } from "./webgpu.js";
+import { guardGpuWork, sequencePadMultiple } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
 
 const WHO = "CrossEncoderTrainer";
@@ -345,13 +345,15 @@ export class CrossEncoderTrainer {
     for (const g of groups) {
       for (const p of [g.positive, ...g.negatives]) encodings.push(this.tokenizer.encode(g.question, crossEncoderPassageText(p), { maxLength: this.maxLength }));
     }
-    return padEncodings(encodings, this.tokenizer.padId);
+    return padEncodings(encodings, this.tokenizer.padId, { multiple: sequencePadMultiple(), max: this.maxLength });
   }
 
   /** Logits (no dropout) of `(question, passage)` pairs, as the exported ONNX model gives them. */
   async scorePairs(question: string, passages: readonly Passage[]): Promise<number[]> {
     if (passages.length === 0) return [];
-    const inputs = padEncodings(passages.map((p) => this.tokenizer.encode(question, crossEncoderPassageText(p), { maxLength: this.maxLength })), this.tokenizer.padId);
+    const inputs = padEncodings(passages.map((p) => this.tokenizer.encode(question, crossEncoderPassageText(p), { maxLength: this.maxLength })), this.tokenizer.padId, {
+      multiple: sequencePadMultiple(), max: this.maxLength,
+    });
     const logits = tf.tidy(() => this.encoder.forward(inputs, { training: false }).logits!);
     try {
       return Array.from(await logits.data());

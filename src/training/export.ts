@@ -19,6 +19,7 @@ import type { BertWeights } from "../models/types.js";
 import { isShared, type DualEncoderTF } from "./gradients.js";
 import type { BertEncoderTF, PoolingTF } from "./bert-tf.js";
 import { encodePassage, padEncodings } from "./batches.js";
+import { releaseFreeGpuBuffers, sequencePadMultiple } from "./webgpu.js";
 import type { TitleJoin } from "../models/model-dir.js";
 import * as tf from "@tensorflow/tfjs-core";
 
@@ -139,7 +140,7 @@ async function embedRows(
   const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.inputIds.length - rows[b]!.inputIds.length);
   for (let s = 0; s < order.length; s += batchSize) {
     const idx = order.slice(s, s + batchSize);
-    const inputs = padEncodings(idx.map((i) => rows[i]!), padId);
+    const inputs = padEncodings(idx.map((i) => rows[i]!), padId, { multiple: sequencePadMultiple(), max: enc.config.max_position_embeddings });
     const emb = tf.tidy(() => enc.encode(inputs, { training: false, pooling }));
     const data = (await emb.data()) as Float32Array;
     emb.dispose();
@@ -166,6 +167,7 @@ export async function evaluateEncoders(
   const qRows = dev.queries.map((q) => tokenizer.encode(q.text, null, { maxLength: opts.maxQueryLength }));
   const p = await embedRows(encoders.passage, pRows, opts.pooling, batch, padId);
   const q = await embedRows(encoders.question, qRows, opts.pooling, batch, padId);
+  releaseFreeGpuBuffers();
   const dim = encoders.question.config.hidden_size;
   const run = exactDotProductRun(dev.queries.map((x) => x.id), q, dev.corpus.map((x) => x.id), p, dim, 100);
   const judged: Qrels = new Map(dev.queries.filter((x) => dev.qrels.has(x.id)).map((x) => [x.id, dev.qrels.get(x.id)!]));

@@ -37,6 +37,9 @@ const USAGE = `Usage: gpu-check --out DIR [options]
   --shapes LIST          speed: tiny,h256,base (default all)   --batches LIST (default 32,64,128)
   --q-len N --p-len N    speed: tokens per question / passage (default 32 / 128)
   --steps N              speed: timed updates per row (default 5, after 2 untimed)
+  --warm N               speed: untimed updates first (default 2)
+  --grad-cache N         speed: GradCache chunk rows (wasm's 4 GiB heap needs it for BERT-base)
+  --shared               speed: one encoder for questions and passages (default two, as DPR)
   --data DIR             e2e: a BEIR folder with train and test splits (e.g. SciFact)
   --e2e-minutes X        e2e: minutes of training in all (default 4; 45% pretraining, 55% fine-tuning)
   --e2e-shape S          e2e: h256 (hidden 256 x 4 layers, default) or tiny (128 x 2)
@@ -63,7 +66,8 @@ function parseGpuCheckArgs(argv: string[]) {
     args: argv,
     strict: true,
     options: {
-      out: S, stages: S, backend: S, shapes: S, batches: S, "q-len": S, "p-len": S, steps: S, data: S,
+      out: S, stages: S, backend: S, shapes: S, batches: S, "q-len": S, "p-len": S, steps: S, data: S, warm: S, "grad-cache": S,
+      shared: { type: "boolean" },
       "e2e-minutes": S, "e2e-shape": S, "budget-seconds": S, help: { type: "boolean" },
     },
   }).values;
@@ -83,7 +87,7 @@ export async function runGpuCheckCli(argv: string[]): Promise<number> {
     return 0;
   }
   let stages: Stage[], backend: BackendChoice, shapes: BenchShape[], batches: number[];
-  let qLen: number, pLen: number, steps: number, minutes: number, budget: number;
+  let qLen: number, pLen: number, steps: number, warm: number, minutes: number, budget: number, gradCache: number | undefined;
   try {
     if (!values.out) throw new Error(`${WHO}: --out is required`);
     stages = list(values.stages, STAGES.join(",")) as Stage[];
@@ -96,6 +100,8 @@ export async function runGpuCheckCli(argv: string[]): Promise<number> {
     qLen = parseNumberFlag(WHO, "--q-len", values["q-len"], { integer: true, min: 4 }) ?? 32;
     pLen = parseNumberFlag(WHO, "--p-len", values["p-len"], { integer: true, min: 4 }) ?? 128;
     steps = parseNumberFlag(WHO, "--steps", values.steps, { integer: true, min: 1 }) ?? 5;
+    warm = parseNumberFlag(WHO, "--warm", values.warm, { integer: true, min: 0 }) ?? 2;
+    gradCache = parseNumberFlag(WHO, "--grad-cache", values["grad-cache"], { integer: true, min: 1 });
     minutes = parseNumberFlag(WHO, "--e2e-minutes", values["e2e-minutes"], { min: 0.1 }) ?? 4;
     budget = parseNumberFlag(WHO, "--budget-seconds", values["budget-seconds"], { min: 1 }) ?? Infinity;
     if (stages.includes("e2e") && !values.data) throw new Error(`${WHO}: the e2e stage needs --data <BEIR folder>`);
@@ -165,7 +171,9 @@ export async function runGpuCheckCli(argv: string[]): Promise<number> {
           continue;
         }
         try {
-          const row = await benchmarkTrainingStep({ shape, batch, qLen, pLen, steps, warm: 2, maxSeconds: Math.min(60, left() / 4) });
+          const row = await benchmarkTrainingStep({
+            shape, batch, qLen, pLen, steps, warm, gradCache, shared: values.shared, maxSeconds: Number.isFinite(budget) ? Math.min(60, left() / 4) : undefined,
+          });
           speedRows.push(row);
           log(`speed ${shape} batch ${batch}: ${row.msPerStep} ms/update (first ${row.firstStepMs} ms), ${row.questionsPerSec} q/s, ` +
             `${row.tflops} TFLOP/s, ${row.programsPerStep ?? "-"} programs`);

@@ -16,7 +16,7 @@ import { BertEncoderTF, type BertInputsTF } from "./bert-tf.js";
 import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
 import { AdamW } from "./optimizer.js";
 import { applyUpdate } from "./update.js";
-import { guardGpuWork, webGpuAdapter } from "./webgpu.js";
+import { guardGpuWork, releaseFreeGpuBuffers, webGpuAdapter, webGpuMemory } from "./webgpu.js";
 
 /** The model shapes the check measures. */
 export type BenchShape = "tiny" | "h256" | "base";
@@ -300,6 +300,8 @@ export interface StepBenchRow {
   tflops: number;
   /** GPU programs dispatched per update (webgpu only). */
   programsPerStep?: number;
+  /** GiB the webgpu backend held after the last update, live tensors and pooled buffers (≈ the update's peak). */
+  gpuAllocatedGiB?: number;
   losses: number[];
 }
 
@@ -346,6 +348,7 @@ export async function benchmarkTrainingStep(params: StepBenchParams): Promise<St
   const losses: number[] = [];
   let firstStepMs = NaN;
   let programsPerStep: number | undefined;
+  let gpuAllocatedGiB: number | undefined;
   const started = performance.now();
   try {
     for (let i = 0; i < warm + steps; i++) {
@@ -362,7 +365,9 @@ export async function benchmarkTrainingStep(params: StepBenchParams): Promise<St
       losses.push(+r.loss.toFixed(4));
       if (i === 0) firstStepMs = ms;
       if (i >= warm) times.push(ms);
-      if (original && i === warm + steps - 1) programsPerStep = programs;
+      if (original) programsPerStep = programs;
+      const mem = webGpuMemory();
+      if (mem) gpuAllocatedGiB = Math.max(gpuAllocatedGiB ?? 0, +(mem.allocatedBytes / 2 ** 30).toFixed(2));
       if (params.maxSeconds !== undefined && i >= warm && (performance.now() - started) / 1000 > params.maxSeconds) break;
     }
   } finally {
@@ -370,6 +375,7 @@ export async function benchmarkTrainingStep(params: StepBenchParams): Promise<St
     optimizer.dispose();
     question.dispose();
     if (!shared) encoders.passage.dispose();
+    releaseFreeGpuBuffers();
   }
   const ms = median(times);
   const flops = trainingFlops(config, { questions: B, qLen, passages: B, pLen });
@@ -388,6 +394,7 @@ export async function benchmarkTrainingStep(params: StepBenchParams): Promise<St
     questionsPerSec: +((B * 1000) / ms).toFixed(1),
     tflops: +(flops / (ms / 1000) / 1e12).toFixed(3),
     programsPerStep,
+    gpuAllocatedGiB,
     losses,
   };
 }

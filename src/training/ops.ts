@@ -79,31 +79,45 @@ export const embeddingLookup: (table: tf.Tensor, ids: tf.Tensor) => tf.Tensor = 
   },
 );
 
-/** Which implementation each building block uses. All `true` = the engineered fast paths. */
+/**
+ * Which implementation each building block uses. The defaults depend on the backend that is active
+ * when the encoder is built: on cpu/wasm the engineered fast paths (explicit transposes feed XNNPACK);
+ * on webgpu TF.js's fused kernels (a GPU matmul takes transpose flags, so explicit transposes would
+ * only add dispatches).
+ */
 export interface FastPathOptions {
-  /** Dense layers via {@link denseXnn} (default true). */
+  /** Dense layers via {@link denseXnn} (default true, false on webgpu). */
   fastDense?: boolean;
-  /** Attention products via {@link batchMatMulXnn} with explicit transposes (default true). */
+  /** Attention products via {@link batchMatMulXnn} with explicit transposes (default true, false on webgpu). */
   fastAttention?: boolean;
   /** Embedding gradients via scatterND (default true). Stock `tf.gather` needs UnsortedSegmentSum. */
   scatterEmbedding?: boolean;
+  /**
+   * Dense layers without `fastDense` as `tf.fused.matMul` with the bias (one kernel; TF.js's own
+   * gradient) instead of a product and an add (default: true on webgpu, false elsewhere).
+   */
+  fusedBias?: boolean;
 }
 
 /** The fast-path switches with defaults filled in. */
 export type ResolvedFastPaths = Required<FastPathOptions>;
 
-/** Fills in defaults (everything on). */
+/** Fills in defaults for the active backend (see {@link FastPathOptions}). */
 export function resolveFastPaths(opts: FastPathOptions = {}): ResolvedFastPaths {
+  const gpu = tf.getBackend() === "webgpu";
   return {
-    fastDense: opts.fastDense ?? true,
-    fastAttention: opts.fastAttention ?? true,
+    fastDense: opts.fastDense ?? !gpu,
+    fastAttention: opts.fastAttention ?? !gpu,
     scatterEmbedding: opts.scatterEmbedding ?? true,
+    fusedBias: opts.fusedBias ?? gpu,
   };
 }
 
-/** `x [N, K] @ w [K, M] + b [M]`, fast or stock. */
-export function dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, fast: boolean): tf.Tensor {
-  return fast ? denseXnn(x, w, b) : tf.add(tf.matMul(x, w), b);
+/** `x [N, K] @ w [K, M] + b [M]`: {@link denseXnn}, `tf.fused.matMul` with the bias, or a product and an add. */
+export function dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, fast: boolean, fusedBias = false): tf.Tensor {
+  if (fast) return denseXnn(x, w, b);
+  if (fusedBias) return tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b });
+  return tf.add(tf.matMul(x, w), b);
 }
 
 /** Embedding rows, with the scatterND gradient or TF.js's stock gather gradient. */
@@ -111,8 +125,47 @@ export function lookup(table: tf.Tensor, ids: tf.Tensor, scatter: boolean): tf.T
   return scatter ? embeddingLookup(table, ids) : tf.gather(table, ids);
 }
 
+/** Names of the fused LayerNorm kernels (registered for webgpu by `./webgpu-kernels.ts`). */
+export const LAYER_NORM_KERNELS = {
+  stats: "LangchainDprLayerNormStats",
+  output: "LangchainDprLayerNormOutput",
+  gradX: "LangchainDprLayerNormGradX",
+  gradGamma: "LangchainDprLayerNormGradGamma",
+} as const;
+
+const run = (name: string, inputs: Record<string, tf.Tensor>, eps = 0): tf.Tensor =>
+  tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
+
+/**
+ * LayerNorm of `x [N, H]` by the fused kernels: 2 dispatches forward (row mean and 1/σ, output) and 3
+ * backward (dx, dγ, dβ). Same arithmetic as {@link layerNorm}'s composed form. One op per epsilon.
+ */
+const fusedByEps = new Map<number, (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor>();
+function layerNormFused(eps: number): (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor {
+  let op = fusedByEps.get(eps);
+  if (op === undefined) {
+    op = custom<[tf.Tensor, tf.Tensor, tf.Tensor]>(([x, gamma, beta], save) => {
+      const stats = run(LAYER_NORM_KERNELS.stats, { X: x }, eps);
+      save([x, gamma, stats]);
+      return {
+        value: run(LAYER_NORM_KERNELS.output, { X: x, S: stats, G: gamma, B: beta }),
+        gradFunc: (dy, [sx, sg, ss]) => [
+          run(LAYER_NORM_KERNELS.gradX, { DY: dy, X: sx!, S: ss!, G: sg! }),
+          run(LAYER_NORM_KERNELS.gradGamma, { DY: dy, X: sx!, S: ss! }),
+          tf.sum(dy, 0),
+        ],
+      };
+    });
+    fusedByEps.set(eps, op);
+  }
+  return op;
+}
+
 /** LayerNorm over the last axis: `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance). */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  if (x.rank === 2 && tf.getKernel(LAYER_NORM_KERNELS.output, tf.getBackend()) !== undefined) {
+    return layerNormFused(eps)(x, gamma, beta);
+  }
   const mean = tf.mean(x, -1, true);
   const centered = tf.sub(x, mean);
   const variance = tf.mean(tf.square(centered), -1, true);

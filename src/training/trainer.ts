@@ -34,7 +34,7 @@ import { evaluateEncoders, evaluateModelDir, exportTrainedModel, gitCommit, type
 import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
 import { AdamW, linearSchedule } from "./optimizer.js";
 import { applyUpdate } from "./update.js";
-import { guardGpuWork } from "./webgpu.js";
+import { guardGpuWork, sequencePadMultiple } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
 import { ProgressBar } from "../utils/progress.js";
 
@@ -458,6 +458,7 @@ export class DPRTrainer {
           const t0 = Date.now();
           const batch = tokenizeBatch(this.params.tokenizer, examples, plan[batchInEpoch]!, {
             maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, hardNegatives: this.hardNegatives,
+            padMultiple: sequencePadMultiple(),
           });
           const lr = schedule(step);
           const { loss, gradNorm } = await guardGpuWork(`training update ${step + 1} (${describeBatch(batch, this.params.gradCacheChunk)})`, () =>

@@ -4,6 +4,8 @@
  *
  * - {@link HASH_DROPOUT_KERNEL}: the dropout mask of `./dropout.ts`, computed on the GPU (WGSL) with the
  *   same integer arithmetic as its JavaScript form, so the two are bit-identical;
+ * - {@link LAYER_NORM_KERNELS}: LayerNorm over the last axis as 2 dispatches forward (row statistics,
+ *   output) and 3 backward (dx, dγ, dβ), where TF.js's composed ops take about 9 and 20;
  * - {@link ADAMW_KERNEL}: one AdamW update of one variable as 3 dispatches (new m, new v, new weights)
  *   instead of the ~14 elementwise TF.js ops of `AdamW.step`'s portable form: on a GPU each dispatch
  *   costs tens of microseconds of JavaScript and Dawn bookkeeping, and AdamW over BERT-base's ~400
@@ -16,6 +18,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { HASH_DROPOUT_KERNEL, type HashDropoutAttrs } from "./dropout.js";
 import { ADAMW_KERNEL, type AdamWKernelAttrs } from "./optimizer.js";
+import { LAYER_NORM_KERNELS } from "./ops.js";
 
 /** What this module needs of `@tensorflow/tfjs-backend-webgpu`. */
 export interface TfWebGpuUtil {
@@ -108,6 +111,89 @@ class AdamWProgram {
   }
 }
 
+/** A program with one thread per row (or column) of a `[rows, cols]` matrix; `body` sees `index`. */
+class RowProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  uniforms = "rows : i32, cols : i32, eps : f32,";
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  size = true;
+
+  constructor(
+    readonly variableNames: string[],
+    outputShape: number[],
+    threads: number,
+    key: string,
+    private readonly body: string,
+    util: TfWebGpuUtil["webgpu_util"],
+  ) {
+    this.outputShape = outputShape;
+    this.shaderKey = key;
+    this.dispatchLayout = util.flatDispatchLayout([threads]);
+    this.dispatch = util.computeDispatch(this.dispatchLayout, [threads], this.workgroupSize);
+  }
+
+  getUserCode(): string {
+    return `
+  fn main(index : i32) {
+    let H = uniforms.cols;
+    ${this.body}
+  }`;
+  }
+}
+
+/** Row statistics: output [rows, 2] = (mean, 1 / sqrt(variance + eps)), biased variance. */
+const LN_STATS = `
+    if (index < uniforms.rows) {
+      let base = index * H;
+      var mean = 0.0;
+      for (var j = 0; j < H; j++) { mean += X[base + j]; }
+      mean = mean / f32(H);
+      var v = 0.0;
+      for (var j = 0; j < H; j++) { let d = X[base + j] - mean; v += d * d; }
+      setOutputAtIndex(index * 2, mean);
+      setOutputAtIndex(index * 2 + 1, inverseSqrt(v / f32(H) + uniforms.eps));
+    }`;
+/** y = (x − mean) · rstd · γ + β, one row per thread. */
+const LN_OUTPUT = `
+    if (index < uniforms.rows) {
+      let base = index * H;
+      let mean = S[index * 2];
+      let rstd = S[index * 2 + 1];
+      for (var j = 0; j < H; j++) { setOutputAtIndex(base + j, (X[base + j] - mean) * rstd * G[j] + B[j]); }
+    }`;
+/** dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)) with g = dy · γ, one row per thread. */
+const LN_GRAD_X = `
+    if (index < uniforms.rows) {
+      let base = index * H;
+      let mean = S[index * 2];
+      let rstd = S[index * 2 + 1];
+      var s1 = 0.0;
+      var s2 = 0.0;
+      for (var j = 0; j < H; j++) {
+        let g = DY[base + j] * G[j];
+        s1 += g;
+        s2 += g * (X[base + j] - mean) * rstd;
+      }
+      s1 = s1 / f32(H);
+      s2 = s2 / f32(H);
+      for (var j = 0; j < H; j++) {
+        let xhat = (X[base + j] - mean) * rstd;
+        setOutputAtIndex(base + j, rstd * (DY[base + j] * G[j] - s1 - xhat * s2));
+      }
+    }`;
+/** dγ[j] = Σ_rows dy · x̂, one column per thread (reads are coalesced across the threads). */
+const LN_GRAD_GAMMA = `
+    if (index < H) {
+      var acc = 0.0;
+      for (var r = 0; r < uniforms.rows; r++) {
+        acc += DY[r * H + index] * (X[r * H + index] - S[r * 2]) * S[r * 2 + 1];
+      }
+      setOutputAtIndex(index, acc);
+    }`;
+
 let registered = false;
 
 /** Registers this module's kernels for the webgpu backend (once per process). */
@@ -127,6 +213,27 @@ export function registerWebGpuKernels(tfw: TfWebGpuUtil): void {
       ]);
     },
   });
+  const rowKernel = (name: string, vars: string[], body: string, out: (rows: number, cols: number) => number[], threads: "rows" | "cols") => {
+    tf.registerKernel({
+      kernelName: name,
+      backendName: "webgpu",
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const ins = vars.map((v) => (inputs as Record<string, tf.TensorInfo>)[v]!);
+        const [rows, cols] = ins.find((t) => t.shape.length === 2)!.shape as [number, number];
+        const program = new RowProgram(vars, out(rows, cols), threads === "rows" ? rows : cols, name, body, tfw.webgpu_util);
+        const eps = (attrs as { eps?: number }).eps ?? 0;
+        return (backend as unknown as WebGpuBackendLike).runWebGPUProgram(program, ins, "float32", [
+          { type: "int32", data: [rows] },
+          { type: "int32", data: [cols] },
+          { type: "float32", data: [eps] },
+        ]);
+      },
+    });
+  };
+  rowKernel(LAYER_NORM_KERNELS.stats, ["X"], LN_STATS, (r) => [r, 2], "rows");
+  rowKernel(LAYER_NORM_KERNELS.output, ["X", "S", "G", "B"], LN_OUTPUT, (r, c) => [r, c], "rows");
+  rowKernel(LAYER_NORM_KERNELS.gradX, ["DY", "X", "S", "G"], LN_GRAD_X, (r, c) => [r, c], "rows");
+  rowKernel(LAYER_NORM_KERNELS.gradGamma, ["DY", "X", "S"], LN_GRAD_GAMMA, (_, c) => [c], "cols");
   tf.registerKernel({
     kernelName: ADAMW_KERNEL,
     backendName: "webgpu",

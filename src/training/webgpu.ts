@@ -197,6 +197,61 @@ export function onWebGpu(): boolean {
   return state !== undefined && tf.getBackend() === "webgpu";
 }
 
+/** What tfjs-backend-webgpu 4.22's buffer manager exposes (internals: it pools every freed buffer by exact size). */
+interface BufferManagerLike {
+  freeBuffers: Map<string, { size: number; destroy(): void }[]>;
+  numFreeBuffers: number;
+  numBytesAllocated: number;
+  numBytesUsed: number;
+}
+
+function bufferManager(): BufferManagerLike | undefined {
+  if (!onWebGpu()) return undefined;
+  const bm = (tf.backend() as unknown as { bufferManager?: BufferManagerLike }).bufferManager;
+  return bm && bm.freeBuffers instanceof Map && typeof bm.numBytesAllocated === "number" ? bm : undefined;
+}
+
+/** Bytes held by the webgpu backend: in live tensors (`used`) and in all, with the pooled free buffers (`allocated`). */
+export function webGpuMemory(): { usedBytes: number; allocatedBytes: number } | undefined {
+  const bm = bufferManager();
+  return bm ? { usedBytes: bm.numBytesUsed, allocatedBytes: bm.numBytesAllocated } : undefined;
+}
+
+/**
+ * Destroys the free buffers tfjs-backend-webgpu keeps for reuse. It pools every released buffer under
+ * its exact size and never gives one back, so a run whose tensor sizes vary (padded lengths, several
+ * model shapes) grows until the device is out of memory. Returns the bytes freed (0 off webgpu).
+ */
+export function releaseFreeGpuBuffers(): number {
+  const bm = bufferManager();
+  if (!bm) return 0;
+  let freed = 0;
+  for (const buffers of bm.freeBuffers.values()) {
+    for (const b of buffers) {
+      freed += b.size;
+      b.destroy();
+    }
+    buffers.length = 0;
+  }
+  bm.numFreeBuffers = 0;
+  bm.numBytesAllocated -= freed;
+  return freed;
+}
+
+/** Keeps the pool of free buffers at most as large as the live tensors (and at least 1 GiB). */
+function trimFreeGpuBuffers(): void {
+  const m = webGpuMemory();
+  if (m && m.allocatedBytes - m.usedBytes > Math.max(2 ** 30, m.usedBytes)) releaseFreeGpuBuffers();
+}
+
+/**
+ * The multiple that sequence lengths are padded up to on the active backend: 16 on webgpu (each new
+ * tensor size costs new buffers and, for some kernels, a new shader), 1 elsewhere (exact lengths).
+ */
+export function sequencePadMultiple(): number {
+  return onWebGpu() ? 16 : 1;
+}
+
 /** The first GPU error of a scope, turned into an Error naming the work and the advice. */
 function scopeError(kind: "out-of-memory" | "validation", message: string, what: string): Error {
   const first = message.split("\n")[0];
@@ -235,6 +290,7 @@ export async function guardGpuWork<T>(what: string, work: () => Promise<T>): Pro
   if (s.lost !== undefined) throw deviceLost(s.lost, what);
   if (oom) throw scopeError("out-of-memory", oom.message, what);
   if (validation) throw scopeError("validation", validation.message, what);
+  if (failure === undefined) trimFreeGpuBuffers();
   if (failure !== undefined) {
     const message = failure instanceof Error ? failure.message : String(failure);
     const kernel = /Kernel '([^']+)' not registered for backend 'webgpu'/.exec(message);
