@@ -11,7 +11,7 @@
  *   given, then test metrics of the best model, evaluated on the training backend.
  */
 import { parseArgs } from "node:util";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
@@ -34,6 +34,7 @@ const USAGE = `Usage: gpu-check --out DIR [options]
   --out DIR              where report.json (and the e2e runs) go               (required)
   --stages LIST          any of ${STAGES.join(",")} (default all)
   --backend B            ${BACKEND_ORDER.join(" | ")} (default webgpu)
+  --agree-shapes LIST    agree: tiny,h256 (default tiny)
   --shapes LIST          speed: tiny,h256,base (default all)   --batches LIST (default 32,64,128)
   --q-len N --p-len N    speed: tokens per question / passage (default 32 / 128)
   --steps N              speed: timed updates per row (default 5, after 2 untimed)
@@ -68,7 +69,7 @@ function parseGpuCheckArgs(argv: string[]) {
     options: {
       out: S, stages: S, backend: S, shapes: S, batches: S, "q-len": S, "p-len": S, steps: S, data: S, warm: S, "grad-cache": S,
       shared: { type: "boolean" },
-      "e2e-minutes": S, "e2e-shape": S, "budget-seconds": S, help: { type: "boolean" },
+      "e2e-minutes": S, "e2e-shape": S, "budget-seconds": S, "agree-shapes": S, help: { type: "boolean" },
     },
   }).values;
 }
@@ -150,8 +151,12 @@ export async function runGpuCheckCli(argv: string[]): Promise<number> {
 
   await stage("agree", async () => {
     const rows = [];
-    for (const [shape, batch, len] of [["tiny", 8, 128], ["h256", 4, 64]] as const) {
-      const r = await checkBackendAgreement({ candidate: backend, shape, batch, qLen, pLen: Math.min(pLen, len) });
+    const agreeShapes = list(values["agree-shapes"], "tiny");
+    const settings = { tiny: [8, 128], h256: [4, 64] } as const;
+    for (const shape of agreeShapes) {
+      if (!(shape in settings)) throw new Error(`--agree-shapes: unknown shape '${shape}'; expected tiny, h256`);
+      const [batch, len] = settings[shape as keyof typeof settings];
+      const r = await checkBackendAgreement({ candidate: backend, shape: shape as BenchShape, batch, qLen, pLen: Math.min(pLen, len) });
       log(`agree ${shape}: loss ${r.loss.relativeDifference.toExponential(2)}, embeddings ${r.embeddings.toExponential(2)}, ` +
         `gradients ${r.gradients.worst.toExponential(2)} (${r.gradients.worstTensor}), AdamW ${r.adamwUpdate.toExponential(2)}: ${r.pass ? "pass" : "FAIL"}`);
       rows.push(r);
@@ -281,7 +286,15 @@ async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> 
     enc.dispose();
   }
   p.log(`e2e: test nDCG@10 ${metrics["ndcg@10"]?.toFixed(4)}, recall@100 ${metrics["recall@100"]?.toFixed(4)}`);
+  const history = async (dir: string) => {
+    try {
+      return (JSON.parse(await readFile(join(dir, "model", "training.json"), "utf8")) as { history?: unknown }).history;
+    } catch {
+      return undefined;
+    }
+  };
   return {
+    devHistory: { ict: await history(ict), fineTune: await history(ft) },
     recipe: { ...E2E, ictEpochs, ftEpochs, negatives: "BM25 ranks 4-100, 5 mined, 1 used per question" },
     minutes: { ict: +ictMinutes.toFixed(2), fineTune: +ftMinutes.toFixed(2) },
     model: join(ft, "model"),

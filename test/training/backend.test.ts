@@ -25,8 +25,10 @@ describe("selectBackend", () => {
       expect(info.choice).toBe("wasm");
       expect(info.simd).toBe(true);
       expect(info.threads).toBe(1);
-      expect(info.skipped.map((s) => s.choice)).toEqual(["tfjs-node-gpu", "tfjs-node"]);
-      expect(info.skipped[1].reason).toMatch(/@tensorflow\/tfjs-node is not installed/);
+      expect(info.skipped.map((s) => s.choice)).toEqual(["tfjs-node-gpu", "webgpu", "tfjs-node"]);
+      // webgpu: no adapter on a machine without a GPU, or only the software one the tests install.
+      expect(info.skipped[1].reason).toMatch(/webgpu unavailable: (no GPU adapter found|the only adapter is a software rasteriser)/);
+      expect(info.skipped[2].reason).toMatch(/@tensorflow\/tfjs-node is not installed/);
       expect(lines[0]).toMatch(/simd=true, threads=1, fastKernels=true/);
     }
   });
@@ -39,7 +41,7 @@ describe("selectBackend", () => {
   });
 
   it("rejects unknown backend names and bad thread counts", async () => {
-    await expect(selectBackend({ prefer: "tpu" as never, log: false })).rejects.toThrow(/unknown backend "tpu"; expected one of tfjs-node-gpu, tfjs-node, wasm, cpu/);
+    await expect(selectBackend({ prefer: "tpu" as never, log: false })).rejects.toThrow(/unknown backend "tpu"; expected one of tfjs-node-gpu, webgpu, tfjs-node, wasm, cpu/);
     await expect(selectBackend({ prefer: "wasm", threads: 0, log: false })).rejects.toThrow(/threads must be a positive integer, got 0/);
   });
 
