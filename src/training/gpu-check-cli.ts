@@ -24,6 +24,7 @@ import { evaluateEncoders } from "./export.js";
 import { BENCH_SHAPES, benchmarkTrainingStep, checkBackendAgreement, type BenchShape, type StepBenchRow } from "./gpu-check.js";
 import { loadInitialModel } from "./init.js";
 import { runMiningCli } from "./mining-cli.js";
+import { ictExamples } from "./pretrain.js";
 
 const WHO = "gpu-check";
 const STAGES = ["env", "agree", "speed", "e2e"] as const;
@@ -247,19 +248,21 @@ async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> 
   const negatives = join(p.out, "bm25-negatives.json");
   const mined = await runMiningCli(["--dataset", p.data, "--split", "train", "--method", "bm25", "--skip-top", "3", "--depth", "100", "--per-question", "5", "--out", negatives, "--quiet"]);
   if (mined !== 0) throw new Error(`mining BM25 negatives failed (exit ${mined})`);
-  // 2. ICT pretraining on the corpus, from scratch: epochs that fit 45% of the time.
+  // 2. Pretraining on the corpus, from scratch, for 45% of the time: ICT, or random crops for a corpus
+  //    without sentence punctuation (NFCorpus), where ICT finds no pairs.
+  const mode = ictExamples(ds.corpus, { seed: 42, epoch: 0 }).length > 0 ? "ict" : "crop";
   const ictSeconds = p.seconds * 0.45;
   const ictPerEpoch = Math.max(1, Math.floor(passages / E2E.ictBatch));
   const ictEpochs = Math.max(1, Math.floor(updatesIn(ictSeconds, E2E.ictBatch, p) / ictPerEpoch));
   const ict = join(p.out, "ict");
-  p.log(`e2e: ICT pretraining, ${ictEpochs} epochs of ${ictPerEpoch} updates (batch ${E2E.ictBatch}), at most ${(ictSeconds / 60).toFixed(1)} min`);
+  p.log(`e2e: ${mode} pretraining, ${ictEpochs} epochs of ${ictPerEpoch} updates (batch ${E2E.ictBatch}), at most ${(ictSeconds / 60).toFixed(1)} min`);
   const t0 = performance.now();
   let code = await runTrainCli([
-    "--data", p.data, "--mode", "ict", "--dev-split", "train", "--out", ict, "--hidden", String(E2E.hidden), "--layers", String(E2E.layers),
+    "--data", p.data, "--mode", mode, "--dev-split", "train", "--out", ict, "--hidden", String(E2E.hidden), "--layers", String(E2E.layers),
     "--heads", String(E2E.heads), "--ffn", String(E2E.ffn), "--max-len", String(E2E.maxLen), "--vocab-size", String(E2E.vocab),
     "--batch", String(E2E.ictBatch), "--epochs", String(ictEpochs), "--max-minutes", String(ictSeconds / 60), ...common,
   ]);
-  if (code !== 0) throw new Error(`ICT pretraining exited ${code}`);
+  if (code !== 0) throw new Error(`${mode} pretraining exited ${code}`);
   const ictMinutes = (performance.now() - t0) / 60000;
   // 3. Fine-tuning on the train questions (10% held out as dev), one BM25 hard negative each.
   const ftSeconds = Math.max(30, p.seconds - ictMinutes * 60);
@@ -295,7 +298,7 @@ async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> 
   };
   return {
     devHistory: { ict: await history(ict), fineTune: await history(ft) },
-    recipe: { ...E2E, ictEpochs, ftEpochs, negatives: "BM25 ranks 4-100, 5 mined, 1 used per question" },
+    recipe: { ...E2E, pretraining: mode, ictEpochs, ftEpochs, negatives: "BM25 ranks 4-100, 5 mined, 1 used per question" },
     minutes: { ict: +ictMinutes.toFixed(2), fineTune: +ftMinutes.toFixed(2) },
     model: join(ft, "model"),
     test: metrics,
