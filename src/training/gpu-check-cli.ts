@@ -196,7 +196,7 @@ export async function runGpuCheckCli(argv: string[]): Promise<number> {
 
   await stage("e2e", async () => {
     const seconds = Math.min(minutes * 60, left() - 90);
-    if (seconds < 30) throw new Error(`not enough budget left for e2e (${left().toFixed(0)} s)`);
+    if (seconds < 10) throw new Error(`not enough time left for e2e: ${seconds.toFixed(0)} s of training (budget left ${left().toFixed(0)} s)`);
     const shape = (values["e2e-shape"] ?? "h256") as keyof typeof E2E_SHAPES;
     return runEndToEnd({ data: resolve(values.data!), out: join(out, "e2e"), backend, seconds, speed: speedRows, log, recipe: E2E_SHAPES[shape], shape });
   });
