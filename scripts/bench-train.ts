@@ -23,6 +23,7 @@ import { selectBackend, type BackendChoice } from "../src/training/backend.js";
 import { BertEncoderTF } from "../src/training/bert-tf.js";
 import { dualEncoderTrainStep, type DualEncoderBatch } from "../src/training/loss.js";
 import type { BertConfig } from "../src/models/types.js";
+import { syntheticRows as randomRows } from "../src/training/gpu-check.js";
 
 const CONFIGS: Record<string, BertConfig> = {
   a: bertConfig(128, 2, 2, 512),
@@ -62,20 +63,6 @@ const MODES: Record<string, Mode> = {
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-/** Token rows with realistic padding (lengths uniform in [minLen, L]); deterministic LCG. */
-function randomRows(B: number, L: number, minLen: number, vocab: number, seed: number) {
-  let s = seed >>> 0;
-  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-  const inputIds: number[][] = [];
-  const attentionMask: number[][] = [];
-  for (let b = 0; b < B; b++) {
-    const len = minLen + Math.floor(rnd() * (L - minLen + 1));
-    inputIds.push(Array.from({ length: L }, (_, t) => (t === 0 ? 2 : t < len ? 5 + Math.floor(rnd() * (vocab - 5)) : 0)));
-    attentionMask.push(Array.from({ length: L }, (_, t) => (t < len ? 1 : 0)));
-  }
-  return { inputIds, attentionMask };
 }
 
 function median(xs: number[]): number {

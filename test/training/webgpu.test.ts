@@ -18,6 +18,10 @@ import { checkBackendAgreement, syntheticRows } from "../../src/training/gpu-che
 import { scratchModel } from "../../src/training/init.js";
 import { layerNorm, LAYER_NORM_KERNELS } from "../../src/training/ops.js";
 import { DPRTrainer, type EpochRecord } from "../../src/training/trainer.js";
+import { CrossEncoderTrainer, crossEncoderPassageText } from "../../src/training/cross-encoder-trainer.js";
+import { HardNegativeMiner } from "../../src/training/mining.js";
+import { CrossEncoderReranker } from "../../src/rerankers/cross-encoder-reranker.js";
+import { writeMiningFixture } from "./mining-fixture.js";
 import { guardGpuWork, releaseFreeGpuBuffers, sequencePadMultiple, webGpuMemory } from "../../src/training/webgpu.js";
 import { requireSoftwareGpuInCi, SOFTWARE_GPU } from "./software-gpu.js";
 import { syntheticTask, writeSyntheticBeir } from "./synthetic.js";
@@ -165,6 +169,35 @@ describe.skipIf(!SOFTWARE_GPU)("webgpu backend (Dawn on lavapipe)", () => {
     expect(resumed.resumedFromStep).toBe(4);
     expect(resumed.steps).toBe(8);
     expect(Number.isFinite(resumed.lastLoss)).toBe(true);
+  });
+
+  it("CrossEncoderTrainer on webgpu with the match head learns, and its export scores as the trainer does", async () => {
+    const fx = await writeMiningFixture(join(root, "ce"), { size: 40, questions: 10, testQuestions: 2 });
+    const data = await loadBeirDataset(fx.dir, "train");
+    const examples = (await new HardNegativeMiner({ depth: 20, perQuestion: 4 }).mine(data)).examples;
+    const { config, tokenizer } = scratchModel({ hidden: 32, layers: 2, heads: 4, ffn: 64, maxLen: 96, vocabSize: 400, texts: data.corpus.map((p) => p.text), dropout: 0 });
+    await selectBackend({ prefer: "webgpu", log: false });
+    const trainer = new CrossEncoderTrainer({
+      outputDir: join(root, "ce-run"), tokenizer, config, train: examples, matchHead: true, negatives: 3, batchSize: 4, epochs: 3, lr: 3e-3,
+      maxLength: 64, seed: 3, progress: false,
+    });
+    try {
+      const groups = trainer.groupsForEpoch(0);
+      const before = await trainer.evaluateGroups(groups);
+      const result = await trainer.train();
+      const after = await trainer.evaluateGroups(groups);
+      expect(result.steps).toBeGreaterThan(4);
+      expect(after.loss).toBeLessThan(before.loss);
+      const q = examples[0]!;
+      const passages = [q.positives[0]!, ...q.hardNegatives.slice(0, 2)];
+      const expected = await trainer.scorePairs(q.question, passages);
+      const reranker = new CrossEncoderReranker({ modelPath: result.modelDir });
+      const scores = await reranker.scorePairs(q.question, passages.map(crossEncoderPassageText));
+      await reranker.dispose();
+      scores.forEach((x, i) => expect(x).toBeCloseTo(expected[i]!, 3));
+    } finally {
+      trainer.dispose();
+    }
   });
 
   it("a lost device fails the next step with what to do", async () => {
