@@ -23,20 +23,11 @@ import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
 import { BM25Index } from "../retrievers/bm25/bm25-index.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";
 import { ProgressBar } from "../utils/progress.js";
+import { DEMO_DATASET, DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER } from "../models/defaults.js";
 import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-/** The package root (src/demo → .. → ..; the same from dist/demo). */
-const ROOT = resolve(HERE, "..", "..");
-
-/** Where the bundled assets are (`src/assets`, shipped in the package). */
-export const ASSETS_DIR = join(ROOT, "src", "assets");
-/** The bundled demo corpus (BEIR layout). */
-export const DEMO_DATASET = join(ASSETS_DIR, "pubmedqa");
-/** The shipped default DPR model. */
-export const DEFAULT_DPR_MODEL = join(ASSETS_DIR, "models", "dpr-pubmedqa");
-/** The shipped default cross-encoder. */
-export const DEFAULT_CROSS_ENCODER = join(ASSETS_DIR, "models", "cross-encoder-pubmedqa");
+export { ASSETS_DIR, DEMO_DATASET, DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER } from "../models/defaults.js";
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {

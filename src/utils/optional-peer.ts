@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 
 /** Optional peers per feature, as `name@range` (the range this package is tested with). */
-export const OPTIONAL_PEERS = {
+export const OPTIONAL_PEERS: Readonly<Record<"training" | "webgpu" | "server" | "plots", readonly string[]>> = {
   /** TF.js training (dual encoders, cross-encoders, mining with dense models, the GPU check). */
   training: ["@tensorflow/tfjs@4.22.0", "@tensorflow/tfjs-core@4.22.0", "@tensorflow/tfjs-backend-cpu@4.22.0", "@tensorflow/tfjs-backend-wasm@4.22.0"],
   /** Training on a GPU through WebGPU (Dawn). */
@@ -15,7 +15,7 @@ export const OPTIONAL_PEERS = {
   server: ["fastify@^5.12.8"],
   /** SVG plots in evaluation reports. */
   plots: ["vega@^6.4.0", "vega-lite@^6.4.3"],
-} as const;
+};
 
 /** A feature of {@link OPTIONAL_PEERS}. */
 export type OptionalFeature = keyof typeof OPTIONAL_PEERS;
