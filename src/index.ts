@@ -1,9 +1,19 @@
 /**
  * langchain-dpr: Dense Passage Retrieval for LangChain.js.
  *
- * The main entry point holds what a retrieval application needs at run time. Training (TF.js)
- * is a separate entry point, `langchain-dpr/training`, so that applications never load TF.js;
- * the HTTP server is `langchain-dpr/server`, evaluation reports `langchain-dpr/eval`.
+ * The main entry point holds what a retrieval application uses: the LangChain components (embeddings,
+ * vector store, reranker, retrievers), their parameter and result types, and the helpers that load
+ * models. It needs only onnxruntime-node and @langchain/core. The rest is in subpath entry points:
+ *
+ * - `langchain-dpr/models`: model folders, safetensors, the ONNX writer, BERT configs, hub download;
+ * - `langchain-dpr/tokenizers`: the BERT WordPiece tokenizer (Hugging Face parity) and vocabulary trainer;
+ * - `langchain-dpr/bm25`: the Lucene-compatible analyzer (tokenizer, stop words, Porter stemmer, norms);
+ * - `langchain-dpr/vectorstores`: the vector store and the low-level faiss index it runs on;
+ * - `langchain-dpr/data`: BEIR, DPR JSON and JSONL loaders;
+ * - `langchain-dpr/eval`: IR metrics (trec_eval definitions), the evaluator, reports;
+ * - `langchain-dpr/runtime`: onnxruntime sessions and execution providers;
+ * - `langchain-dpr/testing`: random models of the real layouts, for tests;
+ * - `langchain-dpr/training` (needs the optional TF.js packages) and `langchain-dpr/server` (needs fastify).
  *
  * @packageDocumentation
  */
@@ -15,7 +25,6 @@ export {
   type DPRFromPretrainedParams,
   type Passage as PassageInput,
 } from "./embeddings/dpr-embeddings.js";
-export { OnnxEncoder, type OnnxEncoderParams, type EmbeddingMatrix, type EncoderInput } from "./embeddings/onnx-encoder.js";
 
 // Vector store: FAISS with inner-product scores.
 export {
@@ -26,44 +35,28 @@ export {
   type FaissDPRFilter,
   type VectorRows,
 } from "./vectorstores/faiss-dpr-store.js";
-export { trainingRule, type TrainingRule } from "./vectorstores/training-rule.js";
-export { FaissIndex, type FaissIndexInfo, type FaissSearchKnobs, type FaissSearchResult } from "./native/faiss-index.js";
 
 // Second stage.
-export * from "./rerankers/index.js";
+export {
+  CrossEncoderReranker,
+  type CrossEncoderRerankerParams,
+  type CrossEncoderFromPretrainedParams,
+  type CrossEncoderTitleJoin,
+  type RerankResult,
+} from "./rerankers/cross-encoder-reranker.js";
 
 // Retrievers: BM25, fusion, hybrid, two-stage, cached DPR retriever.
-export * from "./retrievers/bm25/index.js";
+export { BM25Index, type BM25IndexParams, type BM25Hit } from "./retrievers/bm25/bm25-index.js";
+export { BM25Retriever, type BM25RetrieverParams, type BM25DocumentMetadata } from "./retrievers/bm25/bm25-retriever.js";
 export { reciprocalRankFusion, linearFusion, type RankedItem, type FusedItem, type RRFOptions, type LinearFusionOptions, type ScoreNormalization } from "./retrievers/fusion.js";
 export { HybridRetriever, type HybridRetrieverParams, type FusionMethod } from "./retrievers/hybrid-retriever.js";
 export { TwoStageRetriever, type TwoStageRetrieverParams } from "./retrievers/two-stage-retriever.js";
 export { DPRRetriever, type DPRRetrieverParams, type DPRRetrieverStats, type QueryCacheOptions } from "./retrievers/dpr-retriever.js";
-export { LRUCache, type LRUCacheParams } from "./retrievers/query-cache.js";
-export { LatencyWindow, type LatencySummary } from "./retrievers/latency-stats.js";
+export type { LatencySummary } from "./retrievers/latency-stats.js";
 export type { RetrievalTimings, RetrieveOptions, RetrievalResult, RetrievalService } from "./retrievers/types.js";
 
-// Models: configs, safetensors, ONNX export, model folders, hub download.
-export * from "./models/index.js";
-export {
-  DEFAULT_DPR_CONFIG,
-  createRandomDPRModel,
-  readDPRConfig,
-  resolveDPRModelDir,
-  saveDPRModel,
-  writeEncoderDir,
-  type DPRModelConfig,
-  type DPRModelSpec,
-  type EncoderDirSpec,
-  type PoolingMode,
-  type TitleJoin,
-} from "./models/model-dir.js";
+// Loading models: the shipped defaults, the Hugging Face hub, and the settings a model folder carries.
+export { DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER } from "./models/defaults.js";
 export { downloadModel, type HubDownloadParams } from "./models/hub.js";
-export { OnnxSession, availableExecutionProviders, type OnnxSessionParams, type ExecutionProviderName } from "./runtime/onnx-session.js";
-
-// Tokenization.
-export * from "./tokenizers/index.js";
-
-// Data loaders (BEIR, DPR JSON, JSONL pairs) and IR metrics.
-export * from "./data/index.js";
-export * from "./eval/metrics.js";
-export { writeTrecRun, readTrecRun, readTrecQrels } from "./eval/trec.js";
+export type { DPRModelConfig, PoolingMode, TitleJoin } from "./models/model-dir.js";
+export type { ExecutionProviderName } from "./runtime/onnx-session.js";

@@ -10,4 +10,3 @@ export {
 } from "./beir.js";
 export { readDprJson, writeDprJson, readJsonlPairs, parseDprRecord } from "./dpr.js";
 export { readJsonLines, type JsonLine } from "./jsonl.js";
-export { writeFileAtomic, writeStreamAtomic } from "../utils/atomic-file.js";

@@ -3,15 +3,28 @@
  * forward pass. (The model folder format and hub download live in ./model-dir.ts and ./hub.ts.)
  */
 export type { BertConfig, BertWeights, HiddenAct, NamedTensor } from "./types.js";
-export { BERT_BASE_CONFIG, MINILM_L6_CONFIG, SUPPORTED_HIDDEN_ACTS, parseBertConfig, readBertConfig, tinyBertConfig } from "./config.js";
+export { BERT_BASE_CONFIG, MINILM_L6_CONFIG, SUPPORTED_HIDDEN_ACTS, parseBertConfig, readBertConfig } from "./config.js";
 export { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from "./safetensors.js";
 export {
   canonicalizeBertWeights,
   expectedBertWeightShapes,
-  randomBertWeights,
   validateBertWeights,
-  type RandomBertWeightsOptions,
 } from "./weights.js";
 export { exportBertOnnx, quantizePerColumn, type BertOnnxOptions } from "./onnx/bert-graph.js";
 export { referenceBertForward, type ReferenceBatch, type ReferenceOutput } from "./reference.js";
 export { exportCheckpointToOnnx, readBertCheckpoint } from "./checkpoint.js";
+export {
+  DEFAULT_DPR_CONFIG,
+  readDPRConfig,
+  resolveDPRModelDir,
+  saveDPRModel,
+  writeEncoderDir,
+  type DPRModelConfig,
+  type DPRModelSpec,
+  type EncoderDirSpec,
+  type PoolingMode,
+  type TitleJoin,
+} from "./model-dir.js";
+export { downloadModel, type HubDownloadParams } from "./hub.js";
+export { DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER, DEMO_DATASET } from "./defaults.js";
+export { crossEncoderConfig, writeCrossEncoderDir, type CrossEncoderDirSpec } from "../rerankers/cross-encoder-dir.js";

@@ -1,6 +1,5 @@
 /** The onnxruntime-node owner: sessions, execution providers, lazy creation. */
 export {
-  Lazy,
   OnnxSession,
   availableExecutionProviders,
   type ExecutionProviderName,

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   listBeirSplits, loadBeirDataset, loadBeirQrels, readDprJson, readJsonlPairs, streamBeirCorpus, writeDprJson,
-  writeStreamAtomic, type TrainingExample,
+  type TrainingExample,
 } from "../../src/data/index.js";
+import { writeStreamAtomic } from "../../src/utils/atomic-file.js";
 
 let root: string;
 beforeAll(async () => {

@@ -1,0 +1,14 @@
+/**
+ * `langchain-dpr/vectorstores`: FaissDPRStore (also in the main entry), the rule that decides when an
+ * index trains, and the low-level faiss index (our N-API addon) it runs on.
+ */
+export {
+  FaissDPRStore,
+  type FaissDPRStoreParams,
+  type FaissDPRSearchOptions,
+  type FaissDPRAddOptions,
+  type FaissDPRFilter,
+  type VectorRows,
+} from "./faiss-dpr-store.js";
+export { trainingRule, type TrainingRule } from "./training-rule.js";
+export { FaissIndex, type FaissIndexInfo, type FaissSearchKnobs, type FaissSearchResult } from "../native/faiss-index.js";
