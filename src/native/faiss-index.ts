@@ -1,6 +1,5 @@
 /**
- * Typed wrapper over langchain-dpr's own faiss addon (src/native/faiss_dpr.cc, built by
- * scripts/build-native.sh against the system libfaiss).
+ * Typed wrapper over langchain-dpr's own faiss addon (src/native/faiss_dpr.cc).
  *
  * - Vectors cross as Float32Array (row-major, n × d) and ids as BigInt64Array, without copies.
  * - train / add / search / write / read run on libuv's thread pool: the event loop stays free.
@@ -8,10 +7,27 @@
  *   read while another call mutates the index, and synchronous calls never wait on a native lock.
  * - Every faiss error is a JavaScript Error ("FaissIndex.<operation>: ...").
  *
+ * Where the addon comes from ({@link resolveFaissAddon}), first that loads wins:
+ *   1. `LANGCHAIN_DPR_FAISS_ADDON`: an explicit path to a .node file (for experiments);
+ *   2. the prebuilt shipped in the package, `prebuilds/<platform>-<arch>/faiss_dpr.napi.glibc.node`,
+ *      found by node-gyp-build (prebuildify's naming; `LANGCHAIN_DPR_PREBUILD=<dir>` points it at
+ *      another package root). Built by scripts/prebuild.sh: faiss and OpenBLAS linked in statically,
+ *      GCC's libgomp.so.1 beside it (RUNPATH $ORIGIN); needs only glibc ≥ 2.34 and libstdc++ (GCC ≥ 11);
+ *   3. a local build, `src/native/build/Release/faiss_dpr.node`, made by scripts/build-native.sh
+ *      (`npx langchain-dpr build-native`) against the system's libfaiss-dev and OpenBLAS;
+ *   4. otherwise an Error naming the platform, what is missing and the command that fixes it.
+ *
+ * Platforms: the prebuilt exists and is tested for linux-x64 with glibc only. Everything else
+ * (linux-arm64, musl/Alpine, macOS, Windows) is untested: node-gyp-build finds no prebuilt there
+ * (on musl it skips the glibc-tagged file), and scripts/build-native.sh assumes Debian's packages.
+ *
+ * The package root (which holds `prebuilds/` and `src/native/build/`) is two levels above this
+ * file both in the repository (src/native/faiss-index.ts) and compiled (dist/native/faiss-index.js).
+ *
  * @module
  */
 import { createRequire } from "node:module";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -84,33 +100,149 @@ interface NativeModule {
 
 let cached: NativeModule | undefined;
 
-/**
- * Where the addon may be: `LANGCHAIN_DPR_FAISS_ADDON`, beside this file (src/native/build), or,
- * when this file runs compiled from dist/native, in the package's src/native/build.
- */
-function addonCandidates(): string[] {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const list = [
-    process.env.LANGCHAIN_DPR_FAISS_ADDON,
-    path.join(here, "build", "Release", "faiss_dpr.node"),
-    path.resolve(here, "..", "..", "src", "native", "build", "Release", "faiss_dpr.node"),
-  ];
-  return list.filter((p): p is string => typeof p === "string" && p.length > 0);
+/** The command that builds the addon on a machine without a usable prebuilt. */
+export const BUILD_NATIVE_COMMAND = "npx langchain-dpr build-native";
+
+/** Where an addon was found: an explicit path, the package's prebuilt, or a local build. */
+export type FaissAddonSource = "env" | "prebuilt" | "local-build";
+
+/** One place the addon was found at. */
+export interface FaissAddonCandidate {
+  source: FaissAddonSource;
+  file: string;
 }
 
-/** Loads the native addon once; a clear Error says how to build it when it is missing. */
+/** Options of {@link resolveFaissAddon} (all default to this process's values). */
+export interface ResolveFaissAddonOptions {
+  /** The folder holding `prebuilds/` and `src/native/build/` (default: this package's root). */
+  packageRoot?: string;
+  /** Environment read for `LANGCHAIN_DPR_FAISS_ADDON` (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+}
+
+const LOCAL_BUILD = ["src", "native", "build", "Release", "faiss_dpr.node"] as const;
+
+/** The installed package's root: the nearest folder above this file whose package.json is langchain-dpr's. */
+export function faissPackageRoot(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; ; dir = path.dirname(dir)) {
+    const pj = path.join(dir, "package.json");
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, "utf8")) as { name?: string }).name === "langchain-dpr") return dir;
+      } catch {
+        // not a readable package.json: keep climbing
+      }
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  return path.resolve(here, "..", "..");
+}
+
+/** "linux-x64 (glibc 2.36)", "linux-x64 (musl or another non-glibc libc)", "darwin-arm64". */
+export function describeNativePlatform(): string {
+  const tuple = `${process.platform}-${process.arch}`;
+  if (process.platform !== "linux") return tuple;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  const glibc = header?.glibcVersionRuntime;
+  return glibc ? `${tuple} (glibc ${glibc})` : `${tuple} (musl or another non-glibc libc)`;
+}
+
+interface NodeGypBuild {
+  path?: (dir: string) => string;
+  resolve?: (dir: string) => string;
+}
+
+/** node-gyp-build's resolver, or the reason it is unavailable. */
+function nodeGypBuild(): NodeGypBuild | string {
+  try {
+    return createRequire(import.meta.url)("node-gyp-build") as NodeGypBuild;
+  } catch (e) {
+    return `node-gyp-build is not installed (${(e as Error).message.split("\n")[0]})`;
+  }
+}
+
+/**
+ * The places the addon exists at, in load order (LANGCHAIN_DPR_FAISS_ADDON, the prebuilt for this
+ * platform, the local build), plus a note for each place looked at in vain. Nothing is loaded.
+ */
+export function findFaissAddons(options: ResolveFaissAddonOptions = {}): { found: FaissAddonCandidate[]; missing: string[] } {
+  const root = path.resolve(options.packageRoot ?? faissPackageRoot());
+  const env = options.env ?? process.env;
+  const found: FaissAddonCandidate[] = [];
+  const missing: string[] = [];
+
+  const explicit = env.LANGCHAIN_DPR_FAISS_ADDON;
+  if (explicit) {
+    if (existsSync(explicit)) found.push({ source: "env", file: path.resolve(explicit) });
+    else missing.push(`LANGCHAIN_DPR_FAISS_ADDON=${explicit} does not exist`);
+  }
+
+  const tuple = `${process.platform}-${process.arch}`;
+  const ngb = nodeGypBuild();
+  const resolvePrebuild = typeof ngb === "string" ? undefined : (ngb.path ?? ngb.resolve);
+  if (!resolvePrebuild) {
+    missing.push(`prebuilt: ${typeof ngb === "string" ? ngb : "node-gyp-build has no resolver"}`);
+  } else {
+    try {
+      // node-gyp-build looks at <root>/build/Release before prebuilds/ (the package has none there).
+      const file = resolvePrebuild(root);
+      found.push({ source: file.split(path.sep).includes("prebuilds") ? "prebuilt" : "local-build", file });
+    } catch {
+      missing.push(`prebuilt: nothing for ${tuple} in ${path.join(root, "prebuilds")}`);
+    }
+  }
+
+  const local = path.join(root, ...LOCAL_BUILD);
+  if (existsSync(local)) found.push({ source: "local-build", file: local });
+  else missing.push(`local build: ${local} does not exist`);
+  return { found, missing };
+}
+
+/**
+ * Loads the first addon that loads: LANGCHAIN_DPR_FAISS_ADDON, the prebuilt for this platform,
+ * the local build. When none does, the Error names the platform, each place looked at and why it
+ * failed, and the fix (`npx langchain-dpr build-native`).
+ */
+export function resolveFaissAddon(options: ResolveFaissAddonOptions = {}): { source: FaissAddonSource; file: string; addon: NativeModule } {
+  const { found, missing } = findFaissAddons(options);
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const c of found) {
+    try {
+      return { ...c, addon: require(c.file) as NativeModule };
+    } catch (e) {
+      failures.push(`${c.source} ${c.file} failed to load: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  const platform = describeNativePlatform();
+  const prebuiltNote =
+    process.platform === "linux" && process.arch === "x64"
+      ? ""
+      : ` langchain-dpr ships a prebuilt addon for linux-x64 (glibc) only; ${process.platform}-${process.arch} is untested.`;
+  throw new Error(
+    `langchain-dpr: no usable faiss addon for ${platform}.${prebuiltNote}\n` +
+      [...failures, ...missing].map((m) => `  - ${m}`).join("\n") +
+      `\nBuild it for this machine with: ${BUILD_NATIVE_COMMAND} ` +
+      `(needs faiss and OpenBLAS development files and a C++ toolchain; on Debian/Ubuntu: ` +
+      `apt-get install libfaiss-dev libopenblas0-openmp build-essential python3).`,
+  );
+}
+
+let loadedFrom: FaissAddonCandidate | undefined;
+
+/** Where the addon in use was loaded from (loading it first if needed), for diagnostics. */
+export function faissAddonLocation(): FaissAddonCandidate {
+  loadFaissAddon();
+  return loadedFrom!;
+}
+
+/** Loads the native addon once (see {@link resolveFaissAddon}); a clear Error says how to build it when none loads. */
 export function loadFaissAddon(): NativeModule {
   if (cached) return cached;
-  const candidates = addonCandidates();
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new Error(
-      `faiss_dpr: native addon not built (looked in ${candidates.join(", ")}); ` +
-        `run "bash scripts/build-native.sh" (needs libfaiss-dev and build tools)`,
-    );
-  }
-  const require = createRequire(import.meta.url);
-  cached = require(found) as NativeModule;
+  const { source, file, addon } = resolveFaissAddon();
+  loadedFrom = { source, file };
+  cached = addon;
   return cached;
 }
 
