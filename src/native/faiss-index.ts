@@ -189,7 +189,9 @@ export function findFaissAddons(options: ResolveFaissAddonOptions = {}): { found
       const file = resolvePrebuild(root);
       found.push({ source: file.split(path.sep).includes("prebuilds") ? "prebuilt" : "local-build", file });
     } catch {
-      missing.push(`prebuilt: nothing for ${tuple} in ${path.join(root, "prebuilds")}`);
+      // node-gyp-build's libc: LIBC, else musl on Alpine, else glibc (prebuilds are tagged glibc).
+      const libc = process.platform === "linux" ? ` ${process.env.LIBC || (existsSync("/etc/alpine-release") ? "musl" : "glibc")}` : "";
+      missing.push(`prebuilt: none for ${tuple}${libc} in ${path.join(root, "prebuilds")}`);
     }
   }
 
