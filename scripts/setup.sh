@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libfaiss-dev libopenblas0-openmp build-essential python3 jupyter-nbconvert python3-ipykernel)
+APT_PACKAGES=(libfaiss-dev libopenblas0-openmp libopenblas-openmp-dev build-essential python3 jupyter-nbconvert python3-ipykernel)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
