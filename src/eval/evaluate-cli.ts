@@ -1,12 +1,13 @@
 /**
- * The evaluation command line (scripts/evaluate.ts is a thin wrapper over {@link runEvaluateCli}):
- * argument parsing with clear errors, and writing the report, JSON, SVG plots and TREC runs.
+ * The evaluation command line, `langchain-dpr evaluate` (src/cli/; scripts/evaluate.ts is a thin
+ * wrapper over the same dispatcher): {@link runEvaluateCli} parses arguments with clear errors,
+ * evaluates, and writes the report, JSON, SVG plots (when the optional vega packages are installed)
+ * and TREC runs.
  *
  * @module
  */
 import { mkdir, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 
 import { writeFileAtomic } from "../utils/atomic-file.js";
 import {
@@ -20,34 +21,14 @@ import {
 import { latencySpec, recallCurveSpec, renderSvg } from "./plots.js";
 import { DEFAULT_REPORT_FILES, renderMarkdownReport, reportToJson } from "./report.js";
 import { writeTrecRun } from "./trec.js";
-import { parseNumberFlag } from "../utils/cli-args.js";
+import { parseCliArgs, parseNumberFlag, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
+import { installCommand } from "../utils/optional-peer.js";
+import { EVALUATE_USAGE as USAGE } from "../cli/usage.js";
 
 const WHO = "evaluate";
 
-/** Usage text of the evaluation CLI. */
-export const EVALUATE_USAGE = `usage: npx tsx scripts/evaluate.ts --dataset <BEIR folder> [options]
-
-  --dataset DIR          BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)   (required)
-  --split NAME           qrels split (default test)
-  --dpr DIR              DPR model folder: enables dpr, hybrid (and their +rerank variants)
-  --cross-encoder DIR    cross-encoder folder: enables the +rerank methods
-  --methods LIST         comma-separated: bm25,dpr,hybrid,bm25+rerank,dpr+rerank,hybrid+rerank
-                         (default: every method the given models allow)
-  --max-query-length N   question token cap (default: the model's dpr_config.json)
-  --max-passage-length N passage token cap (default: the model's dpr_config.json)
-  --index FACTORY        faiss index_factory string (default Flat)
-  --faiss-threads N      OpenMP threads for faiss (default: one per core)
-  --hybrid rrf|linear    hybrid fusion (default rrf)
-  --alpha X              linear fusion weight of the dense side, in [0, 1] (default 0.5)
-  --rrf-k N              RRF constant (default 60)
-  --depth N              results per query and first stage (default 100)
-  --rerank-depth N       candidates the cross-encoder rescores (default min(100, depth))
-  --max-queries N        evaluate only the first N judged queries
-  --out DIR              output folder (default eval-results/<dataset>-<split>)
-  --trec-runs            also write one TREC run file per method (<method>.trec)
-  --quiet                no progress on stderr
-  --help                 this text
-`;
+/** Usage text of the evaluation CLI (`langchain-dpr evaluate`). */
+export const EVALUATE_USAGE = USAGE;
 
 /** Parsed command line. */
 export interface EvaluateCliOptions {
@@ -62,62 +43,61 @@ function positiveInt(text: string | undefined, flag: string): number | undefined
 }
 
 /**
- * Parses the evaluation CLI's arguments. Throws an Error naming the bad flag; returns null for
- * `--help`.
+ * Parses the evaluation CLI's arguments. Throws a {@link UsageError} naming the bad flag; returns
+ * null for `--help`.
  */
 export function parseEvaluateArgs(argv: string[]): EvaluateCliOptions | null {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        dataset: { type: "string" },
-        split: { type: "string" },
-        dpr: { type: "string" },
-        "cross-encoder": { type: "string" },
-        methods: { type: "string" },
-        index: { type: "string" },
-        "max-query-length": { type: "string" },
-        "faiss-threads": { type: "string" },
-        "max-passage-length": { type: "string" },
-        hybrid: { type: "string" },
-        alpha: { type: "string" },
-        "rrf-k": { type: "string" },
-        depth: { type: "string" },
-        "rerank-depth": { type: "string" },
-        "max-queries": { type: "string" },
-        out: { type: "string" },
-        "trec-runs": { type: "boolean" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean" },
-      },
-    }));
-  } catch (err) {
-    throw new Error(`${WHO}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/s, "")}`);
-  }
+  const { values } = parseCliArgs(WHO, {
+    args: argv,
+    options: {
+      dataset: { type: "string" },
+      split: { type: "string" },
+      dpr: { type: "string" },
+      "cross-encoder": { type: "string" },
+      methods: { type: "string" },
+      index: { type: "string" },
+      "max-query-length": { type: "string" },
+      "faiss-threads": { type: "string" },
+      "max-passage-length": { type: "string" },
+      hybrid: { type: "string" },
+      alpha: { type: "string" },
+      "rrf-k": { type: "string" },
+      depth: { type: "string" },
+      "rerank-depth": { type: "string" },
+      "max-queries": { type: "string" },
+      out: { type: "string" },
+      "trec-runs": { type: "boolean" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean" },
+    },
+  });
   if (values.help) return null;
-  if (!values.dataset) throw new Error(`${WHO}: --dataset <BEIR folder> is required`);
+  if (!values.dataset) throw new UsageError(`${WHO}: --dataset <BEIR folder> is required`);
   const split = values.split ?? "test";
   const hybrid = values.hybrid ?? "rrf";
-  if (hybrid !== "rrf" && hybrid !== "linear") throw new Error(`${WHO}: --hybrid must be rrf or linear, got "${hybrid}"`);
+  if (hybrid !== "rrf" && hybrid !== "linear") throw new UsageError(`${WHO}: --hybrid must be rrf or linear, got "${hybrid}"`);
   let alpha: number | undefined;
   if (values.alpha !== undefined) {
     alpha = Number(values.alpha);
-    if (values.alpha.trim() === "" || !Number.isFinite(alpha) || alpha < 0 || alpha > 1) throw new Error(`${WHO}: --alpha must be a number in [0, 1], got "${values.alpha}"`);
-    if (hybrid !== "linear") throw new Error(`${WHO}: --alpha only applies to --hybrid linear`);
+    if (values.alpha.trim() === "" || !Number.isFinite(alpha) || alpha < 0 || alpha > 1) throw new UsageError(`${WHO}: --alpha must be a number in [0, 1], got "${values.alpha}"`);
+    if (hybrid !== "linear") throw new UsageError(`${WHO}: --alpha only applies to --hybrid linear`);
   }
   let rrfK: number | undefined;
   if (values["rrf-k"] !== undefined) {
     rrfK = Number(values["rrf-k"]);
-    if (values["rrf-k"].trim() === "" || !Number.isFinite(rrfK) || rrfK < 0) throw new Error(`${WHO}: --rrf-k must be a number ≥ 0, got "${values["rrf-k"]}"`);
+    if (values["rrf-k"].trim() === "" || !Number.isFinite(rrfK) || rrfK < 0) throw new UsageError(`${WHO}: --rrf-k must be a number ≥ 0, got "${values["rrf-k"]}"`);
   }
   const methods = values.methods
     ?.split(",")
     .filter((m) => m.trim() !== "")
-    .map(parseMethod);
-  if (methods !== undefined && methods.length === 0) throw new Error(`${WHO}: --methods lists no method`);
+    .map((m) => {
+      try {
+        return parseMethod(m);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    });
+  if (methods !== undefined && methods.length === 0) throw new UsageError(`${WHO}: --methods lists no method`);
   const depth = positiveInt(values.depth, "--depth");
   const rerankDepth = positiveInt(values["rerank-depth"], "--rerank-depth");
   const maxQueries = positiveInt(values["max-queries"], "--max-queries");
@@ -150,34 +130,56 @@ export function parseEvaluateArgs(argv: string[]): EvaluateCliOptions | null {
 export interface WrittenOutputs {
   markdown: string;
   json: string;
-  recallSvg: string;
-  latencySvg: string;
+  /** The recall@k plot; undefined when the plots were skipped. */
+  recallSvg?: string;
+  /** The latency plot; undefined when the plots were skipped. */
+  latencySvg?: string;
   trecRuns: string[];
+  /** The Markdown written to {@link markdown}. */
+  markdownText: string;
+  /** Why the SVG plots were not drawn (the optional vega packages are missing); undefined when they were. */
+  plotsSkipped?: string;
+}
+
+/** Options of {@link writeEvaluationOutputs}. */
+export interface WriteEvaluationOptions {
+  /** Also write one TREC run per method. Default false. */
+  trecRuns?: boolean;
+  /**
+   * Draw the SVG plots. Default: when the optional `plots` packages (vega, vega-lite) are installed;
+   * without them the report is written without its plots and says so.
+   */
+  plots?: boolean;
 }
 
 /**
- * Writes the report (report.md), the JSON (results.json), the two SVG plots and, optionally, one
- * TREC run per method into `outDir` (created if needed). Every file is written atomically.
+ * Writes the report (report.md), the JSON (results.json), the two SVG plots (when the optional vega
+ * packages are installed) and, optionally, one TREC run per method into `outDir` (created if
+ * needed). Every file is written atomically.
  */
-export async function writeEvaluationOutputs(report: EvaluationReport, outDir: string, options: { trecRuns?: boolean } = {}): Promise<WrittenOutputs> {
+export async function writeEvaluationOutputs(report: EvaluationReport, outDir: string, options: WriteEvaluationOptions = {}): Promise<WrittenOutputs> {
   try {
     await mkdir(outDir, { recursive: true });
   } catch (err) {
     throw new Error(`${WHO}: cannot create output folder ${outDir}: ${(err as Error).message}`);
   }
   const f = DEFAULT_REPORT_FILES;
-  const out: WrittenOutputs = {
-    markdown: join(outDir, f.markdown),
-    json: join(outDir, f.json),
-    recallSvg: join(outDir, f.recallSvg),
-    latencySvg: join(outDir, f.latencySvg),
-    trecRuns: [],
-  };
-  const [recallSvg, latencySvg] = await Promise.all([renderSvg(recallCurveSpec(report)), renderSvg(latencySpec(report))]);
-  await writeFileAtomic(out.recallSvg, recallSvg);
-  await writeFileAtomic(out.latencySvg, latencySvg);
+  const install = installCommand("plots");
+  const plots = options.plots ?? install === undefined;
+  const plotsSkipped = plots
+    ? undefined
+    : `SVG plots not drawn: ${install === undefined ? "turned off" : `the optional packages vega and vega-lite are not installed (${install})`}`;
+  const markdownText = renderMarkdownReport(report, plots ? f : null, plotsSkipped && `${plotsSkipped}.`);
+  const out: WrittenOutputs = { markdown: join(outDir, f.markdown), json: join(outDir, f.json), trecRuns: [], markdownText, plotsSkipped };
+  if (plots) {
+    out.recallSvg = join(outDir, f.recallSvg);
+    out.latencySvg = join(outDir, f.latencySvg);
+    const [recallSvg, latencySvg] = await Promise.all([renderSvg(recallCurveSpec(report)), renderSvg(latencySpec(report))]);
+    await writeFileAtomic(out.recallSvg, recallSvg);
+    await writeFileAtomic(out.latencySvg, latencySvg);
+  }
   await writeFileAtomic(out.json, JSON.stringify(reportToJson(report), null, 2) + "\n");
-  await writeFileAtomic(out.markdown, renderMarkdownReport(report));
+  await writeFileAtomic(out.markdown, markdownText);
   if (options.trecRuns) {
     for (const [method, run] of report.runs) {
       const path = join(outDir, `${method}.trec`);
@@ -189,10 +191,7 @@ export async function writeEvaluationOutputs(report: EvaluationReport, outDir: s
 }
 
 /** Where the CLI writes. */
-export interface CliStreams {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
+export type CliStreams = CliIO;
 
 const PROCESS_STREAMS: CliStreams = {
   stdout: (t) => process.stdout.write(t),
@@ -212,47 +211,43 @@ function progressPrinter(stderr: (t: string) => void): (e: EvaluationProgress) =
 
 /**
  * Runs the CLI: parses `argv`, evaluates, writes the outputs, prints the report to stdout and
- * progress to stderr. Returns the exit code (0 ok, 1 failure, 2 bad arguments); never throws.
+ * progress to stderr. Returns the exit code: 0 ok; 1 runtime error (a path that is not a folder, a
+ * model that does not load, an unknown split; the message on stderr); 2 usage error (a bad flag or
+ * a combination the evaluator rejects; the message and the usage on stderr). Never throws.
  */
 export async function runEvaluateCli(argv: string[], streams: CliStreams = PROCESS_STREAMS): Promise<number> {
-  let options: EvaluateCliOptions | null;
-  try {
-    options = parseEvaluateArgs(argv);
-  } catch (err) {
-    streams.stderr(`${(err as Error).message}\n\n${EVALUATE_USAGE}`);
-    return 2;
-  }
-  if (options === null) {
-    streams.stdout(EVALUATE_USAGE);
-    return 0;
-  }
-  let evaluator: RetrievalEvaluator;
-  try {
-    for (const [flag, path] of [
-      ["--dataset", options.evaluator.dataset],
-      ["--dpr", options.evaluator.dprModelPath],
-      ["--cross-encoder", options.evaluator.crossEncoderPath],
-    ] as const) {
-      if (path === undefined) continue;
-      const s = await stat(path).catch(() => undefined);
-      if (!s?.isDirectory()) throw new Error(`${WHO}: ${flag} ${path} is not a folder`);
+  return runCommandLine({ who: WHO, usage: EVALUATE_USAGE, io: streams }, async () => {
+    const options = parseEvaluateArgs(argv);
+    if (options === null) {
+      streams.stdout(EVALUATE_USAGE);
+      return 0;
     }
-    evaluator = new RetrievalEvaluator({ ...options.evaluator, onProgress: options.quiet ? undefined : progressPrinter(streams.stderr) });
-  } catch (err) {
-    streams.stderr(`${(err as Error).message}\n\n${EVALUATE_USAGE}`);
-    return 2;
-  }
-  try {
-    const report = await evaluator.evaluate();
-    const written = await writeEvaluationOutputs(report, options.outDir, { trecRuns: options.trecRuns });
-    streams.stdout(renderMarkdownReport(report));
-    streams.stderr(`wrote ${[written.markdown, written.json, written.recallSvg, written.latencySvg, ...written.trecRuns].join(", ")}\n`);
-    return 0;
-  } catch (err) {
-    const msg = (err as Error).message;
-    streams.stderr(`${msg.startsWith(`${WHO}:`) ? "" : `${WHO}: `}${msg}\n`);
-    return 1;
-  } finally {
-    await evaluator.dispose();
-  }
+    let evaluator: RetrievalEvaluator;
+    try {
+      // The evaluator's constructor only checks settings (methods against the models given, depths).
+      evaluator = new RetrievalEvaluator({ ...options.evaluator, onProgress: options.quiet ? undefined : progressPrinter(streams.stderr) });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    try {
+      for (const [flag, path] of [
+        ["--dataset", options.evaluator.dataset],
+        ["--dpr", options.evaluator.dprModelPath],
+        ["--cross-encoder", options.evaluator.crossEncoderPath],
+      ] as const) {
+        if (path === undefined) continue;
+        const s = await stat(path).catch(() => undefined);
+        if (!s?.isDirectory()) throw new Error(`${WHO}: ${flag} ${path} is not a folder`);
+      }
+      const report = await evaluator.evaluate();
+      const written = await writeEvaluationOutputs(report, options.outDir, { trecRuns: options.trecRuns });
+      streams.stdout(written.markdownText);
+      if (written.plotsSkipped) streams.stderr(`${WHO}: ${written.plotsSkipped}; the report is written without them\n`);
+      const files = [written.markdown, written.json, written.recallSvg, written.latencySvg, ...written.trecRuns].filter((f) => f !== undefined);
+      streams.stderr(`wrote ${files.join(", ")}\n`);
+      return 0;
+    } finally {
+      await evaluator.dispose();
+    }
+  });
 }

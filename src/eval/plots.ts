@@ -6,6 +6,7 @@
  */
 import type { TopLevelSpec } from "vega-lite";
 
+import { assertPeers } from "../utils/optional-peer.js";
 import type { EvaluationReport } from "./evaluate.js";
 
 /** The recall cut-offs plotted on the recall@k curve. */
@@ -57,8 +58,12 @@ export function latencySpec(report: EvaluationReport): TopLevelSpec {
   };
 }
 
-/** Renders a Vega-Lite spec to an SVG string (headless). */
+/**
+ * Renders a Vega-Lite spec to an SVG string (headless).
+ * @throws Error naming the `npm install` command when the optional vega / vega-lite packages are missing.
+ */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  assertPeers("plots", "renderSvg");
   const [vega, vegaLite] = await Promise.all([import("vega"), import("vega-lite")]);
   const compiled = vegaLite.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });

@@ -50,8 +50,18 @@ export function reportToJson(report: EvaluationReport): Record<string, unknown> 
   return { format: "langchain-dpr-evaluation", version: 1, articleRecallNote: ARTICLE_RECALL_NOTE, ...rest };
 }
 
-/** Renders the Markdown report. `files` names the plots to link (relative to the report). */
-export function renderMarkdownReport(report: EvaluationReport, files: Pick<ReportFiles, "recallSvg" | "latencySvg"> = DEFAULT_REPORT_FILES): string {
+/** What the Plots section says when the report has no plots. */
+export const NO_PLOTS_NOTE = "SVG plots not drawn (they need the optional packages vega and vega-lite).";
+
+/**
+ * Renders the Markdown report. `files` names the plots to link (relative to the report); `null`
+ * when the plots were not drawn, and the Plots section then says `noPlotsNote`.
+ */
+export function renderMarkdownReport(
+  report: EvaluationReport,
+  files: Pick<ReportFiles, "recallSvg" | "latencySvg"> | null = DEFAULT_REPORT_FILES,
+  noPlotsNote: string = NO_PLOTS_NOTE,
+): string {
   const { dataset: d, settings: s, build: b } = report;
   const lines: string[] = [];
   lines.push(`# Retrieval evaluation: ${d.name} (${d.split})`, "");
@@ -94,6 +104,7 @@ export function renderMarkdownReport(report: EvaluationReport, files: Pick<Repor
       "hybrid search is the FAISS and BM25 searches one after the other; total is the per-query sum of the method's stages.",
     "",
   );
-  lines.push("## Plots", "", `![recall@k per method](${files.recallSvg})`, "", `![latency per stage](${files.latencySvg})`, "");
+  if (files) lines.push("## Plots", "", `![recall@k per method](${files.recallSvg})`, "", `![latency per stage](${files.latencySvg})`, "");
+  else lines.push("## Plots", "", noPlotsNote, "");
   return lines.join("\n");
 }

@@ -1,11 +1,10 @@
 /**
- * The `serve` command: loads a DPR model + a saved FaissDPRStore (+ optional BM25 index for
- * hybrid search) and serves them over HTTP. scripts/serve.ts is a thin wrapper over
- * {@link runServe}.
+ * The `langchain-dpr serve` command: loads a DPR model + a saved FaissDPRStore (+ optional BM25
+ * index for hybrid search) and serves them over HTTP. {@link runServe} is what the dispatcher
+ * (src/cli/) runs; scripts/serve.ts is a thin wrapper over the same dispatcher.
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type { FastifyInstance } from "fastify";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
@@ -16,7 +15,8 @@ import type { RetrievalResult, RetrievalService, RetrieveOptions } from "../retr
 import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
 import { TwoStageRetriever } from "../retrievers/two-stage-retriever.js";
 import { createServer, installGracefulShutdown } from "./server.js";
-import { parseNumberFlag } from "../utils/cli-args.js";
+import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
+import { SERVE_USAGE as USAGE } from "../cli/usage.js";
 
 /** Parsed `serve` options. */
 export interface ServeOptions {
@@ -45,34 +45,17 @@ export interface ServeOptions {
   log: boolean;
 }
 
-export const SERVE_USAGE = `Usage: npx tsx scripts/serve.ts --model <dpr model dir> --index <FaissDPRStore dir> [options]
-
-  --bm25 <dir>               BM25Index folder: serve hybrid dense + BM25 (no query cache in this mode)
-  --reranker <dir>           cross-encoder folder: requests may rerank the top --fetch-k (default on)
-  --fusion rrf|linear        hybrid fusion (default rrf); --alpha <0..1> dense weight for linear (0.5)
-  --host <addr>              default 127.0.0.1
-  --port <n>                 default 8080 (0 = any free port)
-  --k <n>                    default k (10); --max-k <n> largest k a request may ask (100)
-  --fetch-k <n>              candidates for the reranker (100)
-  --max-query-length <n>     characters (1000)
-  --max-concurrent <n>       retrievals at once (4); --max-queue <n> waiting (16); beyond: 503
-  --timeout-ms <n>           deadline per retrieval, queue wait included (10000); past it: 504
-  --no-cache                 disable the query cache; --cache-size <n> (1000) --cache-ttl-ms <n> (300000)
-  --threads <n>              onnxruntime intra-op threads
-  --quantized                use model_quantized.onnx
-  --drain-timeout-ms <n>     on SIGTERM, exit 1 if in-flight requests take longer (30000)
-  --extra-latency-ms <n>     testing aid: sleep n ms inside each retrieval (to exercise 503/shutdown)
-  --log                      fastify request logging to stdout`;
+/** Usage text of `langchain-dpr serve`. */
+export const SERVE_USAGE = USAGE;
 
 function int(name: string, v: string | undefined, def: number, min: number): number {
   return parseNumberFlag("serve", `--${name}`, v, { integer: true, min }) ?? def;
 }
 
-/** Parses command-line arguments; throws with a message naming the bad option. */
-export function parseServeArgs(argv: string[]): ServeOptions {
-  const { values } = parseArgs({
+/** Parses command-line arguments; null for `--help`. Throws a {@link UsageError} naming the bad option. */
+export function parseServeArgs(argv: string[]): ServeOptions | null {
+  const { values } = parseCliArgs("serve", {
     args: argv,
-    strict: true,
     options: {
       model: { type: "string" },
       index: { type: "string" },
@@ -100,13 +83,13 @@ export function parseServeArgs(argv: string[]): ServeOptions {
       help: { type: "boolean" },
     },
   });
-  if (values.help) throw new Error(SERVE_USAGE);
-  if (!values.model) throw new Error("serve: --model <dpr model dir> is required");
-  if (!values.index) throw new Error("serve: --index <FaissDPRStore dir> is required");
+  if (values.help) return null;
+  if (!values.model) throw new UsageError("serve: --model <dpr model dir> is required");
+  if (!values.index) throw new UsageError("serve: --index <FaissDPRStore dir> is required");
   const fusion = (values.fusion ?? "rrf") as FusionMethod;
-  if (fusion !== "rrf" && fusion !== "linear") throw new Error(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
+  if (fusion !== "rrf" && fusion !== "linear") throw new UsageError(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
   const alpha = values.alpha === undefined ? 0.5 : Number(values.alpha);
-  if (!(alpha >= 0 && alpha <= 1)) throw new Error(`serve: --alpha must be in [0, 1], got ${JSON.stringify(values.alpha)}`);
+  if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`serve: --alpha must be in [0, 1], got ${JSON.stringify(values.alpha)}`);
   return {
     model: values.model,
     index: values.index,
@@ -202,18 +185,22 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   return { app, url: address, embeddings, store, close };
 }
 
-/** The CLI: parse, start, print the address, drain on SIGTERM/SIGINT. Returns the exit code on failure. */
-export async function runServe(argv: string[]): Promise<void> {
-  let opts: ServeOptions;
-  try {
-    opts = parseServeArgs(argv);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    process.exitCode = 2;
-    return;
-  }
-  const handle = await startServe(opts);
-  installGracefulShutdown(handle.app, { timeoutMs: opts.drainTimeoutMs, onClosed: handle.close });
-  const mode = `${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}${opts.reranker ? " + reranker" : ""}`;
-  console.log(`listening on ${handle.url} (${mode}, ${handle.store.size} documents)`);
+/**
+ * The CLI: parse, start, print the address, drain on SIGTERM/SIGINT (exit 0, or 1 past
+ * --drain-timeout-ms). Returns 0 once listening (the server keeps the process alive), 1 when it
+ * could not start, 2 on a usage error (the message and the usage on stderr). Never throws.
+ */
+export async function runServe(argv: string[], io: CliIO = PROCESS_IO): Promise<number> {
+  return runCommandLine({ who: "serve", usage: SERVE_USAGE, io }, async () => {
+    const opts = parseServeArgs(argv);
+    if (opts === null) {
+      io.stdout(SERVE_USAGE);
+      return 0;
+    }
+    const handle = await startServe(opts);
+    installGracefulShutdown(handle.app, { timeoutMs: opts.drainTimeoutMs, onClosed: handle.close });
+    const mode = `${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}${opts.reranker ? " + reranker" : ""}`;
+    io.stdout(`listening on ${handle.url} (${mode}, ${handle.store.size} documents)\n`);
+    return 0;
+  });
 }

@@ -1,8 +1,8 @@
 /**
- * The command line of `scripts/train-dpr.ts` and `scripts/pretrain-dpr.ts`: parses arguments, loads
- * data and the starting model, runs {@link DPRTrainer}, prints where the model folder is.
+ * The command line of `langchain-dpr train` and `langchain-dpr pretrain` (src/cli/; scripts/train-dpr.ts
+ * and scripts/pretrain-dpr.ts): parses arguments, loads data and the starting model, runs
+ * {@link DPRTrainer}, prints where the model folder is. Usage text: src/cli/usage.ts.
  */
-import { parseArgs } from "node:util";
 import { mkdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
@@ -17,46 +17,28 @@ import { loadInitialModel, scratchModel, type InitialModel } from "./init.js";
 import { cropExamples, ictExamples } from "./pretrain.js";
 import { SeededRandom } from "./random.js";
 import { DPRTrainer, type TrainerData } from "./trainer.js";
-import { parseNumberFlag } from "../utils/cli-args.js";
+import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
+import { PRETRAIN_USAGE, TRAIN_USAGE } from "../cli/usage.js";
 
-const USAGE = `Usage: train-dpr --data <BEIR folder | dpr.json | pairs.jsonl> --out <folder> [options]
-
-Data
-  --data PATH            BEIR folder (corpus.jsonl, queries.jsonl, qrels/), DPR JSON, or JSONL pairs
-  --split NAME           BEIR split to train on (default train)
-  --mode M               supervised (default) | ict | crop  (ict/crop: pairs from the corpus alone)
-  --dev-split NAME       BEIR split evaluated after each epoch (selects model/)
-  --dev-fraction F       hold out this fraction of the training queries as the dev set (BEIR)
-  --negatives FILE       DPR JSON (e.g. from scripts/mine-hard-negatives.ts) whose hard_negative_ctxs are
-                         attached to the training examples with the same question text
-Model
-  --init PATH            model folder of ours, HF BERT/DPR folder, or model.safetensors (config.json, vocab beside)
-  --hidden N --layers N --heads N --ffn N --max-len N --vocab-size N   from scratch (vocabulary from the corpus)
-  --shared               one encoder for questions and passages (default: two)
-  --pooling cls|mean     (default cls)   --title-join pair|none (default pair)
-Recipe
-  --epochs N (1) --max-steps N --batch N (32) --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
-  --weight-decay X (0.01) --clip X (2.0) --temperature X (1) --hard-negatives N (1) --dropout X
-  --q-len N (64) --p-len N (256) --seed N (42) --grad-cache N (GradCache chunk rows)
-Run
-  --checkpoint-every N   checkpoint every N updates (always at each epoch's end)
-  --max-minutes X        stop after X minutes (the epoch's dev evaluation and the export still run)
-  --dev-eval onnx|backend  dev evaluation by the exported ONNX model or the TF.js encoders (default: backend on webgpu)
-  --resume               continue from <out>/checkpoint
-  --quantize             also write int8 ONNX   --select-metric NAME (ndcg@10)
-  --backend B            ${BACKEND_ORDER.join(" | ")} (default: best available)   --threads N (wasm)
-  --no-progress          --throttle-ms N (sleep after each update)
-`;
+const WHO = "train-dpr";
 
 function num(v: string | undefined, name: string, integer = false): number | undefined {
-  return parseNumberFlag("train-dpr", `--${name}`, v, { integer });
+  return parseNumberFlag(WHO, `--${name}`, v, { integer });
 }
 
-/** Runs the training command line; returns the process exit code. */
-export async function runTrainCli(argv: string[], defaults: { mode?: string } = {}): Promise<number> {
-  const { values } = parseArgs({
+/**
+ * Runs the training command line (`langchain-dpr train`, or `pretrain` with `defaults.mode` "ict");
+ * returns the exit code: 0 done, 1 runtime error, 2 usage error (message and usage on stderr).
+ * Never throws.
+ */
+export async function runTrainCli(argv: string[], defaults: { mode?: string } = {}, io: CliIO = PROCESS_IO): Promise<number> {
+  const usage = defaults.mode === "ict" ? PRETRAIN_USAGE : TRAIN_USAGE;
+  return runCommandLine({ who: WHO, usage, io }, () => train(argv, defaults, usage, io));
+}
+
+async function train(argv: string[], defaults: { mode?: string }, usage: string, io: CliIO): Promise<number> {
+  const { values } = parseCliArgs(WHO, {
     args: argv,
-    strict: true,
     options: {
       data: { type: "string" }, split: { type: "string", default: "train" }, mode: { type: "string" },
       "dev-split": { type: "string" }, "dev-fraction": { type: "string" }, negatives: { type: "string" },
@@ -75,15 +57,15 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
     },
   });
   if (values.help) {
-    process.stdout.write(USAGE);
+    io.stdout(usage);
     return 0;
   }
-  if (!values.data || !values.out) throw new Error(`train-dpr: --data and --out are required\n\n${USAGE}`);
+  if (!values.data || !values.out) throw new UsageError(`${WHO}: --data and --out are required`);
   const mode = values.mode ?? defaults.mode ?? "supervised";
-  if (!["supervised", "ict", "crop"].includes(mode)) throw new Error(`train-dpr: --mode must be supervised, ict or crop, got '${mode}'`);
+  if (!["supervised", "ict", "crop"].includes(mode)) throw new UsageError(`train-dpr: --mode must be supervised, ict or crop, got '${mode}'`);
   const backend = values.backend as BackendChoice | undefined;
-  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new Error(`train-dpr: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
-  if (values["dev-eval"] !== undefined && !["onnx", "backend"].includes(values["dev-eval"])) throw new Error(`train-dpr: --dev-eval must be onnx or backend, got '${values["dev-eval"]}'`);
+  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new UsageError(`train-dpr: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
+  if (values["dev-eval"] !== undefined && !["onnx", "backend"].includes(values["dev-eval"])) throw new UsageError(`train-dpr: --dev-eval must be onnx or backend, got '${values["dev-eval"]}'`);
   const seed = num(values.seed, "seed", true) ?? 42;
   const out = resolve(values.out);
 
@@ -100,7 +82,7 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
       let queries = ds.queries;
       const fraction = num(values["dev-fraction"], "dev-fraction");
       if (fraction !== undefined) {
-        if (!(fraction > 0 && fraction < 1)) throw new Error(`train-dpr: --dev-fraction must be in (0, 1), got ${fraction}`);
+        if (!(fraction > 0 && fraction < 1)) throw new UsageError(`train-dpr: --dev-fraction must be in (0, 1), got ${fraction}`);
         const order = new SeededRandom(SeededRandom.mix(seed, 0xde7)).shuffle([...queries]);
         const nDev = Math.max(1, Math.round(fraction * order.length));
         const devQueries = order.slice(0, nDev);
@@ -113,24 +95,24 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
       examples = built.examples;
       dataInfo["split"] = source.split;
       dataInfo["trainQueries"] = queries.length;
-      if (built.skipped.missingPassages > 0) process.stderr.write(`train-dpr: ${built.skipped.missingPassages} judged passages are missing from the corpus (skipped)\n`);
+      if (built.skipped.missingPassages > 0) io.stderr(`train-dpr: ${built.skipped.missingPassages} judged passages are missing from the corpus (skipped)\n`);
     } else {
       corpus = await loadBeirCorpus(source.dir);
     }
     if (values["dev-split"]) {
-      if (dev) throw new Error("train-dpr: give --dev-split or --dev-fraction, not both");
+      if (dev) throw new UsageError("train-dpr: give --dev-split or --dev-fraction, not both");
       const d = await loadBeirDataset(source.dir, values["dev-split"]);
       dev = { queries: d.queries, corpus: d.corpus, qrels: d.qrels };
       dataInfo["dev"] = { split: values["dev-split"], queries: d.queries.length };
     }
   } else {
-    if (mode !== "supervised") throw new Error(`train-dpr: --mode ${mode} needs a BEIR folder (its corpus), got ${source.kind}`);
-    if (values["dev-split"] || values["dev-fraction"]) throw new Error("train-dpr: --dev-split / --dev-fraction need a BEIR folder");
+    if (mode !== "supervised") throw new UsageError(`train-dpr: --mode ${mode} needs a BEIR folder (its corpus), got ${source.kind}`);
+    if (values["dev-split"] || values["dev-fraction"]) throw new UsageError("train-dpr: --dev-split / --dev-fraction need a BEIR folder");
     examples = await loadTrainingExamples(source);
   }
 
   if (values.negatives) {
-    if (mode !== "supervised") throw new Error("train-dpr: --negatives applies to supervised training only");
+    if (mode !== "supervised") throw new UsageError("train-dpr: --negatives applies to supervised training only");
     const mined = await readDprJson(values.negatives);
     const byQuestion = new Map<string, Passage[]>();
     for (const m of mined) if (m.hardNegatives.length > 0) byQuestion.set(m.question, m.hardNegatives);
@@ -158,7 +140,7 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
     dataInfo["init"] = init.source;
   } else {
     const shape = { hidden: num(values.hidden, "hidden", true), layers: num(values.layers, "layers", true), heads: num(values.heads, "heads", true), ffn: num(values.ffn, "ffn", true) };
-    for (const [k, v] of Object.entries(shape)) if (v === undefined) throw new Error(`train-dpr: without --init, give the model shape: --${k} is missing`);
+    for (const [k, v] of Object.entries(shape)) if (v === undefined) throw new UsageError(`train-dpr: without --init, give the model shape: --${k} is missing`);
     const maxLen = num(values["max-len"], "max-len", true) ?? 512;
     const texts = corpus ? corpus.flatMap((p) => [p.title, p.text]) : examples.flatMap((e) => [e.question, ...e.positives.flatMap((p) => [p.title, p.text])]);
     const built = scratchModel({ ...(shape as Record<keyof typeof shape, number>), maxLen, vocabSize: num(values["vocab-size"], "vocab-size", true) ?? 8192, texts, dropout: num(values.dropout, "dropout") });
@@ -230,24 +212,20 @@ export async function runTrainCli(argv: string[], defaults: { mode?: string } = 
   });
   const started = Date.now();
   const result = await trainer.train({ resume: values.resume });
-  process.stderr.write(
+  io.stderr(
     `train-dpr: ${result.steps} updates in ${((Date.now() - started) / 1000).toFixed(1)} s` +
       `${result.resumedFromStep !== undefined ? ` (resumed at update ${result.resumedFromStep})` : ""}; ` +
       `loss ${result.firstLoss.toFixed(4)} → ${result.lastLoss.toFixed(4)}` +
       `${result.bestEpoch !== undefined ? `; best dev epoch ${result.bestEpoch + 1}` : ""}\n`,
   );
-  process.stdout.write(`${result.modelDir}\n`);
+  io.stdout(`${result.modelDir}\n`);
   return 0;
 }
 
-/** Runs the CLI as a process main: prints errors without a stack and exits non-zero. */
+/**
+ * Runs the CLI as a process main and exits with its code (training may leave wasm worker threads
+ * that would keep the process alive).
+ */
 export function mainTrainCli(defaults: { mode?: string } = {}): void {
-  runTrainCli(process.argv.slice(2), defaults).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  void runTrainCli(process.argv.slice(2), defaults).then((code) => process.exit(code));
 }
-

@@ -1,12 +1,12 @@
 /**
- * The cross-encoder training command line (scripts/train-cross-encoder.ts is a thin wrapper over
- * {@link runCrossEncoderCli}): loads DPR JSON (e.g. from scripts/mine-hard-negatives.ts) or mines
- * negatives on the fly from a BEIR folder, loads the starting model, trains, exports.
+ * The cross-encoder training command line, `langchain-dpr train-cross-encoder` (src/cli/;
+ * scripts/train-cross-encoder.ts is a thin wrapper over the same dispatcher): {@link runCrossEncoderCli}
+ * loads DPR JSON (e.g. from `langchain-dpr mine`) or mines negatives on the fly from a BEIR folder,
+ * loads the starting model, trains, exports.
  *
  * @module
  */
 import { stat } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
 import { readDprJson } from "../data/dpr.js";
 import type { TrainingExample } from "../data/types.js";
@@ -18,41 +18,13 @@ import { loadInitialModel, scratchModel } from "./init.js";
 import { formatMiningStats } from "./mining-cli.js";
 import { HardNegativeMiner, type MiningMethod } from "./mining.js";
 import { ictExamples, spanExamples } from "./pretrain.js";
-import { parseNumberFlag, type NumberFlagRule } from "../utils/cli-args.js";
+import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO, type NumberFlagRule } from "../utils/cli-args.js";
+import { CROSS_ENCODER_USAGE as USAGE } from "../cli/usage.js";
 
 const WHO = "train-cross-encoder";
 
-/** Usage text of the CLI. */
-export const CROSS_ENCODER_USAGE = `usage: npx tsx scripts/train-cross-encoder.ts --data <dpr.json | BEIR folder> --out <folder> [options]
-
-Data
-  --data PATH            DPR JSON with hard_negative_ctxs, or a BEIR folder (negatives mined on the fly)
-  --split NAME           BEIR split to train on (default train)
-  --mode M               supervised (default) | ict | span: ict and span make pairs from a BEIR folder's
-                         corpus alone (ict: a sentence → the rest of its passage; span: an exact word span
-                         from a passage's start → the passage); negatives are other passages
-  --draws N              pairs per passage for ict/span, each a new draw (default 1)
-  --mine bm25|dense      how a BEIR folder's negatives are mined (default bm25)
-  --mine-model DIR       DPR model folder for --mine dense
-  --skip-top N (0) --depth D (100) --margin M --mine-per-question N (10)   mining rules
-Model
-  --init PATH            model folder of ours, HF BERT/DPR folder, cross-encoder folder, or model.safetensors
-  --init-side passage|question   which encoder of a DPR folder starts the cross-encoder (default passage)
-  --hidden N --layers N --heads N --ffn N --max-len N --vocab-size N
-                         from scratch: vocabulary learnt from --corpus (a BEIR folder; default: --data when
-                         it is one, else the passages of the DPR JSON)
-  --corpus DIR           BEIR folder whose passages train the vocabulary
-  --match-head           turn head 0 of layer 0 into a lexical match head first (for models without a
-                         pretrained language model: from scratch or from our DPR encoders)
-Recipe
-  --loss listwise|binary (listwise)   --negatives N (3)   --batch N questions per update (8)
-  --epochs N (1) --max-steps N --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
-  --weight-decay X (0.01) --clip X (1.0) --max-length N (256) --dropout X --seed N (42)
-Run
-  --quantize             also write model_quantized.onnx (int8)
-  --backend B            ${BACKEND_ORDER.join(" | ")} (default: best available)   --threads N (wasm)
-  --no-progress --quiet --help
-`;
+/** Usage text of the CLI (`langchain-dpr train-cross-encoder`). */
+export const CROSS_ENCODER_USAGE = USAGE;
 
 /** Parsed command line. */
 export interface CrossEncoderCliOptions {
@@ -108,35 +80,31 @@ const FLAGS = {
 } as const;
 
 function parseFlags(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, strict: true, allowPositionals: false, options: FLAGS }).values;
-  } catch (err) {
-    throw new Error(`${WHO}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/s, "")}`);
-  }
+  return parseCliArgs(WHO, { args: argv, options: FLAGS }).values;
 }
 
-/** Parses the CLI's arguments; null for `--help`. Throws an Error naming the bad flag. */
+/** Parses the CLI's arguments; null for `--help`. Throws a {@link UsageError} naming the bad flag. */
 export function parseCrossEncoderArgs(argv: string[]): CrossEncoderCliOptions | null {
   const values = parseFlags(argv);
   if (values.help) return null;
-  if (!values.data) throw new Error(`${WHO}: --data <dpr.json | BEIR folder> is required`);
-  if (!values.out) throw new Error(`${WHO}: --out <folder> is required`);
+  if (!values.data) throw new UsageError(`${WHO}: --data <dpr.json | BEIR folder> is required`);
+  if (!values.out) throw new UsageError(`${WHO}: --out <folder> is required`);
   const loss = values.loss ?? "listwise";
   const mode = values.mode ?? "supervised";
-  if (mode !== "supervised" && mode !== "ict" && mode !== "span") throw new Error(`${WHO}: --mode must be supervised, ict or span, got "${mode}"`);
-  if (loss !== "listwise" && loss !== "binary") throw new Error(`${WHO}: --loss must be binary or listwise, got "${loss}"`);
+  if (mode !== "supervised" && mode !== "ict" && mode !== "span") throw new UsageError(`${WHO}: --mode must be supervised, ict or span, got "${mode}"`);
+  if (loss !== "listwise" && loss !== "binary") throw new UsageError(`${WHO}: --loss must be binary or listwise, got "${loss}"`);
   const mine = values.mine ?? "bm25";
-  if (mine !== "bm25" && mine !== "dense") throw new Error(`${WHO}: --mine must be bm25 or dense, got "${mine}"`);
-  if (mine === "dense" && !values["mine-model"]) throw new Error(`${WHO}: --mine dense needs --mine-model <DPR model folder>`);
+  if (mine !== "bm25" && mine !== "dense") throw new UsageError(`${WHO}: --mine must be bm25 or dense, got "${mine}"`);
+  if (mine === "dense" && !values["mine-model"]) throw new UsageError(`${WHO}: --mine dense needs --mine-model <DPR model folder>`);
   const initSide = values["init-side"] ?? "passage";
-  if (initSide !== "passage" && initSide !== "question") throw new Error(`${WHO}: --init-side must be passage or question, got "${initSide}"`);
+  if (initSide !== "passage" && initSide !== "question") throw new UsageError(`${WHO}: --init-side must be passage or question, got "${initSide}"`);
   const backend = values.backend as BackendChoice | undefined;
-  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new Error(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got "${backend}"`);
+  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new UsageError(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got "${backend}"`);
   const int = (flag: keyof typeof FLAGS, min = 1) => numberArg(values[flag] as string | undefined, `--${flag}`, { integer: true, min });
   const shapeFlags = ["hidden", "layers", "heads", "ffn", "max-len", "vocab-size"] as const;
   const given = shapeFlags.filter((f) => values[f] !== undefined);
   let scratch: CrossEncoderCliOptions["scratch"];
-  if (values.init && given.length > 0) throw new Error(`${WHO}: --init and --${given[0]} exclude each other (a shape is for training from scratch)`);
+  if (values.init && given.length > 0) throw new UsageError(`${WHO}: --init and --${given[0]} exclude each other (a shape is for training from scratch)`);
   if (!values.init) {
     scratch = {
       hidden: int("hidden") ?? 128,
@@ -193,80 +161,76 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad arguments). */
-export async function runCrossEncoderCli(argv: string[]): Promise<number> {
-  let o: CrossEncoderCliOptions | null;
-  try {
-    o = parseCrossEncoderArgs(argv);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${CROSS_ENCODER_USAGE}`);
-    return 2;
-  }
+/**
+ * Runs the CLI; returns the exit code (0 ok, 1 runtime error, 2 usage error: the message and the
+ * usage on stderr). Never throws.
+ */
+export async function runCrossEncoderCli(argv: string[], io: CliIO = PROCESS_IO): Promise<number> {
+  return runCommandLine({ who: WHO, usage: CROSS_ENCODER_USAGE, io }, () => trainCrossEncoder(argv, io));
+}
+
+async function trainCrossEncoder(argv: string[], io: CliIO): Promise<number> {
+  const o = parseCrossEncoderArgs(argv);
   if (o === null) {
-    process.stdout.write(CROSS_ENCODER_USAGE);
+    io.stdout(CROSS_ENCODER_USAGE);
     return 0;
   }
-  const log = o.quiet ? () => undefined : (line: string) => process.stderr.write(`${line}\n`);
-  try {
-    const { info } = await selectBackend({ prefer: o.backend, threads: o.threads, log: o.quiet ? false : undefined });
-    let examples: TrainingExample[];
-    let dataInfo: Record<string, unknown>;
-    const dataIsBeir = await isDir(o.data);
-    if (o.mode !== "supervised") {
-      if (!dataIsBeir) throw new Error(`--mode ${o.mode} needs a BEIR folder (its corpus.jsonl), got the file ${o.data}`);
-      const corpus = await loadBeirCorpus(o.data);
-      const make = o.mode === "ict" ? ictExamples : spanExamples;
-      examples = [];
-      for (let draw = 0; draw < o.draws; draw++) examples.push(...make(corpus, { seed: o.seed ?? 42, epoch: draw }));
-      if (examples.length === 0) throw new Error(`--mode ${o.mode}: ${o.data} gave no pairs (passages too short${o.mode === "ict" ? " or without sentence breaks" : ""})`);
-      dataInfo = { beir: o.data, mode: o.mode, draws: o.draws, pairs: examples.length };
-    } else if (dataIsBeir) {
-      const dataset = await loadBeirDataset(o.data, o.split);
-      const miner = new HardNegativeMiner({
-        method: o.mine, modelPath: o.mineModel, skipTop: o.skipTop, depth: o.depth, margin: o.margin, perQuestion: o.minePerQuestion, log,
-      });
-      const mined = await miner.mine(dataset);
-      log(`${WHO}: mined ${formatMiningStats(mined.stats)}`);
-      examples = mined.examples;
-      dataInfo = { beir: o.data, split: o.split, mining: { rules: miner.rules, ...mined.stats } };
-    } else {
-      examples = await readDprJson(o.data);
-      dataInfo = { dprJson: o.data };
-    }
-    let config: BertConfig, tokenizer: BertTokenizer, weights: BertWeights | undefined, source: string;
-    if (o.init) {
-      const init = await loadInitialModel(o.init);
-      config = init.config;
-      tokenizer = init.tokenizer;
-      weights = o.initSide === "passage" ? init.passage ?? init.question : init.question;
-      source = `${init.source}${init.passage ? ` (${o.initSide} encoder)` : ""}`;
-    } else {
-      const corpusDir = o.corpus ?? (dataIsBeir ? o.data : undefined);
-      const texts = corpusDir
-        ? (await loadBeirCorpus(corpusDir)).flatMap((p) => [p.title, p.text])
-        : examples.flatMap((e) => [...e.positives, ...e.hardNegatives].flatMap((p) => [p.title, p.text]));
-      ({ config, tokenizer } = scratchModel({ ...o.scratch!, texts }));
-      source = `scratch ${JSON.stringify(o.scratch)} (vocabulary from ${corpusDir ?? o.data})`;
-    }
-    log(`${WHO}: ${examples.length} questions; model from ${source}`);
-    const trainer = new CrossEncoderTrainer({
-      outputDir: o.out, tokenizer, config, weights, train: examples, loss: o.loss, negatives: o.negatives, batchSize: o.batch,
-      epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps,
-      weightDecay: o.weightDecay, maxGradNorm: o.clip, maxLength: o.maxLength, dropout: o.dropout, seed: o.seed,
-      matchHead: o.matchHead, quantize: o.quantize, progress: o.progress && !o.quiet ? undefined : false,
-      metadata: { args: argv, data: dataInfo, init: source, backend: describeBackend(info) },
+  const log = o.quiet ? () => undefined : (line: string) => io.stderr(`${line}\n`);
+  const { info } = await selectBackend({ prefer: o.backend, threads: o.threads, log: o.quiet ? false : undefined });
+  let examples: TrainingExample[];
+  let dataInfo: Record<string, unknown>;
+  const dataIsBeir = await isDir(o.data);
+  if (o.mode !== "supervised") {
+    if (!dataIsBeir) throw new Error(`--mode ${o.mode} needs a BEIR folder (its corpus.jsonl), got the file ${o.data}`);
+    const corpus = await loadBeirCorpus(o.data);
+    const make = o.mode === "ict" ? ictExamples : spanExamples;
+    examples = [];
+    for (let draw = 0; draw < o.draws; draw++) examples.push(...make(corpus, { seed: o.seed ?? 42, epoch: draw }));
+    if (examples.length === 0) throw new Error(`--mode ${o.mode}: ${o.data} gave no pairs (passages too short${o.mode === "ict" ? " or without sentence breaks" : ""})`);
+    dataInfo = { beir: o.data, mode: o.mode, draws: o.draws, pairs: examples.length };
+  } else if (dataIsBeir) {
+    const dataset = await loadBeirDataset(o.data, o.split);
+    const miner = new HardNegativeMiner({
+      method: o.mine, modelPath: o.mineModel, skipTop: o.skipTop, depth: o.depth, margin: o.margin, perQuestion: o.minePerQuestion, log,
     });
-    try {
-      const result = await trainer.train();
-      log(`${WHO}: ${result.steps} updates in ${result.seconds.toFixed(1)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}; model: ${result.modelDir}`);
-      if (o.quiet) return 0;
-      process.stdout.write(`${result.modelDir}\n`);
-    } finally {
-      trainer.dispose();
-    }
-    return 0;
-  } catch (err) {
-    process.stderr.write(`${WHO}: ${(err as Error).message}\n`);
-    return 1;
+    const mined = await miner.mine(dataset);
+    log(`${WHO}: mined ${formatMiningStats(mined.stats)}`);
+    examples = mined.examples;
+    dataInfo = { beir: o.data, split: o.split, mining: { rules: miner.rules, ...mined.stats } };
+  } else {
+    examples = await readDprJson(o.data);
+    dataInfo = { dprJson: o.data };
   }
+  let config: BertConfig, tokenizer: BertTokenizer, weights: BertWeights | undefined, source: string;
+  if (o.init) {
+    const init = await loadInitialModel(o.init);
+    config = init.config;
+    tokenizer = init.tokenizer;
+    weights = o.initSide === "passage" ? init.passage ?? init.question : init.question;
+    source = `${init.source}${init.passage ? ` (${o.initSide} encoder)` : ""}`;
+  } else {
+    const corpusDir = o.corpus ?? (dataIsBeir ? o.data : undefined);
+    const texts = corpusDir
+      ? (await loadBeirCorpus(corpusDir)).flatMap((p) => [p.title, p.text])
+      : examples.flatMap((e) => [...e.positives, ...e.hardNegatives].flatMap((p) => [p.title, p.text]));
+    ({ config, tokenizer } = scratchModel({ ...o.scratch!, texts }));
+    source = `scratch ${JSON.stringify(o.scratch)} (vocabulary from ${corpusDir ?? o.data})`;
+  }
+  log(`${WHO}: ${examples.length} questions; model from ${source}`);
+  const trainer = new CrossEncoderTrainer({
+    outputDir: o.out, tokenizer, config, weights, train: examples, loss: o.loss, negatives: o.negatives, batchSize: o.batch,
+    epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps,
+    weightDecay: o.weightDecay, maxGradNorm: o.clip, maxLength: o.maxLength, dropout: o.dropout, seed: o.seed,
+    matchHead: o.matchHead, quantize: o.quantize, progress: o.progress && !o.quiet ? undefined : false,
+    metadata: { args: argv, data: dataInfo, init: source, backend: describeBackend(info) },
+  });
+  try {
+    const result = await trainer.train();
+    log(`${WHO}: ${result.steps} updates in ${result.seconds.toFixed(1)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}; model: ${result.modelDir}`);
+    if (o.quiet) return 0;
+    io.stdout(`${result.modelDir}\n`);
+  } finally {
+    trainer.dispose();
+  }
+  return 0;
 }

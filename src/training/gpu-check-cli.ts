@@ -1,5 +1,5 @@
 /**
- * The GPU check (`scripts/gpu-check.ts`): what a GPU machine runs to show that training works there and
+ * The GPU check (`langchain-dpr gpu-check`, scripts/gpu-check.ts): what a GPU machine runs to show that training works there and
  * how fast, writing every result to `<out>/report.json` as it goes (a stage that fails is recorded and
  * the next one runs):
  *
@@ -10,13 +10,13 @@
  *   on the corpus, fine-tuning on the train split (dev: 10% of it), each for a share of the minutes
  *   given, then test metrics of the best model, evaluated on the training backend.
  */
-import { parseArgs } from "node:util";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { loadBeirDataset } from "../data/beir.js";
-import { parseNumberFlag } from "../utils/cli-args.js";
+import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
+import { GPU_CHECK_STAGES, GPU_CHECK_USAGE as USAGE } from "../cli/usage.js";
 import { BACKEND_ORDER, describeBackend, selectBackend, type BackendChoice } from "./backend.js";
 import { BertEncoderTF } from "./bert-tf.js";
 import { runTrainCli } from "./cli.js";
@@ -27,28 +27,9 @@ import { runMiningCli } from "./mining-cli.js";
 import { ictExamples } from "./pretrain.js";
 
 const WHO = "gpu-check";
-const STAGES = ["env", "agree", "speed", "e2e"] as const;
+const STAGES = GPU_CHECK_STAGES;
 type Stage = (typeof STAGES)[number];
 
-const USAGE = `Usage: gpu-check --out DIR [options]
-
-  --out DIR              where report.json (and the e2e runs) go               (required)
-  --stages LIST          any of ${STAGES.join(",")} (default all)
-  --backend B            ${BACKEND_ORDER.join(" | ")} (default webgpu)
-  --agree-shapes LIST    agree: tiny,h256 (default tiny)
-  --shapes LIST          speed: tiny,h256,base (default all)   --batches LIST (default 32,64,128)
-  --q-len N --p-len N    speed: tokens per question / passage (default 32 / 128)
-  --steps N              speed: timed updates per row (default 5, after 2 untimed)
-  --warm N               speed: untimed updates first (default 2)
-  --grad-cache N         speed: GradCache chunk rows (wasm's 4 GiB heap needs it for BERT-base)
-  --shared               speed: one encoder for questions and passages (default two, as DPR)
-  --data DIR             e2e: a BEIR folder with train and test splits (e.g. SciFact)
-  --e2e-minutes X        e2e: minutes of training in all (default 4; 45% pretraining, 55% fine-tuning)
-  --e2e-shape S          e2e: h256 (hidden 256 x 4 layers, default) or tiny (128 x 2)
-  --budget-seconds S     skip what would not finish inside S seconds from the start (default none)
-  --help
-Exit codes: 0 every stage run passed, 1 a stage failed (see report.json), 2 usage error.
-`;
 
 /** What report.json holds. */
 export interface GpuCheckReport {
@@ -64,9 +45,8 @@ function list(text: string | undefined, fallback: string): string[] {
 
 function parseGpuCheckArgs(argv: string[]) {
   const S = { type: "string" } as const;
-  return parseArgs({
+  return parseCliArgs(WHO, {
     args: argv,
-    strict: true,
     options: {
       out: S, stages: S, backend: S, shapes: S, batches: S, "q-len": S, "p-len": S, steps: S, data: S, warm: S, "grad-cache": S,
       shared: { type: "boolean" },
@@ -75,44 +55,41 @@ function parseGpuCheckArgs(argv: string[]) {
   }).values;
 }
 
-/** Runs the check; returns the exit code. */
-export async function runGpuCheckCli(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parseGpuCheckArgs>;
-  try {
-    values = parseGpuCheckArgs(argv);
-  } catch (err) {
-    process.stderr.write(`${WHO}: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+/**
+ * Runs the check; returns the exit code: 0 every stage run passed, 1 a stage failed (see
+ * report.json) or a runtime error, 2 usage error (the message and the usage on stderr). Never throws.
+ */
+export async function runGpuCheckCli(argv: string[], io: CliIO = PROCESS_IO): Promise<number> {
+  return runCommandLine({ who: WHO, usage: USAGE, io }, () => gpuCheck(argv, io));
+}
+
+async function gpuCheck(argv: string[], io: CliIO): Promise<number> {
+  const values = parseGpuCheckArgs(argv);
   if (values.help) {
-    process.stdout.write(USAGE);
+    io.stdout(USAGE);
     return 0;
   }
-  let stages: Stage[], backend: BackendChoice, shapes: BenchShape[], batches: number[];
-  let qLen: number, pLen: number, steps: number, warm: number, minutes: number, budget: number, gradCache: number | undefined;
-  try {
-    if (!values.out) throw new Error(`${WHO}: --out is required`);
-    stages = list(values.stages, STAGES.join(",")) as Stage[];
-    for (const s of stages) if (!STAGES.includes(s)) throw new Error(`${WHO}: unknown stage '${s}'; expected ${STAGES.join(", ")}`);
-    backend = (values.backend ?? "webgpu") as BackendChoice;
-    if (!BACKEND_ORDER.includes(backend)) throw new Error(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
-    shapes = list(values.shapes, Object.keys(BENCH_SHAPES).join(",")) as BenchShape[];
-    for (const s of shapes) if (!(s in BENCH_SHAPES)) throw new Error(`${WHO}: unknown shape '${s}'; expected ${Object.keys(BENCH_SHAPES).join(", ")}`);
-    batches = list(values.batches, "32,64,128").map((b) => parseNumberFlag(WHO, "--batches", b, { integer: true, min: 1 })!);
-    qLen = parseNumberFlag(WHO, "--q-len", values["q-len"], { integer: true, min: 4 }) ?? 32;
-    pLen = parseNumberFlag(WHO, "--p-len", values["p-len"], { integer: true, min: 4 }) ?? 128;
-    steps = parseNumberFlag(WHO, "--steps", values.steps, { integer: true, min: 1 }) ?? 5;
-    warm = parseNumberFlag(WHO, "--warm", values.warm, { integer: true, min: 0 }) ?? 2;
-    gradCache = parseNumberFlag(WHO, "--grad-cache", values["grad-cache"], { integer: true, min: 1 });
-    minutes = parseNumberFlag(WHO, "--e2e-minutes", values["e2e-minutes"], { min: 0.1 }) ?? 4;
-    budget = parseNumberFlag(WHO, "--budget-seconds", values["budget-seconds"], { min: 1 }) ?? Infinity;
-    if (stages.includes("e2e") && !values.data) throw new Error(`${WHO}: the e2e stage needs --data <BEIR folder>`);
-    if (values["e2e-shape"] !== undefined && !(values["e2e-shape"] in E2E_SHAPES)) {
-      throw new Error(`${WHO}: --e2e-shape must be one of ${Object.keys(E2E_SHAPES).join(", ")}, got '${values["e2e-shape"]}'`);
-    }
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+  if (!values.out) throw new UsageError(`${WHO}: --out is required`);
+  const stages = list(values.stages, STAGES.join(",")) as Stage[];
+  for (const s of stages) if (!STAGES.includes(s)) throw new UsageError(`${WHO}: unknown stage '${s}'; expected ${STAGES.join(", ")}`);
+  const backend = (values.backend ?? "webgpu") as BackendChoice;
+  if (!BACKEND_ORDER.includes(backend)) throw new UsageError(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
+  const shapes = list(values.shapes, Object.keys(BENCH_SHAPES).join(",")) as BenchShape[];
+  for (const s of shapes) if (!(s in BENCH_SHAPES)) throw new UsageError(`${WHO}: unknown shape '${s}'; expected ${Object.keys(BENCH_SHAPES).join(", ")}`);
+  const batches = list(values.batches, "32,64,128").map((b) => parseNumberFlag(WHO, "--batches", b, { integer: true, min: 1 })!);
+  const qLen = parseNumberFlag(WHO, "--q-len", values["q-len"], { integer: true, min: 4 }) ?? 32;
+  const pLen = parseNumberFlag(WHO, "--p-len", values["p-len"], { integer: true, min: 4 }) ?? 128;
+  const steps = parseNumberFlag(WHO, "--steps", values.steps, { integer: true, min: 1 }) ?? 5;
+  const warm = parseNumberFlag(WHO, "--warm", values.warm, { integer: true, min: 0 }) ?? 2;
+  const gradCache = parseNumberFlag(WHO, "--grad-cache", values["grad-cache"], { integer: true, min: 1 });
+  const minutes = parseNumberFlag(WHO, "--e2e-minutes", values["e2e-minutes"], { min: 0.1 }) ?? 4;
+  const budget = parseNumberFlag(WHO, "--budget-seconds", values["budget-seconds"], { min: 1 }) ?? Infinity;
+  if (stages.includes("e2e") && !values.data) throw new UsageError(`${WHO}: the e2e stage needs --data <BEIR folder>`);
+  if (values["e2e-shape"] !== undefined && !(values["e2e-shape"] in E2E_SHAPES)) {
+    throw new UsageError(`${WHO}: --e2e-shape must be one of ${Object.keys(E2E_SHAPES).join(", ")}, got '${values["e2e-shape"]}'`);
+  }
+  for (const shape of list(values["agree-shapes"], "tiny")) {
+    if (!["tiny", "h256"].includes(shape)) throw new UsageError(`${WHO}: --agree-shapes: unknown shape '${shape}'; expected tiny, h256`);
   }
   const out = resolve(values.out);
   await mkdir(out, { recursive: true });
@@ -124,7 +101,7 @@ export async function runGpuCheckCli(argv: string[]): Promise<number> {
     stages: {},
   };
   const save = () => writeFile(join(out, "report.json"), JSON.stringify(report, null, 2) + "\n");
-  const log = (line: string) => process.stderr.write(`${WHO} [${((performance.now() - started) / 1000).toFixed(0)} s]: ${line}\n`);
+  const log = (line: string) => io.stderr(`${WHO} [${((performance.now() - started) / 1000).toFixed(0)} s]: ${line}\n`);
   let failed = false;
   const stage = async (name: Stage, run: () => Promise<unknown>) => {
     if (!stages.includes(name)) return;
@@ -305,13 +282,7 @@ async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> 
   };
 }
 
-/** Runs the CLI as a process main. */
+/** Runs the CLI as a process main and exits with its code (TF.js backends may keep the process alive). */
 export function mainGpuCheckCli(): void {
-  runGpuCheckCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${WHO}: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  void runGpuCheckCli(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -1,6 +1,6 @@
 /**
  * Bad arguments to the evaluation CLI give a clear message naming the flag and exit code 2
- * (runtime failures: 1), never a stack trace or a silent default.
+ * (runtime failures, a path that is not a folder included: 1), never a stack trace or a silent default.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -55,7 +55,7 @@ describe("evaluate CLI arguments", () => {
   it("--help prints the usage and exits 0", async () => {
     const r = await cli(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/usage: npx tsx scripts\/evaluate\.ts --dataset/);
+    expect(r.stdout).toMatch(/^usage: langchain-dpr evaluate --dataset/);
   });
 
   it("a bad flag exits 2 with the message and the usage on stderr", async () => {
@@ -66,10 +66,10 @@ describe("evaluate CLI arguments", () => {
     expect(r.stdout).toBe("");
   });
 
-  it("a dataset that is not a folder exits 2 naming it", async () => {
+  it("a dataset that is not a folder is a runtime error: exits 1 naming it, in one line without the usage", async () => {
     const r = await cli(["--dataset", join(tmp, "nope")]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`evaluate: --dataset ${join(tmp, "nope")} is not a folder`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`evaluate: --dataset ${join(tmp, "nope")} is not a folder\n`);
   });
 
   it("a DPR method without --dpr exits 2 saying which flag it needs", async () => {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetrievalEvaluator, type EvaluationReport } from "../../src/eval/evaluate.js";
 import { writeEvaluationOutputs } from "../../src/eval/evaluate-cli.js";
 import { latencySpec, recallCurveSpec, renderSvg } from "../../src/eval/plots.js";
-import { ARTICLE_RECALL_NOTE, renderMarkdownReport, reportToJson } from "../../src/eval/report.js";
+import { ARTICLE_RECALL_NOTE, NO_PLOTS_NOTE, renderMarkdownReport, reportToJson } from "../../src/eval/report.js";
 import { writeTinyBeir, writeTinyDpr } from "./evaluate-fixture.js";
 
 /**
@@ -147,6 +147,24 @@ describe("Markdown report and JSON", () => {
     const written = await writeEvaluationOutputs(report, out, { trecRuns: true });
     expect((await readdir(out)).sort()).toEqual(["bm25.trec", "dpr.trec", "hybrid.trec", "latency.svg", "recall-at-k.svg", "report.md", "results.json"]);
     expect(await readFile(written.markdown, "utf8")).toBe(renderMarkdownReport(report));
+  });
+
+  it("without plots (the optional vega packages missing, or plots: false) writes the report and JSON, no SVG, and the report says so", async () => {
+    const out = join(tmp, "out-no-plots");
+    const written = await writeEvaluationOutputs(report, out, { plots: false });
+    expect((await readdir(out)).sort()).toEqual(["report.md", "results.json"]);
+    expect(written.recallSvg).toBeUndefined();
+    expect(written.latencySvg).toBeUndefined();
+    expect(written.plotsSkipped).toMatch(/^SVG plots not drawn/);
+    const md = await readFile(written.markdown, "utf8");
+    expect(md).toBe(written.markdownText);
+    expect(md).toMatch(/## Plots\n\nSVG plots not drawn/);
+    expect(md).not.toContain("![");
+    expect(renderMarkdownReport(report, null)).toContain(NO_PLOTS_NOTE);
+    // With the packages installed (as here), plots are drawn by default and nothing is said.
+    const drawn = await writeEvaluationOutputs(report, join(tmp, "out-plots"));
+    expect(drawn.plotsSkipped).toBeUndefined();
+    expect(drawn.markdownText).toBe(renderMarkdownReport(report));
   });
 
   it("an output path that is a file fails naming the folder", async () => {

@@ -23,6 +23,14 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** runTrainCli with its output captured. */
+async function cli(args: string[], defaults: { mode?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const code = await runTrainCli(args, defaults, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
 describe("train-dpr command line", () => {
   it("--negatives attaches mined hard negatives to BEIR examples (shared across the batch), --dev-fraction holds questions out, crop mode trains from the corpus alone", async () => {
     const out = join(dir, "run");
@@ -49,14 +57,32 @@ describe("train-dpr command line", () => {
     }
   });
 
-  it("rejects bad arguments with messages naming the flag", async () => {
+  it("rejects bad arguments with exit code 2, a message naming the flag and the usage on stderr", async () => {
     const beir = join(dir, "beir");
-    await expect(runTrainCli(["--out", join(dir, "x")])).rejects.toThrow(/--data and --out are required/);
-    await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--mode", "mlm"])).rejects.toThrow(/--mode must be supervised, ict or crop, got 'mlm'/);
-    await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--hidden", "16"])).rejects.toThrow(/--layers is missing/);
-    await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--batch", "two", ...tiny])).rejects.toThrow(/--batch must be an integer, got "two"/);
-    await expect(runTrainCli(["--data", join(dir, "neg.json"), "--out", join(dir, "x"), "--mode", "ict", ...tiny])).rejects.toThrow(/--mode ict needs a BEIR folder/);
-    await expect(runTrainCli(["--data", beir, "--out", join(dir, "x"), "--dev-fraction", "1.5", ...tiny])).rejects.toThrow(/--dev-fraction must be in \(0, 1\)/);
+    const usage = async (args: string[], message: RegExp) => {
+      const r = await cli(args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/^train-dpr: /);
+      expect(r.stderr).toContain("Usage: langchain-dpr train --data");
+      expect(r.stdout).toBe("");
+    };
+    await usage(["--out", join(dir, "x")], /--data and --out are required/);
+    await usage(["--data", beir, "--out", join(dir, "x"), "--mode", "mlm"], /--mode must be supervised, ict or crop, got 'mlm'/);
+    await usage(["--data", beir, "--out", join(dir, "x"), "--hidden", "16"], /--layers is missing/);
+    await usage(["--data", beir, "--out", join(dir, "x"), "--batch", "two", ...tiny], /--batch must be an integer, got "two"/);
+    await usage(["--data", join(dir, "neg.json"), "--out", join(dir, "x"), "--mode", "ict", ...tiny], /--mode ict needs a BEIR folder/);
+    await usage(["--data", beir, "--out", join(dir, "x"), "--dev-fraction", "1.5", ...tiny], /--dev-fraction must be in \(0, 1\)/);
+    await usage(["--data", beir, "--out", join(dir, "x"), "--bogus"], /^train-dpr: Unknown option '--bogus'/);
+  });
+
+  it("a runtime failure exits 1 with the message alone; --help exits 0 (pretrain's usage in ict mode)", async () => {
+    const r = await cli(["--data", join(dir, "nope.json"), "--out", join(dir, "x"), ...tiny]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^train-dpr: training data: .*nope.json does not exist\n$/);
+    const help = await cli(["--help"], { mode: "ict" });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: langchain-dpr pretrain/);
   });
 
   it("says why --mode ict finds nothing in a corpus without sentence punctuation", async () => {
@@ -66,6 +92,8 @@ describe("train-dpr command line", () => {
     await writeFile(join(flat, "corpus.jsonl"), docs.map((text, i) => JSON.stringify({ _id: `d${i}`, title: "", text })).join("\n") + "\n");
     await writeFile(join(flat, "queries.jsonl"), JSON.stringify({ _id: "q0", text: "soy and cancer" }) + "\n");
     await writeFile(join(flat, "qrels", "train.tsv"), "query-id\tcorpus-id\tscore\nq0\td0\t1\n");
-    await expect(runTrainCli(["--data", flat, "--out", join(dir, "x"), "--mode", "ict", ...tiny])).rejects.toThrow(/--mode ict found no passage with two sentences in .*no-punctuation .*needs --mode crop/);
+    const r = await cli(["--data", flat, "--out", join(dir, "x"), "--mode", "ict", ...tiny]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--mode ict found no passage with two sentences in .*no-punctuation .*needs --mode crop/);
   });
 });
