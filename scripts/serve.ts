@@ -1,10 +1,7 @@
 /**
- * HTTP retrieval server. Usage: npx tsx scripts/serve.ts --model <dpr dir> --index <store dir> [--bm25 <dir>] ...
- * (see src/server/cli.ts for all options; --help prints them).
+ * HTTP retrieval server: `langchain-dpr serve` (src/cli/, src/server/cli.ts).
+ *   npx tsx scripts/serve.ts --model <dpr dir> --index <store dir> [--bm25 <dir>] ...   (--help prints every option)
  */
-import { runServe } from "../src/server/cli.js";
+import { main } from "../src/cli/dispatch.js";
 
-runServe(process.argv.slice(2)).catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : String(e));
-  process.exit(1);
-});
+await main(["serve", ...process.argv.slice(2)]);

@@ -1,10 +1,11 @@
 /**
  * Trains a cross-encoder reranker from qrels positives and mined hard negatives and writes a folder
- * CrossEncoderReranker loads. See `--help` (src/training/cross-encoder-cli.ts).
+ * CrossEncoderReranker loads: `langchain-dpr train-cross-encoder` (src/cli/, src/training/cross-encoder-cli.ts).
+ * See `--help`.
  *
  *   npx tsx scripts/mine-hard-negatives.ts --dataset datasets/scifact --out scifact-train-bm25.json
  *   npx tsx scripts/train-cross-encoder.ts --data scifact-train-bm25.json --corpus datasets/scifact --out runs/ce-scifact
  */
-import { runCrossEncoderCli } from "../src/training/cross-encoder-cli.js";
+import { main } from "../src/cli/dispatch.js";
 
-process.exitCode = await runCrossEncoderCli(process.argv.slice(2));
+await main(["train-cross-encoder", ...process.argv.slice(2)]);
