@@ -104,7 +104,9 @@ async function importOptional(spec: string): Promise<{ ok: true } | { ok: false;
     return { ok: true };
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") {
+    // Node says ERR_MODULE_NOT_FOUND; bundlers and Vite (the tests) say "Could not resolve" for an
+    // optional peer dependency that is not installed.
+    if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND" || /Could not resolve|Cannot find (package|module)/.test(errorMessage(err))) {
       return { ok: false, reason: `${spec} is not installed` };
     }
     return { ok: false, reason: `${spec} failed to load: ${errorMessage(err)}` };

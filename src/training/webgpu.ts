@@ -80,7 +80,8 @@ let state: State | undefined;
 
 function missingModule(err: unknown): boolean {
   const code = (err as { code?: string }).code;
-  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+  const message = err instanceof Error ? err.message : String(err);
+  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND" || /Could not resolve|Cannot find (package|module)/.test(message);
 }
 
 /** Imports an optional peer (a literal import per package, so that bundlers can include it). */

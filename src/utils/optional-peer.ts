@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 
 /** Optional peers per feature, as `name@range` (the range this package is tested with). */
 export const OPTIONAL_PEERS: Readonly<Record<"training" | "webgpu" | "server" | "plots", readonly string[]>> = {
-  /** TF.js training (dual encoders, cross-encoders, mining with dense models, the GPU check). */
+  /** TF.js training (dual encoders, cross-encoders, the GPU check). Mining needs none: it runs on onnxruntime. */
   training: ["@tensorflow/tfjs@4.22.0", "@tensorflow/tfjs-core@4.22.0", "@tensorflow/tfjs-backend-cpu@4.22.0", "@tensorflow/tfjs-backend-wasm@4.22.0"],
   /** Training on a GPU through WebGPU (Dawn). */
   webgpu: ["webgpu@0.6.2", "@tensorflow/tfjs-backend-webgpu@4.22.0"],
