@@ -61,20 +61,8 @@ getconf GNU_LIBC_VERSION >/dev/null 2>&1 || die "needs glibc (this libc is not g
 
 # --- system packages ----------------------------------------------------------------------------
 APT_PACKAGES=(libfaiss-dev libopenblas-openmp-dev g++)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    log "installing system packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    die "missing system packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})"
-  fi
-fi
+source "$ROOT/scripts/apt-packages.sh"
+ensure_apt_packages prebuild "${APT_PACKAGES[@]}" || exit 1
 
 MULTIARCH=/usr/lib/x86_64-linux-gnu
 LIBFAISS="${LIBFAISS:-$MULTIARCH/libfaiss.a}"

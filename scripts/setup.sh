@@ -13,22 +13,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libfaiss-dev libopenblas0-openmp libopenblas-openmp-dev build-essential python3 jupyter-nbconvert python3-ipykernel)
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "setup: installing system packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "setup: missing system packages: ${missing[*]}" >&2
-    echo "setup: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+source scripts/apt-packages.sh
+ensure_apt_packages setup "${APT_PACKAGES[@]}"
 
 echo "setup: npm dependencies"
 ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund
