@@ -9,6 +9,7 @@ import { Embeddings, type EmbeddingsParams } from "@langchain/core/embeddings";
 
 import {
   DEFAULT_DPR_CONFIG,
+  passageSegments,
   resolveDPRModelDir,
   resolveEncoderDir,
   type DPRModelConfig,
@@ -43,12 +44,19 @@ export interface DPREmbeddingsParams extends EmbeddingsParams {
   maxPassageLength?: number;
   /** Texts per session.run (default 32). */
   batchSize?: number;
-  /** cls (DPR) or mean (default: dpr_config.json, else cls). */
+  /** cls (DPR), mean or max (default: dpr_config.json or the sentence-transformers pooling, else cls). */
   pooling?: PoolingMode;
   /** L2-normalise vectors (default: dpr_config.json, else false: DPR scores by raw dot product). */
   normalize?: boolean;
-  /** How passage titles are joined (default: dpr_config.json, else "pair"). */
+  /** How passage titles are joined (default: dpr_config.json, "space" for sentence-transformers folders, else "pair"). */
   titleJoin?: TitleJoin;
+  /**
+   * Text prepended to every question, e.g. e5's `"query: "` or bge's query instruction (default:
+   * dpr_config.json or the folder's config_sentence_transformers.json prompts, else "").
+   */
+  queryPrompt?: string;
+  /** Text prepended to every passage, e.g. e5's `"passage: "` (default as {@link queryPrompt}). */
+  passagePrompt?: string;
   /** onnxruntime execution providers (default ["cpu"]). */
   executionProviders?: ExecutionProviderName[];
   /** Threads per operator (default: onnxruntime's choice, one per core). */
@@ -65,8 +73,8 @@ export type DPRFromPretrainedParams = Omit<DPREmbeddingsParams, "modelPath" | "q
 
 const OWNER = "DPREmbeddings";
 
-type ModelSettingKey = "maxQueryLength" | "maxPassageLength" | "pooling" | "normalize" | "titleJoin";
-const MODEL_SETTING_KEYS: ModelSettingKey[] = ["maxQueryLength", "maxPassageLength", "pooling", "normalize", "titleJoin"];
+type ModelSettingKey = "maxQueryLength" | "maxPassageLength" | "pooling" | "normalize" | "titleJoin" | "queryPrompt" | "passagePrompt";
+const MODEL_SETTING_KEYS: ModelSettingKey[] = ["maxQueryLength", "maxPassageLength", "pooling", "normalize", "titleJoin", "queryPrompt", "passagePrompt"];
 
 interface Encoders {
   question: OnnxEncoder;
@@ -99,6 +107,8 @@ export class DPREmbeddings extends Embeddings {
   pooling: PoolingMode = DEFAULT_DPR_CONFIG.pooling;
   normalize = DEFAULT_DPR_CONFIG.normalize;
   titleJoin: TitleJoin = DEFAULT_DPR_CONFIG.titleJoin;
+  queryPrompt = DEFAULT_DPR_CONFIG.queryPrompt;
+  passagePrompt = DEFAULT_DPR_CONFIG.passagePrompt;
   executionProviders: ExecutionProviderName[] = ["cpu"];
   intraOpNumThreads?: number;
   quantized = false;
@@ -130,6 +140,8 @@ export class DPREmbeddings extends Embeddings {
     if (params.pooling !== undefined) this.pooling = params.pooling;
     if (params.normalize !== undefined) this.normalize = params.normalize;
     if (params.titleJoin !== undefined) this.titleJoin = params.titleJoin;
+    if (params.queryPrompt !== undefined) this.queryPrompt = params.queryPrompt;
+    if (params.passagePrompt !== undefined) this.passagePrompt = params.passagePrompt;
     this.batchSize = params.batchSize ?? this.batchSize;
     this.executionProviders = params.executionProviders ?? this.executionProviders;
     this.intraOpNumThreads = params.intraOpNumThreads ?? this.intraOpNumThreads;
@@ -151,11 +163,14 @@ export class DPREmbeddings extends Embeddings {
       const min = key === "batchSize" ? 1 : 2;
       if (!Number.isInteger(v) || v < min) throw new Error(`${OWNER}: ${key} must be an integer >= ${min}, got ${v}`);
     }
-    if (this.pooling !== "cls" && this.pooling !== "mean") {
-      throw new Error(`${OWNER}: pooling must be 'cls' or 'mean', got '${String(this.pooling)}'`);
+    if (this.pooling !== "cls" && this.pooling !== "mean" && this.pooling !== "max") {
+      throw new Error(`${OWNER}: pooling must be 'cls', 'mean' or 'max', got '${String(this.pooling)}'`);
     }
-    if (this.titleJoin !== "pair" && this.titleJoin !== "none") {
-      throw new Error(`${OWNER}: titleJoin must be 'pair' or 'none', got '${String(this.titleJoin)}'`);
+    if (this.titleJoin !== "pair" && this.titleJoin !== "space" && this.titleJoin !== "none") {
+      throw new Error(`${OWNER}: titleJoin must be 'pair', 'space' or 'none', got '${String(this.titleJoin)}'`);
+    }
+    for (const key of ["queryPrompt", "passagePrompt"] as const) {
+      if (typeof this[key] !== "string") throw new Error(`${OWNER}: ${key} must be a string, got ${typeof this[key]}`);
     }
   }
 
@@ -287,13 +302,13 @@ export class DPREmbeddings extends Embeddings {
     const text = this.checkText(query, "query");
     return this.caller.call(async () => {
       const { question } = await this.encoders.get();
-      return (await question.encode([{ text }], this.encodeOptions(this.maxQueryLength))).data;
+      return (await question.encode([{ text: this.queryPrompt + text }], this.encodeOptions(this.maxQueryLength))).data;
     });
   }
 
   /** Embeds questions with the question encoder as one row-major matrix. */
   async embedQueriesMatrix(queries: string[]): Promise<EmbeddingMatrix> {
-    const items = queries.map((q, i) => ({ text: this.checkText(q, `queries[${i}]`) }));
+    const items = queries.map((q, i) => ({ text: this.queryPrompt + this.checkText(q, `queries[${i}]`) }));
     return this.caller.call(async () => {
       const { question } = await this.encoders.get();
       return question.encode(items, this.encodeOptions(this.maxQueryLength));
@@ -311,9 +326,7 @@ export class DPREmbeddings extends Embeddings {
       if (p.title !== undefined && p.title !== null && typeof p.title !== "string") {
         throw new Error(`${OWNER}: passages[${i}].title must be a string, got ${typeof p.title}`);
       }
-      const title = typeof p.title === "string" ? p.title : undefined;
-      // HF DPR: [CLS] title [SEP] text [SEP]: the title is the first segment.
-      return title !== undefined && this.titleJoin === "pair" ? { text: title, pair: text } : { text };
+      return passageSegments({ title: p.title, text }, this.titleJoin, this.passagePrompt);
     });
     return this.caller.call(async () => {
       const { passage } = await this.encoders.get();

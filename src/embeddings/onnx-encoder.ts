@@ -324,9 +324,9 @@ export class OnnxEncoder {
       );
     }
     const feeds = this.buildFeeds(l, batch);
-    const useHidden = pooling === "mean" || l.lastHiddenState !== undefined;
-    if (pooling === "mean" && !l.lastHiddenState) {
-      throw new Error(`${this.owner}: pooling 'mean' needs a last_hidden_state output; ${l.session.modelPath} only has ${l.pooled}`);
+    const useHidden = pooling !== "cls" || l.lastHiddenState !== undefined;
+    if (pooling !== "cls" && !l.lastHiddenState) {
+      throw new Error(`${this.owner}: pooling '${pooling}' needs a last_hidden_state output; ${l.session.modelPath} only has ${l.pooled}`);
     }
     const fetchName = useHidden ? l.lastHiddenState! : l.pooled!;
     const result = (await l.session.run(feeds, [fetchName]))[fetchName]!;
@@ -344,6 +344,15 @@ export class OnnxEncoder {
         out.set(h.subarray(r * dim, (r + 1) * dim), dst);
       } else if (pooling === "cls") {
         out.set(h.subarray(r * seq * dim, r * seq * dim + dim), dst);
+      } else if (pooling === "max") {
+        // Masked max over the tokens (sentence-transformers' pooling_mode_max_tokens).
+        const e = batch[r]!;
+        out.fill(-Infinity, dst, dst + dim);
+        for (let j = 0; j < e.inputIds.length; j++) {
+          if (!e.attentionMask[j]) continue;
+          const src = (r * seq + j) * dim;
+          for (let k = 0; k < dim; k++) if (h[src + k]! > out[dst + k]!) out[dst + k] = h[src + k]!;
+        }
       } else {
         const e = batch[r]!;
         let count = 0;

@@ -13,7 +13,9 @@
  * ```
  * DPR model folder:
  * ```
- * dpr_config.json             optional: pooling, max lengths, normalize, titles
+ * dpr_config.json             optional: pooling, max lengths, normalize, titles, prompts
+ * (or a sentence-transformers folder: modules.json, 1_Pooling/, sentence_bert_config.json,
+ *  config_sentence_transformers.json, read when there is no dpr_config.json)
  * question_encoder/  passage_encoder/     two encoder folders (ctx_encoder/ is accepted for passages)
  *   or encoder/                            one encoder shared by questions and passages
  *   or the encoder files at the top level  (also shared)
@@ -30,16 +32,32 @@ import { writeSafetensors } from "./safetensors.js";
 import { randomBertWeights } from "./weights.js";
 import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { buildWordPieceVocab } from "../tokenizers/vocab.js";
+import { readSentenceTransformersSettings } from "./sentence-transformers.js";
 
-/** How token vectors become one vector per text. */
-export type PoolingMode = "cls" | "mean";
+/** How token vectors become one vector per text: token 0, the masked mean, or the masked maximum. */
+export type PoolingMode = "cls" | "mean" | "max";
 
 /**
  * How a passage title is combined with its text.
  * - `"pair"`: Hugging Face DPR style, `[CLS] title [SEP] text [SEP]` with token_type_ids 0 then 1.
+ * - `"space"`: one segment, `title + " " + text` (how BEIR feeds sentence-transformers models; the
+ *   default for sentence-transformers folders).
  * - `"none"`: titles are ignored; only the text is encoded.
  */
-export type TitleJoin = "pair" | "none";
+export type TitleJoin = "pair" | "space" | "none";
+
+/**
+ * The one rule for the text a passage encoder sees: the passage prompt, then the title (as its own
+ * segment for "pair", joined with a space for "space", dropped for "none"), then the text. Returns the
+ * first segment and, for "pair" with a title, the second.
+ */
+export function passageSegments(p: { title?: string | null; text: string }, titleJoin: TitleJoin, prompt = ""): { text: string; pair?: string } {
+  const title = typeof p.title === "string" ? p.title : undefined;
+  if (title === undefined || titleJoin === "none") return { text: prompt + p.text };
+  // "pair" keeps an empty title as an empty first segment ([CLS] [SEP] text [SEP]), as DPR trained.
+  if (titleJoin === "pair") return { text: prompt + title, pair: p.text };
+  return { text: title.trim() === "" ? prompt + p.text : `${prompt}${title} ${p.text}` };
+}
 
 /** Contents of `dpr_config.json`. */
 export interface DPRModelConfig {
@@ -53,6 +71,10 @@ export interface DPRModelConfig {
   normalize: boolean;
   /** How titles join passages. Default `"pair"`. */
   titleJoin: TitleJoin;
+  /** Text prepended to every question (e.g. e5's "query: "). Default "". */
+  queryPrompt: string;
+  /** Text prepended to every passage (to its title when there is one). Default "". */
+  passagePrompt: string;
 }
 
 /** Defaults used when `dpr_config.json` is absent or leaves a field out. */
@@ -62,6 +84,8 @@ export const DEFAULT_DPR_CONFIG: Readonly<DPRModelConfig> = Object.freeze({
   maxPassageLength: 256,
   normalize: false,
   titleJoin: "pair",
+  queryPrompt: "",
+  passagePrompt: "",
 });
 
 /** File name of the DPR settings file inside a DPR model folder. */
@@ -80,8 +104,8 @@ export function parseDPRConfig(json: unknown, source: string): DPRModelConfig {
   const out: DPRModelConfig = { ...DEFAULT_DPR_CONFIG };
   const pooling = pick("pooling", "pooling");
   if (pooling !== undefined) {
-    if (pooling !== "cls" && pooling !== "mean") {
-      throw new Error(`dpr_config.json (${source}): pooling '${String(pooling)}' is not supported; expected cls or mean`);
+    if (pooling !== "cls" && pooling !== "mean" && pooling !== "max") {
+      throw new Error(`dpr_config.json (${source}): pooling '${String(pooling)}' is not supported; expected cls, mean or max`);
     }
     out.pooling = pooling;
   }
@@ -106,23 +130,47 @@ export function parseDPRConfig(json: unknown, source: string): DPRModelConfig {
   }
   const titleJoin = pick("titleJoin", "title_join");
   if (titleJoin !== undefined) {
-    if (titleJoin !== "pair" && titleJoin !== "none") {
-      throw new Error(`dpr_config.json (${source}): title_join '${String(titleJoin)}' is not supported; expected pair or none`);
+    if (titleJoin !== "pair" && titleJoin !== "space" && titleJoin !== "none") {
+      throw new Error(`dpr_config.json (${source}): title_join '${String(titleJoin)}' is not supported; expected pair, space or none`);
     }
     out.titleJoin = titleJoin;
+  }
+  for (const [camel, snake] of [
+    ["queryPrompt", "query_prompt"],
+    ["passagePrompt", "passage_prompt"],
+  ] as const) {
+    const v = pick(camel, snake);
+    if (v !== undefined) {
+      if (typeof v !== "string") throw new Error(`dpr_config.json (${source}): ${snake} must be a string, got ${JSON.stringify(v)}`);
+      out[camel] = v;
+    }
   }
   return out;
 }
 
-/** Reads `dir/dpr_config.json`, or returns the defaults when the file does not exist. */
+/**
+ * Reads `dir/dpr_config.json`; without it, a sentence-transformers folder's settings (pooling,
+ * Normalize, max_seq_length, prompts); else the defaults.
+ */
 export async function readDPRConfig(dir: string): Promise<DPRModelConfig> {
   const path = join(dir, DPR_CONFIG_FILE);
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { ...DEFAULT_DPR_CONFIG };
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    const st = await readSentenceTransformersSettings(dir);
+    if (st === undefined) return { ...DEFAULT_DPR_CONFIG };
+    return {
+      ...DEFAULT_DPR_CONFIG,
+      pooling: st.pooling,
+      normalize: st.normalize,
+      ...(st.maxSeqLength !== undefined ? { maxQueryLength: st.maxSeqLength, maxPassageLength: st.maxSeqLength } : {}),
+      // sentence-transformers encodes one string per text: a title joins the text (as BEIR does).
+      titleJoin: "space",
+      queryPrompt: st.queryPrompt,
+      passagePrompt: st.passagePrompt,
+    };
   }
   let json: unknown;
   try {
@@ -247,6 +295,11 @@ export async function resolveDPRModelDir(dir: string, owner = "model-dir"): Prom
   }
   const shared = join(abs, "encoder");
   if (await exists(shared)) return { dir: abs, questionEncoderDir: shared, passageEncoderDir: shared, shared: true, config };
+  const st = await readSentenceTransformersSettings(abs);
+  if (st !== undefined && st.transformerPath !== "") {
+    const t = join(abs, st.transformerPath);
+    return { dir: abs, questionEncoderDir: t, passageEncoderDir: t, shared: true, config };
+  }
   if (await exists(join(abs, "config.json"))) {
     return { dir: abs, questionEncoderDir: abs, passageEncoderDir: abs, shared: true, config };
   }

@@ -49,8 +49,10 @@ export interface CrossEncoderRerankerParams {
   /** Map logits through the logistic sigmoid to (0, 1). Default false: raw logits (same order). */
   sigmoid?: boolean;
   /**
-   * Which logit is the relevance score when the model has several (num_labels > 1). Required
-   * then: a multi-label model (e.g. NLI) is refused unless you say which label means "relevant".
+   * Which logit is the relevance score when the model has several. Default: the only one
+   * (num_labels 1), or the positive class of a binary classifier (num_labels 2: index 1, as
+   * transformers' binary sequence classifiers order their labels). With more labels (e.g. NLI) it is
+   * required: such a model is refused unless you say which label means "relevant".
    */
   labelIndex?: number;
   /** How `metadata.title` is combined with the passage. Default `"space"`. */
@@ -222,16 +224,21 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
 
   /** Throws unless the model's label count and {@link labelIndex} pick exactly one logit. */
   private checkLabels(numLabels: number, where: string): void {
-    if (numLabels > 1 && this.labelIndex === undefined) {
+    if (numLabels > 2 && this.labelIndex === undefined) {
       throw new Error(
         `${OWNER}: the model has num_labels ${numLabels} (${where}); a reranker needs one relevance logit per pair. ` +
           `Pass labelIndex to choose which logit is the score, or use a cross-encoder with num_labels 1`,
       );
     }
-    const index = this.labelIndex ?? 0;
+    const index = this.scoreIndex(numLabels);
     if (index >= numLabels) {
       throw new Error(`${OWNER}: labelIndex ${index} is out of range for num_labels ${numLabels} (${where})`);
     }
+  }
+
+  /** The logit that is the score: labelIndex, else 1 for a binary classifier, else 0. */
+  private scoreIndex(numLabels: number): number {
+    return this.labelIndex ?? (numLabels === 2 ? 1 : 0);
   }
 
   /** Loads the tokenizer and session now (they load on first use otherwise). */
@@ -269,7 +276,7 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
       );
     }
     if (l.configLabels === undefined) this.checkLabels(logits.numLabels, `${this.modelPath} logits output`);
-    const index = this.labelIndex ?? 0;
+    const index = this.scoreIndex(logits.numLabels);
     const scores = new Array<number>(texts.length);
     for (let i = 0; i < texts.length; i++) {
       const x = logits.data[i * logits.numLabels + index]!;

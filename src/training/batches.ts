@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { loadBeirDataset, type BeirDataset } from "../data/beir.js";
 import { readDprJson, readJsonlPairs } from "../data/dpr.js";
 import type { Passage, TrainingExample } from "../data/types.js";
-import type { TitleJoin } from "../models/model-dir.js";
+import { passageSegments, type TitleJoin } from "../models/model-dir.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import type { BertInputsTF } from "./bert-tf.js";
 import { SeededRandom } from "./random.js";
@@ -205,9 +205,10 @@ export function padEncodings(
   };
 }
 
-/** Tokenizes a passage as DPREmbeddings does (title as the first segment when titleJoin is `pair`). */
-export function encodePassage(tokenizer: BertTokenizer, p: Passage, maxLength: number, titleJoin: TitleJoin) {
-  return titleJoin === "pair" ? tokenizer.encode(p.title, p.text, { maxLength }) : tokenizer.encode(p.text, null, { maxLength });
+/** Tokenizes a passage as DPREmbeddings does ({@link passageSegments}: prompt, title, text). */
+export function encodePassage(tokenizer: BertTokenizer, p: Passage, maxLength: number, titleJoin: TitleJoin, prompt = "") {
+  const seg = passageSegments(p, titleJoin, prompt);
+  return tokenizer.encode(seg.text, seg.pair ?? null, { maxLength });
 }
 
 /**

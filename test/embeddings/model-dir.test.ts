@@ -27,8 +27,8 @@ afterAll(async () => {
 describe("dpr_config.json", () => {
   it("fills defaults and accepts snake_case keys", () => {
     expect(parseDPRConfig({}, "t")).toEqual(DEFAULT_DPR_CONFIG);
-    expect(parseDPRConfig({ max_passage_length: 128, pooling: "mean", normalize: true, title_join: "none" }, "t")).toEqual({
-      pooling: "mean", maxQueryLength: 64, maxPassageLength: 128, normalize: true, titleJoin: "none",
+    expect(parseDPRConfig({ max_passage_length: 128, pooling: "mean", normalize: true, title_join: "none", query_prompt: "query: " }, "t")).toEqual({
+      pooling: "mean", maxQueryLength: 64, maxPassageLength: 128, normalize: true, titleJoin: "none", queryPrompt: "query: ", passagePrompt: "",
     });
   });
 
