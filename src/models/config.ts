@@ -86,6 +86,13 @@ export function parseBertConfig(json: unknown, source: string): BertConfig {
   }
   if (raw.model_type !== undefined) {
     if (typeof raw.model_type !== "string") throw new Error(`${where}: 'model_type' must be a string, got ${JSON.stringify(raw.model_type)}`);
+    if (!SUPPORTED_MODEL_TYPES.includes(raw.model_type)) {
+      throw new Error(
+        `${where}: model_type '${raw.model_type}' is not supported: this project runs BERT-family encoders with a WordPiece ` +
+          `vocabulary (model_type ${SUPPORTED_MODEL_TYPES.join(", ")}: BERT, DPR, MiniLM, bge, e5, sentence-transformers BERT models); ` +
+          "RoBERTa / XLM-R (BPE or SentencePiece tokenizers) and other architectures are not",
+      );
+    }
     config.model_type = raw.model_type;
   }
   if (raw.architectures !== undefined) {
@@ -96,6 +103,9 @@ export function parseBertConfig(json: unknown, source: string): BertConfig {
   }
   return config;
 }
+
+/** `model_type` values of the BERT family (DPR checkpoints say "dpr"; their encoder is BERT). */
+export const SUPPORTED_MODEL_TYPES: readonly string[] = ["bert", "dpr"];
 
 /**
  * Reads and validates a `config.json` file.

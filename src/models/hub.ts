@@ -6,6 +6,15 @@
  * comes from `{endpoint}/api/models/{repo}/revision/{revision}` when the server offers it,
  * else the known file names of the model folder format are probed one by one (404 = absent).
  *
+ * What is fetched, per encoder folder of the repository (the top level, question_encoder/,
+ * passage_encoder/, ctx_encoder/, encoder/, 0_Transformer/): the configs and tokenizer files, the
+ * sentence-transformers files (modules.json, N_Pooling/config.json, sentence_bert_config.json,
+ * config_sentence_transformers.json), and ONE weights source, in this order of preference:
+ * `model.safetensors` (or its sharded index and shards), `pytorch_model.bin` (or its index and
+ * shards), else the ONNX graph (`model.onnx` / `onnx/model.onnx` with its external data). TensorFlow,
+ * Flax, Rust and OpenVINO files are never fetched. Weights without a graph are exported to ONNX in
+ * the cache once (this project's ONNX writer).
+ *
  * Cache safety: every file is streamed to a temporary file in its destination folder, its
  * size checked against Content-Length, then renamed into place; a `.complete.json` marker
  * is written last. A folder without the marker is never returned, and an interrupted
@@ -48,8 +57,13 @@ export interface HubDownloadParams {
 
 const OWNER = "hub";
 const MARKER = ".complete.json";
-const ENCODER_PREFIXES = ["", "question_encoder/", "passage_encoder/", "ctx_encoder/", "encoder/"];
-const SMALL_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
+const ENCODER_PREFIXES = ["", "question_encoder/", "passage_encoder/", "ctx_encoder/", "encoder/", "0_Transformer/"];
+const SMALL_FILES = [
+  "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+];
+/** Weights sources of an encoder folder, in order of preference (the index files name their shards). */
+const WEIGHT_SOURCES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
 
 /** The default cache folder: `$LANGCHAIN_DPR_CACHE` or `~/.cache/langchain-dpr`. */
 export function defaultCacheDir(): string {
@@ -85,26 +99,55 @@ function checkRepoPath(path: string): string {
   return norm;
 }
 
-/** Picks the files of the model folder format out of a repository listing. */
+/**
+ * Picks the files to fetch out of a repository listing (see the module documentation). A folder of
+ * ours (model.onnx beside model.safetensors) keeps its graph; a Hugging Face repository gets its
+ * safetensors, else its PyTorch file, else its ONNX export. Shards are added once their index is read.
+ */
 export function selectModelFiles(listing: string[], opts: { quantized?: boolean } = {}): string[] {
   const set = new Set(listing);
   const out: string[] = [];
   if (set.has("dpr_config.json")) out.push("dpr_config.json");
+  for (const f of listing) if (/^\d+_Pooling\/config\.json$/.test(f)) out.push(f);
   for (const prefix of ENCODER_PREFIXES) {
     if (!set.has(`${prefix}config.json`)) continue;
-    for (const f of SMALL_FILES) if (set.has(prefix + f)) out.push(prefix + f);
+    for (const f of SMALL_FILES) if (set.has(prefix + f) && !out.includes(prefix + f)) out.push(prefix + f);
     const base = opts.quantized ? "model_quantized.onnx" : "model.onnx";
     const onnx = [prefix + base, `${prefix}onnx/${base}`].find((p) => set.has(p));
-    if (onnx) {
+    const weights = WEIGHT_SOURCES.map((w) => prefix + w).find((p) => set.has(p));
+    // Our own folders carry model.onnx at the top of the encoder folder: use it as is. Otherwise
+    // prefer the weights (exported here with our writer) over a third party's ONNX export.
+    const ours = set.has(prefix + base);
+    if (weights && !ours) {
+      out.push(weights);
+    } else if (onnx) {
       out.push(onnx);
       for (const data of [`${onnx}.data`, `${onnx}_data`, onnx.replace(/\.onnx$/, ".onnx_data")]) {
         if (set.has(data) && !out.includes(data)) out.push(data);
       }
-    } else if (set.has(`${prefix}model.safetensors`)) {
-      out.push(`${prefix}model.safetensors`);
+      if (set.has(`${prefix}model.safetensors`)) out.push(`${prefix}model.safetensors`);
     }
   }
   return out;
+}
+
+/** The shard files a downloaded `*.index.json` names (relative to the repository). */
+async function shardsOf(indexPath: string, repoPath: string): Promise<string[]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(indexPath, "utf8"));
+  } catch (err) {
+    throw new Error(`${OWNER}: ${repoPath} is not valid JSON: ${(err as Error).message}`);
+  }
+  const map = (json as { weight_map?: unknown }).weight_map;
+  if (typeof map !== "object" || map === null) throw new Error(`${OWNER}: ${repoPath} has no weight_map object`);
+  const dir = posix.dirname(repoPath) === "." ? "" : `${posix.dirname(repoPath)}/`;
+  const shards = new Set<string>();
+  for (const v of Object.values(map as Record<string, unknown>)) {
+    if (typeof v !== "string") throw new Error(`${OWNER}: ${repoPath}: weight_map values must be file names, got ${JSON.stringify(v)}`);
+    shards.add(checkRepoPath(dir + v));
+  }
+  return [...shards];
 }
 
 /** Candidate paths probed when the server has no listing API. */
@@ -287,13 +330,15 @@ export async function downloadModel(repo: string, params: HubDownloadParams = {}
     }
   }
   const got: string[] = [];
-  for (const path of files) {
+  const queue = [...files];
+  for (let i = 0; i < queue.length; i++) {
+    const path = queue[i]!;
     const dest = join(dir, path);
-    if (await fileExists(dest)) {
+    if ((await fileExists(dest)) || (await withRetries(ctx, () => downloadFile(ctx, path, dest, optional)))) {
       got.push(path);
-      continue;
+      // A sharded checkpoint: its index names the shard files, fetched next (never optional).
+      if (path.endsWith(".index.json")) for (const shard of await shardsOf(dest, path)) if (!queue.includes(shard)) queue.push(shard);
     }
-    if (await withRetries(ctx, () => downloadFile(ctx, path, dest, optional))) got.push(path);
   }
   if (!got.some((f) => f.endsWith("config.json"))) {
     throw new Error(

@@ -1,6 +1,5 @@
-import { createServer, type Server } from "node:http";
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
+import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
+import { FakeHub, listFiles } from "./fake-hub.js";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
@@ -14,95 +13,6 @@ import { writeSafetensors } from "../../src/models/safetensors.js";
 import type { BertWeights } from "../../src/models/types.js";
 import { TEXTS, makeTinyDPR, removeDir, testConfig, testTokenizer, type TinyDPR } from "./fixtures.js";
 import { randomBertWeights } from "../../src/models/weights.js";
-
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(relative(dir, p).split("\\").join("/"));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
-/**
- * A hub imitation on 127.0.0.1: `/api/models/{repo}/revision/{rev}` lists files (unless
- * listing is off), `/{repo}/resolve/{rev}/{path}` serves them; `.data` files answer with a
- * redirect to `/cdn/...` like LFS files do. `dropOnce` paths send half the bytes, then the
- * socket is destroyed.
- */
-class FakeHub {
-  readonly repos = new Map<string, string>();
-  readonly dropOnce = new Set<string>();
-  listing = true;
-  requests: string[] = [];
-  private server!: Server;
-  endpoint = "";
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      void this.handle(req.url ?? "/", res).catch((err: Error) => {
-        res.statusCode = 500;
-        res.end(err.message);
-      });
-    });
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-
-  private async handle(rawUrl: string, res: import("node:http").ServerResponse): Promise<void> {
-    const url = decodeURIComponent(rawUrl);
-    this.requests.push(url);
-    const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url);
-    if (api) {
-      const dir = this.repos.get(api[1]!);
-      if (!this.listing || !dir) {
-        res.statusCode = 404;
-        res.end("{}");
-        return;
-      }
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ id: api[1], siblings: (await listFiles(dir)).map((rfilename) => ({ rfilename })) }));
-      return;
-    }
-    const file = /^\/(cdn\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url);
-    const dir = file ? this.repos.get(file[2]!) : undefined;
-    if (!file || !dir) {
-      res.statusCode = 404;
-      res.end("not found");
-      return;
-    }
-    const path = file[4]!;
-    let body: Buffer;
-    try {
-      body = await readFile(join(dir, path));
-    } catch {
-      res.statusCode = 404;
-      res.end("Entry not found");
-      return;
-    }
-    if (!file[1] && path.endsWith(".data")) {
-      res.statusCode = 302;
-      res.setHeader("location", `/cdn${url}`);
-      res.end();
-      return;
-    }
-    res.setHeader("content-length", body.length);
-    if (this.dropOnce.delete(path)) {
-      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
-      return;
-    }
-    res.end(body);
-  }
-}
 
 let root: string;
 let model: TinyDPR;
@@ -267,13 +177,18 @@ describe("hub download into the cache", () => {
 });
 
 describe("selectModelFiles", () => {
-  it("keeps the model folder's files and skips other frameworks' weights", () => {
+  it("fetches one weights source: safetensors, else the PyTorch file, else the ONNX export; never other frameworks' weights", () => {
     const listing = [
       ".gitattributes", "README.md", "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
-      "pytorch_model.bin", "tf_model.h5", "onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/model.onnx_data",
+      "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/model.onnx_data",
     ];
-    expect(selectModelFiles(listing)).toEqual(["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "onnx/model.onnx_data"]);
-    expect(selectModelFiles(listing, { quantized: true })).toContain("onnx/model_quantized.onnx");
+    expect(selectModelFiles(listing)).toEqual(["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "pytorch_model.bin"]);
+    expect(selectModelFiles([...listing, "model.safetensors"])).toContain("model.safetensors");
+    expect(selectModelFiles([...listing, "model.safetensors"])).not.toContain("pytorch_model.bin");
+    const onnxOnly = listing.filter((f) => f !== "pytorch_model.bin");
+    expect(selectModelFiles(onnxOnly)).toEqual(["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "onnx/model.onnx_data"]);
+    expect(selectModelFiles(onnxOnly, { quantized: true })).toContain("onnx/model_quantized.onnx");
     expect(selectModelFiles(["config.json", "vocab.txt", "model.safetensors", "pytorch_model.bin"])).toEqual(["config.json", "vocab.txt", "model.safetensors"]);
+    expect(selectModelFiles(["config.json", "vocab.txt", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin"])).toEqual(["config.json", "vocab.txt", "pytorch_model.bin.index.json"]);
   });
 });
