@@ -18,10 +18,12 @@ const TRAIN_OPTIONS = `Data
   --negatives FILE       DPR JSON (e.g. from langchain-dpr mine) whose hard_negative_ctxs are
                          attached to the training examples with the same question text
 Model
-  --init PATH            model folder of ours, HF BERT/DPR folder, or model.safetensors (config.json, vocab beside)
+  --init PATH|ID         model folder of ours, a Hugging Face BERT/DPR/sentence-transformers folder or hub id
+                         (e.g. BAAI/bge-small-en-v1.5; safetensors or pytorch_model.bin), or a weights file
   --hidden N --layers N --heads N --ffn N --max-len N --vocab-size N   from scratch (vocabulary from the corpus)
   --shared               one encoder for questions and passages (default: two)
-  --pooling cls|mean     (default cls)   --title-join pair|none (default pair)
+  --pooling cls|mean|max --title-join pair|space|none --normalize --query-prompt TEXT --passage-prompt TEXT
+                         (default: the --init model's settings, else cls, pair, raw dot products, no prompts)
 Recipe
   --epochs N (1) --max-steps N --batch N (32) --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
   --weight-decay X (0.01) --clip X (2.0) --temperature X (1) --hard-negatives N (1) --dropout X

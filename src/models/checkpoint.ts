@@ -3,6 +3,7 @@
  * as ONNX: the path from weights our TF.js training or a Hugging Face repository produced to
  * a model onnxruntime-node runs.
  */
+import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { readBertConfig } from "./config.js";
 import { exportBertOnnx, type BertOnnxOptions } from "./onnx/bert-graph.js";
@@ -15,9 +16,14 @@ import { canonicalizeBertWeights, validateBertWeights } from "./weights.js";
  * `bert.`-prefixed and TF-style checkpoints) and validates them against the config.
  * @throws Error naming the file and the problem (missing file, bad header, shape mismatch).
  */
-export async function readBertCheckpoint(dir: string): Promise<{ config: BertConfig; weights: BertWeights; metadata: Record<string, string> }> {
+export async function readBertCheckpoint(dir: string, owner = "readBertCheckpoint"): Promise<{ config: BertConfig; weights: BertWeights; metadata: Record<string, string> }> {
   const config = await readBertConfig(join(dir, "config.json"));
   const path = join(dir, "model.safetensors");
+  try {
+    await access(path);
+  } catch {
+    throw new Error(`${owner}: ${dir} has no model.safetensors; training starts from safetensors weights (an ONNX-only folder cannot be trained)`);
+  }
   const { tensors, metadata } = await readSafetensors(path);
   const weights = canonicalizeBertWeights(tensors);
   validateBertWeights(config, weights, path);

@@ -163,6 +163,10 @@ export interface TokenizeBatchOptions {
   hardNegatives?: number;
   /** Pad lengths up to a multiple of this ({@link padEncodings}); default 1. */
   padMultiple?: number;
+  /** Prepended to every question (the model's query prompt); default "". */
+  queryPrompt?: string;
+  /** Prepended to every passage ({@link encodePassage}); default "". */
+  passagePrompt?: string;
 }
 
 /** A batch ready for the encoders. */
@@ -223,7 +227,7 @@ export function tokenizeBatch(
 ): TokenizedBatch {
   const padId = tokenizer.tokenToIdOrUndefined("[PAD]") ?? 0;
   const exs = batch.map((i) => examples[i]!);
-  const questions = exs.map((e) => tokenizer.encode(e.question, null, { maxLength: opts.maxQueryLength }));
+  const questions = exs.map((e) => tokenizer.encode((opts.queryPrompt ?? "") + e.question, null, { maxLength: opts.maxQueryLength }));
   const positives = exs.map((e) => e.positives[0]!);
   const seen = new Set(positives.map(passageKey));
   const negatives: Passage[] = [];
@@ -239,7 +243,7 @@ export function tokenizeBatch(
       taken++;
     }
   }
-  const passages = [...positives, ...negatives].map((p) => encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin));
+  const passages = [...positives, ...negatives].map((p) => encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin, opts.passagePrompt));
   return {
     questions: padEncodings(questions, padId, { multiple: opts.padMultiple, max: opts.maxQueryLength }),
     passages: padEncodings(passages, padId, { multiple: opts.padMultiple, max: opts.maxPassageLength }),

@@ -63,7 +63,7 @@ export interface BertOutputsTF {
 }
 
 /** How {@link BertEncoderTF.encode} turns hidden states into one vector per row. */
-export type PoolingTF = "cls" | "mean" | "bert";
+export type PoolingTF = "cls" | "mean" | "max" | "bert";
 
 /** Construction options shared by the factories. */
 export interface BertEncoderTFParams extends FastPathOptions {
@@ -343,7 +343,9 @@ export class BertEncoderTF {
     const out = this.forward(inputs, opts);
     if (pooling === "cls") return out.cls;
     if (pooling === "bert") return out.pooled!;
-    return meanPool(out.lastHiddenState, toTensor(inputs.attentionMask, "attentionMask", "float32"));
+    const mask = toTensor(inputs.attentionMask, "attentionMask", "float32");
+    if (pooling === "max") return maxPool(out.lastHiddenState, mask);
+    return meanPool(out.lastHiddenState, mask);
   }
 
   /** Frees every variable. The encoder cannot be used afterwards. */
@@ -377,6 +379,17 @@ export function meanPool(hidden: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
   const m = tf.expandDims(tf.cast(mask, "float32"), 2);
   const summed = tf.sum(tf.mul(hidden, m), 1);
   return tf.div(summed, tf.maximum(tf.sum(m, 1), 1e-9)) as tf.Tensor2D;
+}
+
+/** Masked max over the sequence (padding never wins): `[B, S, H] → [B, H]`. */
+export function maxPool(hidden: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
+  const m = tf.expandDims(tf.cast(mask, "float32"), 2);
+  return tf.max(tf.add(hidden, tf.mul(tf.sub(1, m), -1e9)), 1) as tf.Tensor2D;
+}
+
+/** Rows scaled to unit L2 norm, `x / max(‖x‖, 1e-12)` (sentence-transformers' Normalize). */
+export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.div(x, tf.maximum(tf.norm(x, "euclidean", -1, true), 1e-12)) as tf.Tensor2D;
 }
 
 let varCounter = 0;

@@ -46,6 +46,7 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
       hidden: { type: "string" }, layers: { type: "string" }, heads: { type: "string" }, ffn: { type: "string" },
       "max-len": { type: "string" }, "vocab-size": { type: "string" },
       shared: { type: "boolean" }, pooling: { type: "string" }, "title-join": { type: "string" },
+      normalize: { type: "boolean" }, "query-prompt": { type: "string" }, "passage-prompt": { type: "string" },
       epochs: { type: "string" }, "max-steps": { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
       "warmup-ratio": { type: "string" }, "warmup-steps": { type: "string" }, "weight-decay": { type: "string" },
       clip: { type: "string" }, temperature: { type: "string" }, "hard-negatives": { type: "string" }, dropout: { type: "string" },
@@ -66,6 +67,8 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   const backend = values.backend as BackendChoice | undefined;
   if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new UsageError(`train-dpr: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
   if (values["dev-eval"] !== undefined && !["onnx", "backend"].includes(values["dev-eval"])) throw new UsageError(`train-dpr: --dev-eval must be onnx or backend, got '${values["dev-eval"]}'`);
+  if (values.pooling !== undefined && !["cls", "mean", "max"].includes(values.pooling)) throw new UsageError(`train-dpr: --pooling must be cls, mean or max, got '${values.pooling}'`);
+  if (values["title-join"] !== undefined && !["pair", "space", "none"].includes(values["title-join"])) throw new UsageError(`train-dpr: --title-join must be pair, space or none, got '${values["title-join"]}'`);
   const seed = num(values.seed, "seed", true) ?? 42;
   const out = resolve(values.out);
 
@@ -196,8 +199,12 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     hardNegatives: num(values["hard-negatives"], "hard-negatives", true),
     maxQueryLength: Math.min(qLen, config.max_position_embeddings),
     maxPassageLength: pLen,
-    titleJoin: values["title-join"] as TitleJoin | undefined,
-    pooling: values.pooling as "cls" | "mean" | undefined,
+    // The starting model's own settings (pooling, normalisation, prompts, titles) unless overridden.
+    titleJoin: (values["title-join"] as TitleJoin | undefined) ?? init?.settings?.titleJoin,
+    pooling: (values.pooling as "cls" | "mean" | "max" | undefined) ?? init?.settings?.pooling,
+    normalize: values.normalize ?? init?.settings?.normalize,
+    queryPrompt: values["query-prompt"] ?? init?.settings?.queryPrompt,
+    passagePrompt: values["passage-prompt"] ?? init?.settings?.passagePrompt,
     dropout: values.init ? num(values.dropout, "dropout") : undefined,
     seed,
     gradCacheChunk: num(values["grad-cache"], "grad-cache", true),

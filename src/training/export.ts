@@ -17,7 +17,7 @@ import type { Passage, Qrels, Query } from "../data/types.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import type { BertWeights } from "../models/types.js";
 import { isShared, type DualEncoderTF } from "./gradients.js";
-import type { BertEncoderTF, PoolingTF } from "./bert-tf.js";
+import { l2Normalize, type BertEncoderTF, type PoolingTF } from "./bert-tf.js";
 import { encodePassage, padEncodings } from "./batches.js";
 import { releaseFreeGpuBuffers, sequencePadMultiple } from "./webgpu.js";
 import type { TitleJoin } from "../models/model-dir.js";
@@ -123,6 +123,11 @@ export interface EncoderEvalOptions {
   maxQueryLength: number;
   maxPassageLength: number;
   titleJoin: TitleJoin;
+  /** L2-normalise the vectors (default false). */
+  normalize?: boolean;
+  /** Prepended to questions / passages (default ""). */
+  queryPrompt?: string;
+  passagePrompt?: string;
   /** Rows per forward pass (default 64). */
   batchSize?: number;
 }
@@ -134,6 +139,7 @@ async function embedRows(
   pooling: PoolingTF,
   batchSize: number,
   padId: number,
+  normalize: boolean,
 ): Promise<Float32Array> {
   const dim = enc.config.hidden_size;
   const out = new Float32Array(rows.length * dim);
@@ -141,7 +147,10 @@ async function embedRows(
   for (let s = 0; s < order.length; s += batchSize) {
     const idx = order.slice(s, s + batchSize);
     const inputs = padEncodings(idx.map((i) => rows[i]!), padId, { multiple: sequencePadMultiple(), max: enc.config.max_position_embeddings });
-    const emb = tf.tidy(() => enc.encode(inputs, { training: false, pooling }));
+    const emb = tf.tidy(() => {
+      const v = enc.encode(inputs, { training: false, pooling });
+      return normalize ? l2Normalize(v) : v;
+    });
     const data = (await emb.data()) as Float32Array;
     emb.dispose();
     idx.forEach((row, j) => out.set(data.subarray(j * dim, (j + 1) * dim), row * dim));
@@ -163,10 +172,10 @@ export async function evaluateEncoders(
 ): Promise<Record<string, number>> {
   const padId = tokenizer.tokenToIdOrUndefined("[PAD]") ?? 0;
   const batch = opts.batchSize ?? 64;
-  const pRows = dev.corpus.map((p) => encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin));
-  const qRows = dev.queries.map((q) => tokenizer.encode(q.text, null, { maxLength: opts.maxQueryLength }));
-  const p = await embedRows(encoders.passage, pRows, opts.pooling, batch, padId);
-  const q = await embedRows(encoders.question, qRows, opts.pooling, batch, padId);
+  const pRows = dev.corpus.map((p) => encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin, opts.passagePrompt));
+  const qRows = dev.queries.map((q) => tokenizer.encode((opts.queryPrompt ?? "") + q.text, null, { maxLength: opts.maxQueryLength }));
+  const p = await embedRows(encoders.passage, pRows, opts.pooling, batch, padId, opts.normalize ?? false);
+  const q = await embedRows(encoders.question, qRows, opts.pooling, batch, padId, opts.normalize ?? false);
   releaseFreeGpuBuffers();
   const dim = encoders.question.config.hidden_size;
   const run = exactDotProductRun(dev.queries.map((x) => x.id), q, dev.corpus.map((x) => x.id), p, dim, 100);

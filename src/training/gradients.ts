@@ -12,7 +12,7 @@
  */
 import "@tensorflow/tfjs"; // registers TF.js's gradient functions (not part of tfjs-core)
 import * as tf from "@tensorflow/tfjs-core";
-import type { BertEncoderTF, BertInputsTF, PoolingTF } from "./bert-tf.js";
+import { l2Normalize, type BertEncoderTF, type BertInputsTF, type PoolingTF } from "./bert-tf.js";
 import { dprLoss } from "./loss.js";
 import { SeededRandom } from "./random.js";
 
@@ -68,6 +68,8 @@ export interface DprGradientParams {
   chunkSize?: number;
   /** Seed of this step's dropout masks (each side and chunk derives its own); random when omitted. */
   dropoutSeed?: number;
+  /** L2-normalise the pooled vectors before the loss (a model that scores by cosine; use a temperature). */
+  normalize?: boolean;
 }
 
 /**
@@ -111,7 +113,8 @@ export function computeDprGradients(params: DprGradientParams): DprGradients {
   const encodeChunk = (side: 0 | 1, inputs: BertInputsTF, chunk: number): tf.Tensor2D => {
     const enc = side === 0 ? encoders.question : encoders.passage;
     enc.reseedDropout(seedFor(side, chunk));
-    return enc.encode(inputs, { training, pooling });
+    const v = enc.encode(inputs, { training, pooling });
+    return params.normalize ? l2Normalize(v) : v;
   };
   const toNamed = (grads: tf.NamedTensorMap): Map<string, tf.Tensor> => {
     const out = new Map<string, tf.Tensor>();

@@ -2,9 +2,12 @@
  * Where a training run starts from:
  *
  * - {@link loadInitialModel}: a model folder of ours (question_encoder/ + passage_encoder/, or a shared
- *   encoder/), or a Hugging Face BERT/DPR checkpoint folder (config.json + model.safetensors +
- *   vocab.txt or tokenizer.json; tensor names of bert-base-uncased or facebook/dpr-* are mapped by
- *   canonicalizeBertWeights), or a `model.safetensors` file with config.json and vocab.txt beside it;
+ *   encoder/), or a Hugging Face BERT/DPR/sentence-transformers folder (config.json + weights:
+ *   model.safetensors, pytorch_model.bin or their sharded forms + vocab.txt or tokenizer.json; tensor
+ *   names of bert-base-uncased or facebook/dpr-* are mapped by canonicalizeBertWeights), or a weights
+ *   file with config.json and the vocabulary beside it, or a hub id (`BAAI/bge-small-en-v1.5`,
+ *   downloaded into the cache first). The folder's own settings (pooling, normalisation, prompts,
+ *   titles) come along, so a fine-tuned model embeds as its source did;
  * - {@link scratchModel}: a config of the given shape and a WordPiece vocabulary learnt from the
  *   corpus with this project's `buildWordPieceVocab` (weights are then initialised by the trainer).
  */
@@ -12,7 +15,8 @@ import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { readBertCheckpoint } from "../models/checkpoint.js";
 import { BERT_BASE_CONFIG, parseBertConfig } from "../models/config.js";
-import { resolveDPRModelDir } from "../models/model-dir.js";
+import { resolveDPRModelDir, type DPRModelConfig } from "../models/model-dir.js";
+import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
 import type { BertConfig, BertWeights } from "../models/types.js";
 import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { buildWordPieceVocab } from "../tokenizers/vocab.js";
@@ -28,15 +32,15 @@ export interface InitialModel {
   passage?: BertWeights;
   /** Human-readable description of the source (for training.json). */
   source: string;
+  /** The source folder's settings (dpr_config.json, or its sentence-transformers files). */
+  settings?: DPRModelConfig;
 }
 
+/** Files a weights path may name (a folder's weights are found by {@link readBertCheckpoint}). */
+const WEIGHT_FILES = ["model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json"];
+
 async function readEncoder(dir: string): Promise<{ config: BertConfig; weights: BertWeights }> {
-  try {
-    await stat(`${dir}/model.safetensors`);
-  } catch {
-    throw new Error(`${WHO}: ${dir} has no model.safetensors; training starts from safetensors weights (an ONNX-only folder cannot be trained)`);
-  }
-  const { config, weights } = await readBertCheckpoint(dir);
+  const { config, weights } = await readBertCheckpoint(dir, WHO);
   return { config, weights };
 }
 
@@ -44,28 +48,32 @@ async function readEncoder(dir: string): Promise<{ config: BertConfig; weights: 
  * Loads initial weights, config and tokenizer from a folder or a model.safetensors file.
  * @throws Error naming the path and what is missing.
  */
-export async function loadInitialModel(path: string): Promise<InitialModel> {
+export async function loadInitialModel(path: string, hub: HubDownloadParams = {}): Promise<InitialModel> {
   let s;
   try {
     s = await stat(path);
   } catch {
-    throw new Error(`${WHO}: ${path} does not exist`);
+    if (!isHubId(path)) throw new Error(`${WHO}: ${path} does not exist (and is not a hub id like owner/name)`);
+    const dir = await downloadModel(path, hub);
+    const loaded = await loadInitialModel(dir);
+    return { ...loaded, source: `${path} (hub, cached in ${dir})` };
   }
   const dir = s.isDirectory() ? path : dirname(path);
-  if (!s.isDirectory() && basename(path) !== "model.safetensors") {
-    throw new Error(`${WHO}: ${path}: expected a model folder or a file named model.safetensors`);
+  if (!s.isDirectory() && !WEIGHT_FILES.includes(basename(path))) {
+    throw new Error(`${WHO}: ${path}: expected a model folder or a weights file named ${WEIGHT_FILES.join(", ")}`);
   }
   const layout = await resolveDPRModelDir(dir, WHO);
+  const settings = layout.config;
   const q = await readEncoder(layout.questionEncoderDir);
   const tokenizer = await BertTokenizer.fromDir(layout.questionEncoderDir);
-  if (layout.shared) return { config: q.config, tokenizer, question: q.weights, source: `${layout.questionEncoderDir} (one encoder)` };
+  if (layout.shared) return { config: q.config, tokenizer, question: q.weights, source: `${layout.questionEncoderDir} (one encoder)`, settings };
   const p = await readEncoder(layout.passageEncoderDir);
   for (const key of ["hidden_size", "num_hidden_layers", "vocab_size", "max_position_embeddings"] as const) {
     if (p.config[key] !== q.config[key]) {
       throw new Error(`${WHO}: ${key} differs between ${layout.questionEncoderDir} (${q.config[key]}) and ${layout.passageEncoderDir} (${p.config[key]})`);
     }
   }
-  return { config: q.config, tokenizer, question: q.weights, passage: p.weights, source: `${layout.dir} (question + passage encoders)` };
+  return { config: q.config, tokenizer, question: q.weights, passage: p.weights, source: `${layout.dir} (question + passage encoders)`, settings };
 }
 
 /** Shape of a model trained from scratch. */

@@ -106,8 +106,17 @@ export interface DPRTrainerParams {
   maxQueryLength?: number;
   maxPassageLength?: number;
   titleJoin?: TitleJoin;
-  /** Pooling of both encoders (default "cls", as DPR; "mean" learns faster from scratch). */
-  pooling?: "cls" | "mean";
+  /** Pooling of both encoders (default "cls", as DPR; "mean" learns faster from scratch; "max"). */
+  pooling?: "cls" | "mean" | "max";
+  /**
+   * L2-normalise the vectors (training loss and export), as a model that scores by cosine does
+   * (bge, e5); pair it with a temperature such as 0.05. Default false (DPR: raw dot products).
+   */
+  normalize?: boolean;
+  /** Prepended to every question (e.g. "query: "), in training, evaluation and the exported config. */
+  queryPrompt?: string;
+  /** Prepended to every passage (e.g. "passage: "). */
+  passagePrompt?: string;
   /** Overrides the config's hidden and attention dropout. */
   dropout?: number;
   seed?: number;
@@ -240,7 +249,10 @@ export class DPRTrainer {
   maxQueryLength = 64;
   maxPassageLength = 256;
   titleJoin: TitleJoin = "pair";
-  pooling: "cls" | "mean" = "cls";
+  pooling: "cls" | "mean" | "max" = "cls";
+  normalize = false;
+  queryPrompt = "";
+  passagePrompt = "";
   seed = 42;
   checkpointEvery = 0;
   selectMetric = "ndcg@10";
@@ -256,7 +268,7 @@ export class DPRTrainer {
     this.outputDir = resolve(params.outputDir);
     for (const key of [
       "epochs", "batchSize", "lr", "warmupRatio", "weightDecay", "maxGradNorm", "temperature", "hardNegatives",
-      "maxQueryLength", "maxPassageLength", "titleJoin", "pooling", "seed", "checkpointEvery", "selectMetric",
+      "maxQueryLength", "maxPassageLength", "titleJoin", "pooling", "normalize", "queryPrompt", "passagePrompt", "seed", "checkpointEvery", "selectMetric",
       "quantize", "throttleMs", "shared",
     ] as const) {
       const v = params[key];
@@ -340,7 +352,10 @@ export class DPRTrainer {
   }
 
   private get dprConfig() {
-    return { pooling: this.pooling, maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, normalize: false };
+    return {
+      pooling: this.pooling, maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin,
+      normalize: this.normalize, queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
+    };
   }
 
   /** Hyper-parameters as written to training.json. */
@@ -350,7 +365,8 @@ export class DPRTrainer {
       warmupSteps: this.params.warmupSteps, warmupRatio: this.warmupRatio, weightDecay: this.weightDecay,
       maxGradNorm: this.maxGradNorm, temperature: this.temperature, hardNegatives: this.hardNegatives,
       maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin,
-      pooling: this.pooling, dropout: this.params.dropout, seed: this.seed, gradCacheChunk: this.params.gradCacheChunk,
+      pooling: this.pooling, normalize: this.normalize, queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
+      dropout: this.params.dropout, seed: this.seed, gradCacheChunk: this.params.gradCacheChunk,
       shared: this.shared, checkpointEvery: this.checkpointEvery, selectMetric: this.selectMetric, backend: tf.getBackend(),
       devEvaluation: this.params.dev ? this.devEvaluation : undefined, maxMinutes: this.params.maxMinutes,
     };
@@ -458,13 +474,13 @@ export class DPRTrainer {
           const t0 = Date.now();
           const batch = tokenizeBatch(this.params.tokenizer, examples, plan[batchInEpoch]!, {
             maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, hardNegatives: this.hardNegatives,
-            padMultiple: sequencePadMultiple(),
+            padMultiple: sequencePadMultiple(), queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
           });
           const lr = schedule(step);
           const { loss, gradNorm } = await guardGpuWork(`training update ${step + 1} (${describeBatch(batch, this.params.gradCacheChunk)})`, () =>
             applyUpdate({
               ...computeDprGradients({
-                encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature,
+                encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature, normalize: this.normalize,
                 training: true, chunkSize: this.params.gradCacheChunk, dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
               }),
               optimizer, lr, maxGradNorm: this.maxGradNorm,
@@ -513,6 +529,7 @@ export class DPRTrainer {
             const c = this.dprConfig;
             record.metrics = await evaluateEncoders(encoders, this.params.tokenizer, this.params.dev, {
               pooling: c.pooling, maxQueryLength: c.maxQueryLength, maxPassageLength: c.maxPassageLength, titleJoin: c.titleJoin,
+              normalize: c.normalize, queryPrompt: c.queryPrompt, passagePrompt: c.passagePrompt,
             });
           }
           const value = record.metrics[this.selectMetric];

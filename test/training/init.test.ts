@@ -60,13 +60,13 @@ describe("loadInitialModel", () => {
     expect(init.config.vocab_size).toBe(120);
   });
 
-  it("names what is missing: no folder, an ONNX-only encoder, a file that is not model.safetensors", async () => {
-    await expect(loadInitialModel(join(dir, "nope"))).rejects.toThrow(/training init: .*nope does not exist/);
+  it("names what is missing: no folder, an ONNX-only encoder, a file that is not a weights file", async () => {
+    await expect(loadInitialModel(join(dir, "nope"))).rejects.toThrow(/training init: .*nope does not exist \(and is not a hub id like owner\/name\)/);
     const d = join(dir, "onnx-only");
     await createRandomDPRModel(d, { shape: "tiny", texts, vocabSize: 120, shared: true, safetensors: false });
     await expect(loadInitialModel(d)).rejects.toThrow(/has no model.safetensors; training starts from safetensors weights/);
     await writeFile(join(dir, "weights.bin"), "x");
-    await expect(loadInitialModel(join(dir, "weights.bin"))).rejects.toThrow(/expected a model folder or a file named model.safetensors/);
+    await expect(loadInitialModel(join(dir, "weights.bin"))).rejects.toThrow(/expected a model folder or a weights file named model.safetensors, pytorch_model.bin/);
   });
 });
 
