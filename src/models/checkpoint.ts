@@ -8,23 +8,53 @@ import { join } from "node:path";
 import { readBertConfig } from "./config.js";
 import { exportBertOnnx, type BertOnnxOptions } from "./onnx/bert-graph.js";
 import { readSafetensors } from "./safetensors.js";
+import { floatWeights, readCheckpointShards, readTorchCheckpoint } from "./pytorch/index.js";
 import type { BertConfig, BertWeights } from "./types.js";
 import { canonicalizeBertWeights, validateBertWeights } from "./weights.js";
 
+/** Weights files of a checkpoint folder, in the order they are preferred. */
+export const CHECKPOINT_WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"] as const;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Reads `config.json` and `model.safetensors` from `dir`, canonicalises tensor names (DPR,
- * `bert.`-prefixed and TF-style checkpoints) and validates them against the config.
+ * Reads the weights of a checkpoint folder as float tensors: `model.safetensors`, else its sharded
+ * index, else `pytorch_model.bin` (zip or legacy format, read without executing anything), else its
+ * sharded index. Integer buffers (e.g. `embeddings.position_ids`) are left out.
+ * @throws Error naming the folder when it has none of these files, or the file and the problem.
+ */
+export async function readCheckpointWeights(dir: string, owner = "readBertCheckpoint"): Promise<{ weights: BertWeights; path: string; metadata: Record<string, string> }> {
+  for (const file of CHECKPOINT_WEIGHT_FILES) {
+    const path = join(dir, file);
+    if (!(await exists(path))) continue;
+    if (file === "model.safetensors") {
+      const { tensors, metadata } = await readSafetensors(path);
+      return { weights: tensors, path, metadata };
+    }
+    const tensors = file.endsWith(".index.json") ? await readCheckpointShards(path) : await readTorchCheckpoint(path);
+    return { weights: floatWeights(tensors).weights, path, metadata: {} };
+  }
+  throw new Error(
+    `${owner}: ${dir} has no weights (looked for ${CHECKPOINT_WEIGHT_FILES.join(", ")}); ` +
+      "an ONNX-only folder cannot be read as weights (training needs them)",
+  );
+}
+
+/**
+ * Reads `config.json` and the weights ({@link readCheckpointWeights}) from `dir`, canonicalises tensor
+ * names (DPR, `bert.`-prefixed and TF-style checkpoints) and validates them against the config.
  * @throws Error naming the file and the problem (missing file, bad header, shape mismatch).
  */
 export async function readBertCheckpoint(dir: string, owner = "readBertCheckpoint"): Promise<{ config: BertConfig; weights: BertWeights; metadata: Record<string, string> }> {
   const config = await readBertConfig(join(dir, "config.json"));
-  const path = join(dir, "model.safetensors");
-  try {
-    await access(path);
-  } catch {
-    throw new Error(`${owner}: ${dir} has no model.safetensors; training starts from safetensors weights (an ONNX-only folder cannot be trained)`);
-  }
-  const { tensors, metadata } = await readSafetensors(path);
+  const { weights: tensors, path, metadata } = await readCheckpointWeights(dir, owner);
   const weights = canonicalizeBertWeights(tensors);
   validateBertWeights(config, weights, path);
   return { config, weights, metadata };

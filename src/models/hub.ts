@@ -30,10 +30,8 @@ import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 
 import { tempPathFor, writeFileAtomic } from "../utils/atomic-file.js";
-import { readBertConfig } from "./config.js";
+import { readBertCheckpoint } from "./checkpoint.js";
 import { exportBertOnnx } from "./onnx/bert-graph.js";
-import { readSafetensors } from "./safetensors.js";
-import { canonicalizeBertWeights, validateBertWeights } from "./weights.js";
 
 /** Settings of {@link downloadModel}. */
 export interface HubDownloadParams {
@@ -263,26 +261,25 @@ async function fileExists(path: string): Promise<boolean> {
 }
 
 /**
- * For encoder folders that have `model.safetensors` but no ONNX graph (e.g. the facebook/dpr-*
- * repositories), writes `model.onnx` from the weights (CLS pooler: the DPR semantics).
+ * For encoder folders that have weights (safetensors, PyTorch, sharded or not) but no ONNX graph
+ * (e.g. the facebook/dpr-* repositories), writes `model.onnx` from the weights: a sequence classifier
+ * (cross-encoder) keeps its head and gets `logits`; an encoder gets DPR's CLS pooler (other poolings
+ * run on `last_hidden_state`, which every graph has).
  */
-export async function exportMissingOnnx(modelDir: string, files: string[]): Promise<string[]> {
+export async function exportMissingOnnx(modelDir: string, files: string[], opts: { quantized?: boolean } = {}): Promise<string[]> {
   const written: string[] = [];
   for (const prefix of ENCODER_PREFIXES) {
-    if (!files.includes(`${prefix}model.safetensors`)) continue;
+    if (!WEIGHT_SOURCES.some((w) => files.includes(prefix + w))) continue;
     const graphs = ["model.onnx", "onnx/model.onnx", "model_quantized.onnx", "onnx/model_quantized.onnx"];
     if (graphs.some((g) => files.includes(prefix + g))) continue;
     const dir = join(modelDir, prefix);
-    const config = await readBertConfig(join(dir, "config.json"));
-    const { tensors } = await readSafetensors(join(dir, "model.safetensors"));
-    const weights = canonicalizeBertWeights(tensors);
-    validateBertWeights(config, weights, join(dir, "model.safetensors"));
-    // A sequence classifier (cross-encoder: BertForSequenceClassification with classifier.* weights)
-    // keeps its head and gets `logits`; an encoder gets DPR's CLS pooler.
+    const { config, weights } = await readBertCheckpoint(dir, OWNER);
     const classifier =
       weights.has("classifier.weight") && (config.architectures ?? []).some((a) => a.endsWith("ForSequenceClassification"));
-    await exportBertOnnx(dir, config, weights, classifier ? { pooler: "bert", classifier: true } : { pooler: "cls" });
+    const onnx = classifier ? { pooler: "bert" as const, classifier: true } : { pooler: "cls" as const };
+    await exportBertOnnx(dir, config, weights, { ...onnx, quantize: opts.quantized });
     written.push(`${prefix}model.onnx`);
+    if (opts.quantized) written.push(`${prefix}model_quantized.onnx`);
   }
   return written;
 }
@@ -345,7 +342,7 @@ export async function downloadModel(repo: string, params: HubDownloadParams = {}
       `${OWNER}: ${repo}@${revision} at ${ctx.endpoint} has no model folder files (config.json, vocab.txt, model.onnx, ...)`,
     );
   }
-  got.push(...(await exportMissingOnnx(dir, got)));
+  got.push(...(await exportMissingOnnx(dir, got, { quantized: params.quantized })));
   const marker = { repo, revision, endpoint: ctx.endpoint, quantized: Boolean(params.quantized), files: got };
   await writeFileAtomic(markerPath, [new TextEncoder().encode(JSON.stringify(marker, null, 2) + "\n")]);
   return dir;

@@ -2,14 +2,17 @@
  * Reading and writing the safetensors format (https://huggingface.co/docs/safetensors):
  * an 8-byte little-endian header length, a JSON header mapping tensor names to
  * `{ dtype, shape, data_offsets }` (plus optional `__metadata__` string map), then the raw
- * little-endian tensor bytes. Writes F32; reads F32, F16 and BF16 into Float32Array.
+ * little-endian tensor bytes. Writes F32; reads F32, F16 and BF16 into Float32Array. Integer
+ * tensors (I64, I32, I16, I8, U8, BOOL: e.g. the `embeddings.position_ids` buffer older transformers
+ * versions saved) are checked like the others but not returned: they are listed in `skipped`.
  */
 import { readFile } from "node:fs/promises";
 import { endianness } from "node:os";
 import type { BertWeights, NamedTensor } from "./types.js";
 import { writeFileAtomic } from "../utils/atomic-file.js";
 
-const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
+const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
 /** Refuse absurd headers before trying to parse them (the reference implementation uses 100 MB). */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
@@ -47,7 +50,7 @@ function decodeTensor(bytes: Uint8Array, dtype: string, count: number): Float32A
  * Parses a safetensors file already in memory.
  * @param source - a path or label used in error messages.
  */
-export function parseSafetensors(buffer: Uint8Array, source: string): { tensors: BertWeights; metadata: Record<string, string> } {
+export function parseSafetensors(buffer: Uint8Array, source: string): { tensors: BertWeights; metadata: Record<string, string>; skipped: string[] } {
   assertLittleEndian();
   const where = `safetensors (${source})`;
   if (buffer.byteLength < 8) throw new Error(`${where}: file is ${buffer.byteLength} bytes, too short for the 8-byte header length`);
@@ -70,6 +73,7 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
   const tensors: BertWeights = new Map();
   let metadata: Record<string, string> = {};
   const ranges: Array<[number, number, string]> = [];
+  const skipped: string[] = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (typeof entry !== "object" || entry === null || Array.isArray(entry) || !Object.values(entry).every((v) => typeof v === "string")) {
@@ -99,6 +103,10 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
       throw new Error(`${where}: tensor '${name}' data_offsets end ${end} is past the end of the data (${dataLength} bytes; file truncated?)`);
     }
     ranges.push([begin, end, name]);
+    if (!FLOAT_DTYPES.has(dtype)) {
+      skipped.push(name);
+      continue;
+    }
     const bytes = buffer.subarray(dataStart + begin, dataStart + end);
     tensors.set(name, { shape: [...(shape as number[])], data: decodeTensor(bytes, dtype, count) });
   }
@@ -108,7 +116,7 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
       throw new Error(`${where}: tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
     }
   }
-  return { tensors, metadata };
+  return { tensors, metadata, skipped };
 }
 
 /**
@@ -116,7 +124,7 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
  * @throws Error naming the file and the problem for truncated files, bad headers,
  *   unsupported dtypes, or offsets that do not match the shapes.
  */
-export async function readSafetensors(path: string): Promise<{ tensors: BertWeights; metadata: Record<string, string> }> {
+export async function readSafetensors(path: string): Promise<{ tensors: BertWeights; metadata: Record<string, string>; skipped: string[] }> {
   let buffer: Buffer;
   try {
     buffer = await readFile(path);

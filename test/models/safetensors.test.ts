@@ -91,8 +91,16 @@ describe("safetensors", () => {
     await expect(readSafetensors(wrongSize)).rejects.toThrow(/'w' F32\[3\] needs 12 bytes but data_offsets \[0, 8\] span 8/);
 
     const badDtype = join(dir, "int.safetensors");
-    await writeFile(badDtype, handMade({ w: { dtype: "I64", shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8)));
-    await expect(readSafetensors(badDtype)).rejects.toThrow(/'w' has dtype "I64"; supported: F32, F16, BF16/);
+    await writeFile(badDtype, handMade({ w: { dtype: "F64", shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8)));
+    await expect(readSafetensors(badDtype)).rejects.toThrow(/'w' has dtype "F64"; supported: F32, F16, BF16, I64/);
+    // Integer tensors (older transformers saved embeddings.position_ids as I64) are checked, then skipped.
+    const withIds = join(dir, "with-ids.safetensors");
+    await writeFile(withIds, handMade({ "embeddings.position_ids": { dtype: "I64", shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8)));
+    const read = await readSafetensors(withIds);
+    expect([...read.tensors.keys()]).toEqual([]);
+    expect(read.skipped).toEqual(["embeddings.position_ids"]);
+    await writeFile(withIds, handMade({ ids: { dtype: "I64", shape: [2], data_offsets: [0, 8] } }, Buffer.alloc(8)));
+    await expect(readSafetensors(withIds)).rejects.toThrow(/'ids' I64\[2\] needs 16 bytes/);
     await writeFile(badDtype, handMade({ w: { dtype: "toString", shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8)));
     await expect(readSafetensors(badDtype)).rejects.toThrow(/'w' has dtype "toString"/);
 
