@@ -71,11 +71,14 @@ const STORAGE_TYPES: Record<string, TorchDtype> = {
 };
 const DTYPE_GLOBALS: Record<string, TorchDtype> = { float32: "float32", float: "float32", float16: "float16", half: "float16", bfloat16: "bfloat16", int64: "int64", long: "int64" };
 
+/** Storage types that are only ever names in a persistent id (never called): refused later, by dtype. */
+const OTHER_STORAGE_TYPES = new Set(["DoubleStorage", "IntStorage", "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage", "ComplexFloatStorage", "ComplexDoubleStorage"]);
+
 /** The globals a state_dict may name; everything else is refused. */
 function allowedGlobal(module: string, name: string): boolean {
   if (module === "collections" && name === "OrderedDict") return true;
   if (module === "torch._utils" && ["_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_tensor"].includes(name)) return true;
-  if (module === "torch" && (name in STORAGE_TYPES || name in DTYPE_GLOBALS)) return true;
+  if (module === "torch" && (name in STORAGE_TYPES || name in DTYPE_GLOBALS || OTHER_STORAGE_TYPES.has(name))) return true;
   return false;
 }
 
@@ -306,7 +309,7 @@ export function storageFromPid(pid: PyValue, source: string): StorageRef {
   const dtype = dtypeOf(t[1]!);
   if (!dtype) {
     const name = t[1] instanceof PyGlobal ? t[1].qualified : describe(t[1]!);
-    throw new Error(`${source}: storage type ${name} is not read; supported: float32, float16, bfloat16, int64`);
+    throw new Error(`${source}: storage type ${name} is not read; supported: float32, float16, bfloat16, int64 (FloatStorage, HalfStorage, BFloat16Storage, LongStorage)`);
   }
   const key = t[2];
   if (typeof key !== "string" && typeof key !== "number") throw new Error(`${source}: storage key must be a string, got ${describe(key!)}`);

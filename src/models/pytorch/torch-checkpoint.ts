@@ -116,6 +116,19 @@ async function readTensor(fh: FileHandle, fileSize: number, path: string, name: 
   }
   const start = where.offset + (base + t.offset) * esize;
   if (isContiguous(t.shape, t.stride)) {
+    if (dtype === "float32" || dtype === "int64") {
+      // Straight from the file into the tensor's own memory: no intermediate buffer.
+      const data = dtype === "float32" ? new Float32Array(count) : new BigInt64Array(count);
+      const target = new Uint8Array(data.buffer);
+      if (start + target.length > fileSize) throw new Error(`${path}: the data of '${name}' runs past the end of the file (${fileSize} bytes)`);
+      let done = 0;
+      while (done < target.length) {
+        const { bytesRead } = await fh.read(target, done, Math.min(target.length - done, 1 << 26), start + done);
+        if (bytesRead === 0) throw new Error(`${path}: short read of '${name}' at byte ${start + done}`);
+        done += bytesRead;
+      }
+      return { dtype, shape: t.shape, data };
+    }
     const bytes = await readRange(fh, start, count * esize, fileSize, path, `the data of '${name}'`);
     return { dtype, shape: t.shape, data: widen(bytes, dtype, count) };
   }
