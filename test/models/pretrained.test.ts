@@ -6,7 +6,8 @@
  * float64 PyTorch forward pass (test/fixtures/hub/expected), fetching only the weights it needs.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, readFile, readdir, rm, writeFile, mkdir, cp } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rename, rm, writeFile, mkdir, cp } from "node:fs/promises";
+import { createRandomCrossEncoder } from "../../src/rerankers/cross-encoder-dir.js";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -160,6 +161,23 @@ describe("loading published models by name", () => {
     expect(init.tokenizer.encode("insulin treatment", null).inputIds.length).toBe(4);
     const dpr = await loadInitialModel("facebook/dpr-question_encoder-single-nq-base", { endpoint: hub.endpoint, cacheDir });
     expect(dpr.settings).toMatchObject({ pooling: "cls", normalize: false });
+  });
+
+  it("an ONNX-only repository (onnx/model.onnx with a logits output) serves as a cross-encoder", async () => {
+    const dir = join(root, "onnx-only");
+    await createRandomCrossEncoder(dir, { shape: "tiny", texts: ["insulin lowers blood sugar", "fever in children"], vocabSize: 60, safetensors: false });
+    await mkdir(join(dir, "onnx"));
+    for (const f of await readdir(dir)) if (f.startsWith("model.onnx")) await rename(join(dir, f), join(dir, "onnx", f));
+    hub.repos.set("acme/onnx-only-reranker", dir);
+    const reranker = await CrossEncoderReranker.fromPretrained("acme/onnx-only-reranker", { endpoint: hub.endpoint, cacheDir });
+    try {
+      const scores = await reranker.scorePairs("insulin", ["insulin lowers blood sugar", "fever in children"]);
+      expect(scores).toHaveLength(2);
+      expect(scores.every(Number.isFinite)).toBe(true);
+    } finally {
+      await reranker.dispose();
+    }
+    expect(fetchedFrom("acme/onnx-only-reranker").some((f) => f.startsWith("onnx/model.onnx"))).toBe(true);
   });
 
   it("refuses other architectures, naming the supported family, and a module it does not run", async () => {
