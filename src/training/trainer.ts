@@ -338,8 +338,11 @@ export class DPRTrainer {
 
   private buildEncoders(config: BertConfig, q?: BertWeights, p?: BertWeights): DualEncoderTF {
     const initSeed = this.params.init.initSeed ?? this.seed;
+    // A dual encoder pools the hidden states itself: a BERT pooler or classifier head in the starting
+    // weights (bge, DPR checkpoints carry one) would get no gradient, so it is left out.
+    const encoderOnly = (w: BertWeights) => new Map([...w].filter(([n]) => !n.startsWith("pooler.") && !n.startsWith("classifier.")));
     const make = (w: BertWeights | undefined, name: string, seedOffset: number) =>
-      w ? BertEncoderTF.fromWeights(config, w, { name }) : BertEncoderTF.fromConfig(config, { name, initSeed: initSeed * 1000 + seedOffset });
+      w ? BertEncoderTF.fromWeights(config, encoderOnly(w), { name }) : BertEncoderTF.fromConfig(config, { name, initSeed: initSeed * 1000 + seedOffset });
     const question = make(q, "q", 0);
     if (this.shared) return { question, passage: question };
     // Separate encoders both start from the question weights unless passage weights are given.

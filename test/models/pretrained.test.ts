@@ -163,6 +163,42 @@ describe("loading published models by name", () => {
     expect(dpr.settings).toMatchObject({ pooling: "cls", normalize: false });
   });
 
+  it("fine-tuned from bge by hub id, the exported model keeps bge's CLS pooling, Normalize and title joining", async () => {
+    const beir = join(root, "beir");
+    await mkdir(join(beir, "qrels"), { recursive: true });
+    const docs = ["insulin lowers blood sugar", "fever in children is often viral", "vaccines train the immune system", "diet and exercise help diabetes"];
+    await writeFile(join(beir, "corpus.jsonl"), docs.map((text, i) => JSON.stringify({ _id: `d${i}`, title: "", text })).join("\n") + "\n");
+    await writeFile(join(beir, "queries.jsonl"), docs.map((text, i) => JSON.stringify({ _id: `q${i}`, text: text.split(" ").slice(0, 2).join(" ") })).join("\n") + "\n");
+    await writeFile(join(beir, "qrels", "train.tsv"), "query-id\tcorpus-id\tscore\n" + docs.map((_, i) => `q${i}\td${i}\t1`).join("\n") + "\n");
+    const out = join(root, "ft-bge");
+    const { runTrainCli } = await import("../../src/training/cli.js");
+    let errors = "";
+    const quiet = { stdout: () => {}, stderr: (t: string) => { errors += t; } };
+    // The CLI reaches the hub through the environment, as a user's shell would.
+    const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.LANGCHAIN_DPR_CACHE };
+    process.env.HF_ENDPOINT = hub.endpoint;
+    process.env.LANGCHAIN_DPR_CACHE = cacheDir;
+    let code: number;
+    try {
+      code = await runTrainCli(["--data", beir, "--out", out, "--init", "BAAI/bge-small-en-v1.5", "--batch", "4", "--max-steps", "1", "--backend", "wasm", "--no-progress", "--temperature", "0.05"], {}, quiet);
+    } finally {
+      if (saved.endpoint === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = saved.endpoint;
+      if (saved.cache === undefined) delete process.env.LANGCHAIN_DPR_CACHE;
+      else process.env.LANGCHAIN_DPR_CACHE = saved.cache;
+    }
+    expect(code, errors).toBe(0);
+    const dprConfig = JSON.parse(await readFile(join(out, "model", "dpr_config.json"), "utf8")) as Record<string, unknown>;
+    expect(dprConfig).toMatchObject({ pooling: "cls", normalize: true, titleJoin: "space" });
+    const emb = new DPREmbeddings({ modelPath: join(out, "model") });
+    try {
+      const v = await emb.embedQuery("insulin treatment");
+      expect(Math.hypot(...v)).toBeCloseTo(1, 5); // normalised, as bge
+    } finally {
+      await emb.dispose();
+    }
+  });
+
   it("an ONNX-only repository (onnx/model.onnx with a logits output) serves as a cross-encoder", async () => {
     const dir = join(root, "onnx-only");
     await createRandomCrossEncoder(dir, { shape: "tiny", texts: ["insulin lowers blood sugar", "fever in children"], vocabSize: 60, safetensors: false });

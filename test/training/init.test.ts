@@ -64,7 +64,7 @@ describe("loadInitialModel", () => {
     await expect(loadInitialModel(join(dir, "nope"))).rejects.toThrow(/training init: .*nope does not exist \(and is not a hub id like owner\/name\)/);
     const d = join(dir, "onnx-only");
     await createRandomDPRModel(d, { shape: "tiny", texts, vocabSize: 120, shared: true, safetensors: false });
-    await expect(loadInitialModel(d)).rejects.toThrow(/has no model.safetensors; training starts from safetensors weights/);
+    await expect(loadInitialModel(d)).rejects.toThrow(/has no weights \(looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json\); an ONNX-only folder cannot be read as weights/);
     await writeFile(join(dir, "weights.bin"), "x");
     await expect(loadInitialModel(join(dir, "weights.bin"))).rejects.toThrow(/expected a model folder or a weights file named model.safetensors, pytorch_model.bin/);
   });
