@@ -4,12 +4,27 @@
  * `{ dtype, shape, data_offsets }` (plus optional `__metadata__` string map), then the raw
  * little-endian tensor bytes. Writes F32; reads F32, F16 and BF16 into Float32Array. Integer
  * tensors (I64, I32, I16, I8, U8, BOOL: e.g. the `embeddings.position_ids` buffer older transformers
- * versions saved) are checked like the others but not returned: they are listed in `skipped`.
+ * versions saved) are checked like the others but not returned in `tensors`: they are listed in
+ * `skipped` (I64 ones are also returned as BigInt64Array in `int64`).
  */
 import { readFile } from "node:fs/promises";
 import { endianness } from "node:os";
 import type { BertWeights, NamedTensor } from "./types.js";
 import { writeFileAtomic } from "../utils/atomic-file.js";
+
+/** What {@link parseSafetensors} and {@link readSafetensors} return. */
+export interface SafetensorsContents {
+  /** The float tensors (F32, F16, BF16), as float32. */
+  tensors: BertWeights;
+  /** The header's `__metadata__` strings. */
+  metadata: Record<string, string>;
+  /** Names of the integer tensors, which `tensors` leaves out. */
+  skipped: string[];
+  /** The I64 tensors among `skipped`, as BigInt64Array. */
+  int64: Map<string, { shape: number[]; data: BigInt64Array }>;
+  /** Every tensor's dtype as the file gives it (F32, F16, BF16, I64, ...). */
+  dtypes: Map<string, string>;
+}
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
@@ -50,7 +65,7 @@ function decodeTensor(bytes: Uint8Array, dtype: string, count: number): Float32A
  * Parses a safetensors file already in memory.
  * @param source - a path or label used in error messages.
  */
-export function parseSafetensors(buffer: Uint8Array, source: string): { tensors: BertWeights; metadata: Record<string, string>; skipped: string[] } {
+export function parseSafetensors(buffer: Uint8Array, source: string): SafetensorsContents {
   assertLittleEndian();
   const where = `safetensors (${source})`;
   if (buffer.byteLength < 8) throw new Error(`${where}: file is ${buffer.byteLength} bytes, too short for the 8-byte header length`);
@@ -74,6 +89,8 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
   let metadata: Record<string, string> = {};
   const ranges: Array<[number, number, string]> = [];
   const skipped: string[] = [];
+  const int64 = new Map<string, { shape: number[]; data: BigInt64Array }>();
+  const dtypes = new Map<string, string>();
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (typeof entry !== "object" || entry === null || Array.isArray(entry) || !Object.values(entry).every((v) => typeof v === "string")) {
@@ -103,8 +120,14 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
       throw new Error(`${where}: tensor '${name}' data_offsets end ${end} is past the end of the data (${dataLength} bytes; file truncated?)`);
     }
     ranges.push([begin, end, name]);
+    dtypes.set(name, dtype);
     if (!FLOAT_DTYPES.has(dtype)) {
       skipped.push(name);
+      if (dtype === "I64") {
+        const data = new BigInt64Array(count);
+        new Uint8Array(data.buffer).set(buffer.subarray(dataStart + begin, dataStart + end));
+        int64.set(name, { shape: [...(shape as number[])], data });
+      }
       continue;
     }
     const bytes = buffer.subarray(dataStart + begin, dataStart + end);
@@ -116,7 +139,7 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
       throw new Error(`${where}: tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
     }
   }
-  return { tensors, metadata, skipped };
+  return { tensors, metadata, skipped, int64, dtypes };
 }
 
 /**
@@ -124,7 +147,7 @@ export function parseSafetensors(buffer: Uint8Array, source: string): { tensors:
  * @throws Error naming the file and the problem for truncated files, bad headers,
  *   unsupported dtypes, or offsets that do not match the shapes.
  */
-export async function readSafetensors(path: string): Promise<{ tensors: BertWeights; metadata: Record<string, string>; skipped: string[] }> {
+export async function readSafetensors(path: string): Promise<SafetensorsContents> {
   let buffer: Buffer;
   try {
     buffer = await readFile(path);

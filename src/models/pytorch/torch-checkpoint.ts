@@ -1,248 +1,52 @@
 /**
- * Reads a PyTorch checkpoint (`pytorch_model.bin`) without Python and without running it:
+ * Reads a PyTorch checkpoint (`pytorch_model.bin`, `*.pt`) without Python and without running it:
  *
- * - the zip format (PyTorch ≥ 1.6): `<archive>/data.pkl` (the state_dict as a pickle whose storages
- *   are persistent ids) and `<archive>/data/<key>` (each storage's raw little-endian bytes);
- * - the legacy format (before 1.6): a stream of pickles (magic number, protocol version, system info,
- *   the state_dict, the storage keys) followed by each storage as an 8-byte element count and its
+ * - the zip format (PyTorch ≥ 1.6): `<prefix>/data.pkl` (the pickled state_dict, whose storages are
+ *   persistent ids), `<prefix>/data/<key>` (each storage's raw little-endian bytes) and
+ *   `<prefix>/byteorder` (big-endian archives are refused);
+ * - the legacy format (before 1.6): five pickles (magic number, protocol version 1001, system info,
+ *   the state_dict, the sorted storage keys), then each storage as an 8-byte element count and its
  *   bytes, in key order.
  *
- * The pickles go through the restricted unpickler of `./pickle.ts`. Tensor bytes are read from the
- * file where they lie, straight into the tensor's typed array (no whole-file buffer): peak memory is
- * about the weights themselves. Offsets, strides (non-contiguous views are gathered in row-major
- * order) and shared storages (tied weights) are honoured; float16 and bfloat16 are widened to float32.
+ * Pickles go through the restricted unpickler (`./torch-pickle.ts`); tensor bytes are read where they
+ * lie (`./tensor-data.ts`), so peak memory is about the tensors themselves.
  */
 import { open, type FileHandle } from "node:fs/promises";
-import { DTYPE_BYTES, storageFromPid, unpickle, PyTuple, type PyValue, type StorageRef, type TensorRef, type TorchDtype } from "./pickle.js";
-import { isZipFile, readRange, readZipDirectory, type ZipEntry } from "./zip.js";
+import { findStateDict, tensorsToRead } from "./state-dict.js";
+import { pyItems } from "./pickle.js";
+import { readTensorData, tensorExtent, type LoadedTensor, type StorageBytes, type TensorToRead } from "./tensor-data.js";
+import { unpickleTorch, type StorageRef, type TorchValue } from "./torch-pickle.js";
+import { isZipFile, readRange, readZipDirectory } from "./zip.js";
 
-/** One tensor of a checkpoint: its source dtype, shape and values (floats widened to float32). */
-export interface LoadedTensor {
-  dtype: TorchDtype;
-  shape: number[];
-  data: Float32Array | BigInt64Array;
+/** Options of {@link readTorchCheckpoint}. */
+export interface ReadTorchCheckpointOptions {
+  /**
+   * The key of the top-level dict that holds the state_dict. Default: the top-level dict itself when
+   * it maps names to tensors; else its only value that does; else the first of "state_dict",
+   * "model_state_dict", "model", "module", "net", "network" that does.
+   */
+  stateDictKey?: string;
+  /** Reads only the tensors whose name it accepts (the others' bytes are never read, their dtypes not checked). */
+  filter?: (name: string) => boolean;
 }
-
-/** Where each storage's bytes are in the file. */
-type StorageLocator = (key: string) => { offset: number; bytes: number };
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
-
-function isTensorRef(v: PyValue): v is TensorRef {
-  return v !== null && typeof v === "object" && "kind" in v && v.kind === "tensor";
-}
-
-/** The state_dict inside what was pickled: a dict of tensors, or a dict holding one (e.g. {"state_dict": ...}). */
-function stateDict(root: PyValue, source: string): Map<string, TensorRef> {
-  const asTensors = (m: Map<PyValue, PyValue>): Map<string, TensorRef> | undefined => {
-    const out = new Map<string, TensorRef>();
-    for (const [k, v] of m) {
-      if (typeof k !== "string") return undefined;
-      if (isTensorRef(v)) out.set(k, v);
-      else if (v !== null && !(v instanceof Map)) return undefined;
-    }
-    return out.size > 0 ? out : undefined;
-  };
-  if (root instanceof Map) {
-    const direct = asTensors(root);
-    if (direct) return direct;
-    for (const key of ["state_dict", "model", "module"]) {
-      const inner = root.get(key);
-      if (inner instanceof Map) {
-        const t = asTensors(inner);
-        if (t) return t;
-      }
-    }
-  }
-  throw new Error(`${source}: the checkpoint holds no state_dict (a dict of tensor names to tensors, or one under "state_dict", "model" or "module")`);
-}
-
-function isContiguous(shape: number[], stride: number[]): boolean {
-  let expected = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    if (shape[i] !== 1 && stride[i] !== expected) return false;
-    expected *= shape[i]!;
-  }
-  return true;
-}
-
-function widen(bytes: Buffer, dtype: TorchDtype, count: number): Float32Array | BigInt64Array {
-  if (dtype === "int64") {
-    const out = new BigInt64Array(count);
-    new Uint8Array(out.buffer).set(bytes.subarray(0, count * 8));
-    return out;
-  }
-  if (dtype === "float32") {
-    const out = new Float32Array(count);
-    new Uint8Array(out.buffer).set(bytes.subarray(0, count * 4));
-    return out;
-  }
-  const out = new Float32Array(count);
-  const u32 = new Uint32Array(out.buffer);
-  for (let i = 0; i < count; i++) {
-    const h = bytes[2 * i]! | (bytes[2 * i + 1]! << 8);
-    if (dtype === "bfloat16") {
-      u32[i] = h << 16; // bfloat16 is the upper half of a float32
-    } else {
-      const sign = (h & 0x8000) << 16;
-      const exp = (h >> 10) & 0x1f;
-      const frac = h & 0x3ff;
-      if (exp === 0) out[i] = (sign ? -1 : 1) * frac * 2 ** -24;
-      else if (exp === 31) u32[i] = sign | 0x7f800000 | (frac << 13);
-      else u32[i] = sign | ((exp + 112) << 23) | (frac << 13);
-    }
-  }
-  return out;
-}
-
-/** Reads one tensor's values from the file. */
-async function readTensor(fh: FileHandle, fileSize: number, path: string, name: string, t: TensorRef, locate: StorageLocator): Promise<LoadedTensor> {
-  const dtype = t.storage.dtype;
-  const esize = DTYPE_BYTES[dtype];
-  const count = t.shape.reduce((a, b) => a * b, 1);
-  const where = locate(t.storage.view?.key ?? t.storage.key);
-  const base = t.storage.view ? t.storage.view.offset : 0;
-  const storageNumel = t.storage.view ? t.storage.view.numel : t.storage.numel;
-  if (where.bytes < (base + storageNumel) * esize) {
-    throw new Error(`${path}: storage '${t.storage.key}' of '${name}' has ${where.bytes} bytes but needs ${(base + storageNumel) * esize} (${storageNumel} ${dtype} values)`);
-  }
-  if (count === 0) return { dtype, shape: t.shape, data: dtype === "int64" ? new BigInt64Array(0) : new Float32Array(0) };
-  // The last element the view touches must lie inside the storage.
-  let span = 1;
-  for (let i = 0; i < t.shape.length; i++) span += (t.shape[i]! - 1) * t.stride[i]!;
-  if (t.offset < 0 || t.offset + span > storageNumel) {
-    throw new Error(`${path}: tensor '${name}' [${t.shape}] at offset ${t.offset} with strides [${t.stride}] reaches element ${t.offset + span} of a storage of ${storageNumel}: the file is damaged`);
-  }
-  const start = where.offset + (base + t.offset) * esize;
-  if (isContiguous(t.shape, t.stride)) {
-    if (dtype === "float32" || dtype === "int64") {
-      // Straight from the file into the tensor's own memory: no intermediate buffer.
-      const data = dtype === "float32" ? new Float32Array(count) : new BigInt64Array(count);
-      const target = new Uint8Array(data.buffer);
-      if (start + target.length > fileSize) throw new Error(`${path}: the data of '${name}' runs past the end of the file (${fileSize} bytes)`);
-      let done = 0;
-      while (done < target.length) {
-        const { bytesRead } = await fh.read(target, done, Math.min(target.length - done, 1 << 26), start + done);
-        if (bytesRead === 0) throw new Error(`${path}: short read of '${name}' at byte ${start + done}`);
-        done += bytesRead;
-      }
-      return { dtype, shape: t.shape, data };
-    }
-    const bytes = await readRange(fh, start, count * esize, fileSize, path, `the data of '${name}'`);
-    return { dtype, shape: t.shape, data: widen(bytes, dtype, count) };
-  }
-  // A strided view: read the span it covers, then gather in row-major order.
-  const spanValues = widen(await readRange(fh, start, span * esize, fileSize, path, `the data of '${name}'`), dtype, span);
-  const out = dtype === "int64" ? new BigInt64Array(count) : new Float32Array(count);
-  const index = new Array<number>(t.shape.length).fill(0);
-  for (let i = 0; i < count; i++) {
-    let off = 0;
-    for (let d = 0; d < index.length; d++) off += index[d]! * t.stride[d]!;
-    (out as Float32Array)[i] = (spanValues as Float32Array)[off]!;
-    for (let d = index.length - 1; d >= 0; d--) {
-      if (++index[d]! < t.shape[d]!) break;
-      index[d] = 0;
-    }
-  }
-  return { dtype, shape: t.shape, data: out };
-}
-
-/** Reads everything of a zip-format checkpoint. */
-async function readZip(fh: FileHandle, fileSize: number, path: string): Promise<Map<string, LoadedTensor>> {
-  const entries = await readZipDirectory(fh, fileSize, path);
-  const pkl = [...entries.values()].find((e) => e.name.endsWith("/data.pkl") || e.name === "data.pkl");
-  if (!pkl) throw new Error(`${path}: zip archive without data.pkl: not a PyTorch checkpoint`);
-  const prefix = pkl.name.slice(0, pkl.name.length - "data.pkl".length);
-  const order = entries.get(`${prefix}byteorder`);
-  if (order) {
-    const text = (await readRange(fh, order.dataOffset, Math.min(order.size, 16), fileSize, path, "byteorder")).toString("utf8");
-    if (text !== "little") throw new Error(`${path}: byteorder '${text}': only little-endian checkpoints are read`);
-  }
-  if (pkl.size > 256 * 1024 * 1024) throw new Error(`${path}: data.pkl of ${pkl.size} bytes is implausibly large for a state_dict`);
-  const source = `${path} (${pkl.name})`;
-  const bytes = await readRange(fh, pkl.dataOffset, pkl.size, fileSize, path, "data.pkl");
-  const { value } = unpickle(bytes, 0, { source, persistentLoad: (pid) => storageFromPid(pid, source) });
-  const locate: StorageLocator = (key) => {
-    const e: ZipEntry | undefined = entries.get(`${prefix}data/${key}`);
-    if (!e) throw new Error(`${path}: storage '${key}' named by data.pkl is missing from the archive`);
-    return { offset: e.dataOffset, bytes: e.size };
-  };
-  const out = new Map<string, LoadedTensor>();
-  for (const [name, t] of stateDict(value, source)) out.set(name, await readTensor(fh, fileSize, path, name, t, locate));
-  return out;
-}
-
-/** Reads pickles from the head of a legacy file, growing the window until each parses. */
-async function legacyPickles(fh: FileHandle, fileSize: number, path: string, count: number, persistentLoad: (pid: PyValue) => PyValue): Promise<{ values: PyValue[]; end: number }> {
-  let window = Math.min(fileSize, 1 << 20);
-  for (;;) {
-    const buf = await readRange(fh, 0, window, fileSize, path, "the pickle header");
-    try {
-      const values: PyValue[] = [];
-      let pos = 0;
-      for (let i = 0; i < count; i++) {
-        const r = unpickle(buf, pos, { source: `${path} (legacy pickle ${i + 1})`, persistentLoad });
-        values.push(r.value);
-        pos = r.end;
-      }
-      return { values, end: pos };
-    } catch (err) {
-      const truncated = /pickle truncated/.test((err as Error).message);
-      if (!truncated || window >= fileSize || window >= 256 * 1024 * 1024) throw err;
-      window = Math.min(fileSize, window * 4);
-    }
-  }
-}
-
-/** Reads everything of a legacy-format checkpoint. */
-async function readLegacy(fh: FileHandle, fileSize: number, path: string): Promise<Map<string, LoadedTensor>> {
-  const storages = new Map<string, StorageRef>();
-  const source = `${path} (legacy format)`;
-  const persistentLoad = (pid: PyValue): PyValue => {
-    const ref = storageFromPid(pid, source);
-    const known = storages.get(ref.key);
-    if (!known || ref.numel > known.numel) storages.set(ref.key, ref);
-    return ref;
-  };
-  const { values, end } = await legacyPickles(fh, fileSize, path, 5, persistentLoad);
-  const [magic, protocol, , root, keys] = values;
-  if (magic !== LEGACY_MAGIC && magic !== Number(LEGACY_MAGIC)) throw new Error(`${path}: not a PyTorch checkpoint (bad magic number)`);
-  if (protocol !== LEGACY_PROTOCOL) throw new Error(`${path}: legacy protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
-  const keyList = Array.isArray(keys) ? keys : keys instanceof PyTuple ? keys.items : undefined;
-  if (!keyList || !keyList.every((k) => typeof k === "string" || typeof k === "number")) throw new Error(`${source}: the storage key list is missing or malformed`);
-  // Each storage: an 8-byte little-endian element count, then its bytes (element size from its dtype).
-  const located = new Map<string, { offset: number; bytes: number }>();
-  let pos = end;
-  for (const k of keyList) {
-    const key = String(k);
-    const ref = storages.get(key);
-    if (!ref) throw new Error(`${source}: storage '${key}' is listed but no tensor uses it`);
-    const header = await readRange(fh, pos, 8, fileSize, path, `the size of storage '${key}'`);
-    const numel = Number(header.readBigInt64LE(0));
-    const bytes = numel * DTYPE_BYTES[ref.dtype];
-    if (!Number.isSafeInteger(bytes) || numel < 0 || pos + 8 + bytes > fileSize) {
-      throw new Error(`${path}: storage '${key}' claims ${numel} values, past the end of the file (${fileSize} bytes): the file is truncated`);
-    }
-    located.set(key, { offset: pos + 8, bytes });
-    pos += 8 + bytes;
-  }
-  const locate: StorageLocator = (key) => {
-    const l = located.get(key);
-    if (!l) throw new Error(`${source}: storage '${key}' has no data in the file`);
-    return l;
-  };
-  const out = new Map<string, LoadedTensor>();
-  for (const [name, t] of stateDict(root!, source)) out.set(name, await readTensor(fh, fileSize, path, name, t, locate));
-  return out;
-}
+/** A state_dict pickle larger than this is refused (BERT-large's is ~40 KB). */
+const MAX_PICKLE_BYTES = 256 * 1024 * 1024;
+/** The tensors read may take at most this many times the file's size (+ 64 MiB): float16 doubles, ties repeat. */
+const OUTPUT_FACTOR = 4;
 
 /**
- * Reads a PyTorch checkpoint (zip or legacy format) into named tensors.
- * @throws Error naming the file and the problem: a global or call outside the allow-list, an
- *   unsupported dtype, a truncated archive, a storage shorter than its tensor.
+ * Reads every tensor of a PyTorch checkpoint (zip or legacy format), in the state_dict's order.
+ * float16/bfloat16 values are widened to float32 (`dtype` keeps the stored type), int64 stays
+ * BigInt64Array; storage offsets, strides (views are copied in row-major order) and shared storages
+ * (tied weights: each name gets its own copy) are honoured. Nothing in the file is executed.
+ * @throws Error naming the file and the problem: a global or call outside the allow-list, a dtype
+ *   other than float32/float16/bfloat16/int64 (naming the tensor), a truncated or damaged file, a
+ *   big-endian checkpoint, no state_dict.
  */
-export async function readTorchCheckpoint(path: string): Promise<Map<string, LoadedTensor>> {
+export async function readTorchCheckpoint(path: string, opts: ReadTorchCheckpointOptions = {}): Promise<Map<string, LoadedTensor>> {
   let fh: FileHandle;
   try {
     fh = await open(path, "r");
@@ -251,8 +55,117 @@ export async function readTorchCheckpoint(path: string): Promise<Map<string, Loa
   }
   try {
     const { size } = await fh.stat();
-    return (await isZipFile(fh)) ? await readZip(fh, size, path) : await readLegacy(fh, size, path);
+    if (await isZipFile(fh)) return await readZip(fh, size, path, opts);
+    const head = await readRange(fh, 0, Math.min(2, size), size, path, "the first bytes");
+    if (head[0] !== 0x80) {
+      throw new Error(`${path}: not a PyTorch checkpoint: expected a zip archive (torch.save since 1.6) or a pickle stream (legacy format), got bytes ${head.toString("hex") || "(empty file)"}`);
+    }
+    return await readLegacy(fh, size, path, opts);
+  } catch (err) {
+    const message = (err as Error).message ?? String(err);
+    throw message.startsWith(path) ? err : new Error(`${path}: ${message}`); // e.g. EISDIR from a read
   } finally {
     await fh.close();
   }
 }
+
+/** Reads the tensors, checking before each allocation that the total stays within the output budget. */
+async function readAll(fh: FileHandle, fileSize: number, path: string, tensors: TensorToRead[], locate: (s: StorageRef) => StorageBytes): Promise<Map<string, LoadedTensor>> {
+  const budget = OUTPUT_FACTOR * fileSize + 64 * 1024 * 1024;
+  let total = 0;
+  const out = new Map<string, LoadedTensor>();
+  for (const t of tensors) {
+    const { count, span } = tensorExtent(t.ref);
+    total += (t.dtype === "int64" ? 8 : 4) * (count + (count === span ? 0 : span));
+    if (total > budget) {
+      throw new Error(
+        `${path}: tensor '${t.name}' [${t.ref.shape}] would bring the tensors read to ${total} bytes, more than ${OUTPUT_FACTOR}× the file (${fileSize} bytes) + 64 MiB ` +
+          "(a view repeating its storage, e.g. stride 0, or one storage under very many names): refused",
+      );
+    }
+    out.set(t.name, await readTensorData(fh, path, t, locate(t.ref.storage)));
+  }
+  return out;
+}
+
+async function readZip(fh: FileHandle, fileSize: number, path: string, opts: ReadTorchCheckpointOptions): Promise<Map<string, LoadedTensor>> {
+  const entries = await readZipDirectory(fh, fileSize, path);
+  // torch writes one top folder (any name); take the shallowest data.pkl.
+  const pkl = [...entries.values()].filter((e) => e.name === "data.pkl" || e.name.endsWith("/data.pkl")).sort((a, b) => a.name.length - b.name.length)[0];
+  if (!pkl) throw new Error(`${path}: zip archive without a data.pkl entry: not a PyTorch checkpoint (entries: ${[...entries.keys()].slice(0, 5).join(", ")})`);
+  const prefix = pkl.name.slice(0, pkl.name.length - "data.pkl".length);
+  const order = entries.get(`${prefix}byteorder`);
+  if (order) {
+    const text = (await readRange(fh, order.dataOffset, Math.min(order.size, 16), fileSize, path, "byteorder")).toString("latin1").trim();
+    if (text !== "little") throw new Error(`${path}: ${prefix}byteorder is '${text}'; only little-endian checkpoints are read (expected 'little')`);
+  }
+  if (pkl.size > MAX_PICKLE_BYTES) throw new Error(`${path}: ${pkl.name} is ${pkl.size} bytes; a state_dict pickle over ${MAX_PICKLE_BYTES} bytes is refused`);
+  const source = `${path} (${pkl.name})`;
+  const bytes = await readRange(fh, pkl.dataOffset, pkl.size, fileSize, path, pkl.name);
+  const { value } = unpickleTorch(bytes, 0, source);
+  const tensors = tensorsToRead(findStateDict(value, source, opts.stateDictKey), source, opts.filter);
+  return readAll(fh, fileSize, path, tensors, (s) => {
+    const e = entries.get(`${prefix}data/${s.key}`);
+    if (!e) throw new Error(`${path}: storage '${s.key}' named by ${pkl.name} is missing from the archive (no ${prefix}data/${s.key})`);
+    return { offset: e.dataOffset, bytes: e.size };
+  });
+}
+
+/** Parses the legacy format's five pickles from the head of the file, growing the window as needed. */
+async function legacyHead(fh: FileHandle, fileSize: number, path: string): Promise<{ values: TorchValue[]; end: number; storages: Map<string, StorageRef> }> {
+  for (let window = Math.min(fileSize, 1 << 20); ; window = Math.min(fileSize, MAX_PICKLE_BYTES, window * 8)) {
+    const buf = await readRange(fh, 0, window, fileSize, path, "the legacy header");
+    const storages = new Map<string, StorageRef>();
+    try {
+      const values: TorchValue[] = [];
+      let pos = 0;
+      for (const what of ["magic number", "protocol version", "system info", "state_dict", "storage keys"]) {
+        const r = unpickleTorch(buf, pos, `${path} (legacy format, ${what} pickle)`, (s) => {
+          if (!storages.has(s.key)) storages.set(s.key, s);
+        });
+        values.push(r.value);
+        pos = r.end;
+        if (values.length === 1 && r.value !== LEGACY_MAGIC) {
+          throw new Error(`${path}: not a PyTorch checkpoint: the first pickle is ${String(r.value)}, expected the legacy magic number 0x${LEGACY_MAGIC.toString(16)}`);
+        }
+      }
+      return { values, end: pos, storages };
+    } catch (err) {
+      const truncated = /pickle truncated/.test((err as Error).message);
+      if (!truncated || window >= fileSize || window >= MAX_PICKLE_BYTES) throw err;
+    }
+  }
+}
+
+async function readLegacy(fh: FileHandle, fileSize: number, path: string, opts: ReadTorchCheckpointOptions): Promise<Map<string, LoadedTensor>> {
+  const source = `${path} (legacy format)`;
+  const { values, end, storages } = await legacyHead(fh, fileSize, path);
+  const [, protocol, sysInfo, root, keys] = values;
+  if (protocol !== LEGACY_PROTOCOL) throw new Error(`${source}: protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
+  if (sysInfo instanceof Map && sysInfo.get("little_endian") === false) throw new Error(`${source}: saved on a big-endian machine (little_endian False); only little-endian checkpoints are read`);
+  const keyList = pyItems(keys);
+  if (!keyList || !keyList.every((k) => typeof k === "string" || typeof k === "number")) throw new Error(`${source}: the storage key list is missing or malformed`);
+  const tensors = tensorsToRead(findStateDict(root!, source, opts.stateDictKey), source, opts.filter);
+  // Each storage: an 8-byte little-endian element count, then count × element size bytes.
+  const located = new Map<string, StorageBytes>();
+  let pos = end;
+  for (const k of keyList) {
+    const key = String(k);
+    const ref = storages.get(key);
+    if (!ref) throw new Error(`${source}: storage '${key}' is listed but no tensor names it`);
+    const header = await readRange(fh, pos, 8, fileSize, path, `the size of storage '${key}'`);
+    const numel = header.readBigInt64LE(0);
+    const bytes = numel * BigInt(ref.elementBytes);
+    if (numel < 0n || BigInt(pos + 8) + bytes > BigInt(fileSize)) {
+      throw new Error(`${path}: storage '${key}' claims ${numel} values (${bytes} bytes) at byte ${pos + 8}, past the end of the file (${fileSize} bytes): the file is truncated`);
+    }
+    located.set(key, { offset: pos + 8, bytes: Number(bytes) });
+    pos += 8 + Number(bytes);
+  }
+  return readAll(fh, fileSize, path, tensors, (s) => {
+    const l = located.get(s.key);
+    if (!l) throw new Error(`${source}: storage '${s.key}' has no data in the file (not in the storage key list)`);
+    return l;
+  });
+}
+
