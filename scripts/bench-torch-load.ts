@@ -1,21 +1,22 @@
 /**
  * Peak memory and time of loading a BERT-base-sized checkpoint (109.5M float32 parameters, 438 MB):
- * pytorch_model.bin in the zip and legacy formats through src/models/pytorch, against the same weights
- * as model.safetensors through the existing reader (the baseline), each in a fresh child process
- * (peak RSS = process.resourceUsage().maxRSS), plus an empty child (Node's own footprint).
+ * pytorch_model.bin in the zip and legacy formats (and the zip format in float16, widened to float32)
+ * through src/models/pytorch, against the same weights as model.safetensors through the existing
+ * reader (the baseline), each in a fresh child process (peak RSS = process.resourceUsage().maxRSS),
+ * plus an empty child (Node's own footprint). Ratios are to the float32 bytes the load returns.
  *
- *   npx tsx scripts/bench-torch-load.ts [--dir .cache/bench-torch] [--runs 2]
+ *   npx tsx scripts/bench-torch-load.ts [DIR] [--runs 2]        (DIR default .cache/bench-torch)
  *
- * The checkpoint is generated once with Debian's python3-torch (/usr/bin/python3) into --dir (not
- * committed); random weights of bert-base-uncased's shapes.
+ * The checkpoints are generated once with Debian's python3-torch (/usr/bin/python3) into DIR (not
+ * committed; ~1.5 GB); random weights of bert-base-uncased's shapes.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
-const { values } = parseArgs({ options: { dir: { type: "string", default: ".cache/bench-torch" }, runs: { type: "string", default: "2" } } });
-const dir = resolve(values.dir!);
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { dir: { type: "string" }, runs: { type: "string", default: "2" } } });
+const dir = resolve(positionals[0] ?? values.dir ?? ".cache/bench-torch");
 const runs = Number(values.runs);
 mkdirSync(dir, { recursive: true });
 
@@ -37,6 +38,7 @@ for l in range(L):
 sd["pooler.dense.weight"] = torch.randn(H, H) * 0.02; sd["pooler.dense.bias"] = torch.zeros(H)
 torch.save(sd, "${dir}/pytorch_model.bin")
 torch.save(sd, "${dir}/pytorch_model-legacy.bin", _use_new_zipfile_serialization=False)
+torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, "${dir}/pytorch_model-fp16.bin")
 header, off = {}, 0
 floats = {k: v for k, v in sd.items() if v.is_floating_point()}
 for k in sorted(floats):
@@ -47,7 +49,7 @@ with open("${dir}/model.safetensors", "wb") as f:
     for k in sorted(floats): f.write(floats[k].contiguous().numpy().astype("<f4").tobytes())
 print(sum(v.numel() for v in floats.values()))
 `;
-if (!existsSync(join(dir, "model.safetensors"))) {
+if (!["model.safetensors", "pytorch_model.bin", "pytorch_model-legacy.bin", "pytorch_model-fp16.bin"].every((f) => existsSync(join(dir, f)))) {
   process.stderr.write(`bench-torch-load: generating a BERT-base checkpoint in ${dir} with /usr/bin/python3 (torch) ...\n`);
   writeFileSync(join(dir, "generate.py"), GENERATE);
   execFileSync("/usr/bin/python3", [join(dir, "generate.py")], { stdio: "inherit" });
@@ -77,6 +79,7 @@ const cases: [string, string, string][] = [
   ["model.safetensors (baseline reader)", "safetensors", join(dir, "model.safetensors")],
   ["pytorch_model.bin, zip format", "torch", join(dir, "pytorch_model.bin")],
   ["pytorch_model.bin, legacy format", "torch", join(dir, "pytorch_model-legacy.bin")],
+  ["pytorch_model.bin, zip format, float16 (widened)", "torch", join(dir, "pytorch_model-fp16.bin")],
 ];
 const weightBytes = child("torch", join(dir, "pytorch_model.bin")).floats * 4;
 console.log(`weights: ${(weightBytes / 1e6).toFixed(1)} MB of float32 (${weightBytes / 4} parameters); ${runs} run(s) each, fresh process per run`);
