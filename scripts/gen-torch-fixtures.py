@@ -29,6 +29,7 @@ Files (all tiny; the committed outputs are what CI reads, CI has no PyTorch):
   expected.json                  file -> tensor -> {dtype, shape, data}: data is base64 of the
                                  little-endian float32 values torch gives for t.float() (int64 for
                                  int64 tensors), so the test compares bit for bit
+  v3-float32.pt, v3-float8.pt    hand-written torch >= 2.0 layout: UntypedStorage + _rebuild_tensor_v3
   evil-*.pt                      pickles that run a shell command under torch.load (checked here: each
                                  creates the marker file when torch loads it, which is then removed):
                                  evil-global.pt (GLOBAL os.system), evil-stack-global.pt (STACK_GLOBAL
@@ -272,6 +273,23 @@ with zipfile.ZipFile(path("tied.pt")) as z:
 # tied.pt's pickle ends '...R' (the last tensor) 'q..' (memo) 'u.' (SETITEMS, STOP): BUILD the tensor first.
 cut = tied_pkl.rindex(b"u.")
 evil_zip("evil-build.pt", tied_pkl[:cut] + b"}" + binunicode("__class__") + binunicode("x") + b"sb" + tied_pkl[cut:])
+
+# torch >= 2.0 saves dtypes without a typed storage (float8, uint16, ...) as an UntypedStorage (bytes) and
+# _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype). torch 1.13 cannot write
+# (or load) that, so the pickle is written by hand: a float32 view at element offset 1, and a float8 one.
+def v3_zip(name, dtype):
+    pkl = (b"\x80\x02}(" + binunicode("f") + b"ctorch._utils\n_rebuild_tensor_v3\n("
+           + b"(" + binunicode("storage") + b"ctorch\nUntypedStorage\n" + binunicode("0") + binunicode("cpu") + b"K\x10tQ"
+           + b"K\x01K\x03\x85K\x01\x85\x89ccollections\nOrderedDict\n)Rctorch\n" + dtype.encode() + b"\ntRu.")
+    with zipfile.ZipFile(path(name), "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr(stored("v3/data.pkl"), pkl)
+        z.writestr(stored("v3/data/0"), struct.pack("<4f", 1.5, 2.5, 3.5, 4.5))
+        z.writestr(stored("v3/byteorder"), "little")
+
+
+v3_zip("v3-float32.pt", "float32")
+record("v3-float32.pt", {"f": torch.tensor([2.5, 3.5, 4.5])})
+v3_zip("v3-float8.pt", "float8_e4m3fn")
 
 # Each file that would run the command does run it under torch.load (so the reader's refusal matters).
 for name in ["evil-global.pt", "evil-stack-global.pt", "evil-reduce.pt", "evil-legacy.pt"]:

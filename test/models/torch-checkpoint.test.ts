@@ -57,6 +57,11 @@ describe("readTorchCheckpoint: files written by PyTorch", () => {
     });
   }
 
+  it("torch >= 2.0's UntypedStorage + _rebuild_tensor_v3(dtype): float32 read at its offset, float8 refused by name", async () => {
+    matches("v3-float32.pt", await load("v3-float32.pt"));
+    await expect(load("v3-float8.pt")).rejects.toThrow(/v3-float8\.pt \(v3\/data\.pkl\): tensor 'f' has dtype float8_e4m3fn, which is not read; supported: float32, float16, bfloat16, int64/);
+  });
+
   it("zip = legacy = ZIP64 under another folder name, for each dtype; int64 kept as BigInt64Array", async () => {
     for (const [a, b] of [["zip-fp32.pt", "legacy-fp32.pt"], ["zip-fp32.pt", "zip64.pt"], ["zip-fp16.pt", "legacy-fp16.pt"], ["zip-bf16.pt", "legacy-bf16.pt"], ["views.pt", "views-legacy.pt"]]) {
       const x = await load(a!);
