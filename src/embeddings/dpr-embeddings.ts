@@ -2,7 +2,6 @@
  * DPREmbeddings: LangChain.js embeddings backed by a Dense Passage Retrieval model (a
  * question encoder and a passage encoder) running on onnxruntime-node.
  */
-import { stat } from "node:fs/promises";
 
 import type { DocumentInterface } from "@langchain/core/documents";
 import { Embeddings, type EmbeddingsParams } from "@langchain/core/embeddings";
@@ -19,6 +18,7 @@ import {
 import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";
 import { OnnxEncoder, type EmbeddingMatrix, type EncoderInput } from "./onnx-encoder.js";
+import { isDirectory } from "../utils/fs.js";
 
 /** A passage with an optional title. */
 export interface Passage {
@@ -371,10 +371,3 @@ function toRows(m: EmbeddingMatrix): number[][] {
   return rows;
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}

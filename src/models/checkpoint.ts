@@ -3,7 +3,6 @@
  * as ONNX: the path from weights our TF.js training or a Hugging Face repository produced to
  * a model onnxruntime-node runs.
  */
-import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { readBertConfig } from "./config.js";
 import { exportBertOnnx, type BertOnnxOptions } from "./onnx/bert-graph.js";
@@ -11,18 +10,11 @@ import { readSafetensors } from "./safetensors.js";
 import { floatWeights, readCheckpointShards, readTorchCheckpoint } from "./pytorch/index.js";
 import type { BertConfig, BertWeights } from "./types.js";
 import { canonicalizeBertWeights, validateBertWeights } from "./weights.js";
+import { pathExists } from "../utils/fs.js";
 
 /** Weights files of a checkpoint folder, in the order they are preferred. */
 export const CHECKPOINT_WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"] as const;
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Reads the weights of a checkpoint folder as float tensors: `model.safetensors`, else its sharded
@@ -33,7 +25,7 @@ async function exists(path: string): Promise<boolean> {
 export async function readCheckpointWeights(dir: string, owner = "readBertCheckpoint"): Promise<{ weights: BertWeights; path: string; metadata: Record<string, string> }> {
   for (const file of CHECKPOINT_WEIGHT_FILES) {
     const path = join(dir, file);
-    if (!(await exists(path))) continue;
+    if (!(await pathExists(path))) continue;
     if (file === "model.safetensors") {
       const { tensors, metadata } = await readSafetensors(path);
       return { weights: tensors, path, metadata };

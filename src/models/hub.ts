@@ -22,7 +22,7 @@
  * only what is missing.
  */
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -32,6 +32,7 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { tempPathFor, writeFileAtomic } from "../utils/atomic-file.js";
 import { readBertCheckpoint } from "./checkpoint.js";
 import { exportBertOnnx } from "./onnx/bert-graph.js";
+import { isFile } from "../utils/fs.js";
 
 /** Settings of {@link downloadModel}. */
 export interface HubDownloadParams {
@@ -252,13 +253,6 @@ async function withRetries<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   throw lastErr;
 }
 
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
 
 /**
  * For encoder folders that have weights (safetensors, PyTorch, sharded or not) but no ONNX graph
@@ -331,7 +325,7 @@ export async function downloadModel(repo: string, params: HubDownloadParams = {}
   for (let i = 0; i < queue.length; i++) {
     const path = queue[i]!;
     const dest = join(dir, path);
-    if ((await fileExists(dest)) || (await withRetries(ctx, () => downloadFile(ctx, path, dest, optional)))) {
+    if ((await isFile(dest)) || (await withRetries(ctx, () => downloadFile(ctx, path, dest, optional)))) {
       got.push(path);
       // A sharded checkpoint: its index names the shard files, fetched next (never optional).
       if (path.endsWith(".index.json")) for (const shard of await shardsOf(dest, path)) if (!queue.includes(shard)) queue.push(shard);

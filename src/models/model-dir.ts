@@ -22,7 +22,7 @@
  * ```
  */
 import { randomBytes } from "node:crypto";
-import { access, constants, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 
 import type { BertConfig, BertWeights } from "./types.js";
@@ -33,6 +33,7 @@ import { randomBertWeights } from "./weights.js";
 import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { buildWordPieceVocab } from "../tokenizers/vocab.js";
 import { readSentenceTransformersSettings } from "./sentence-transformers.js";
+import { pathExists } from "../utils/fs.js";
 
 /** How token vectors become one vector per text: token 0, the masked mean, or the masked maximum. */
 export type PoolingMode = "cls" | "mean" | "max";
@@ -199,26 +200,18 @@ export interface EncoderFiles {
   vocabPath?: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function firstExisting(dir: string, names: string[]): Promise<string | undefined> {
   for (const n of names) {
     const p = join(dir, n);
-    if (await exists(p)) return p;
+    if (await pathExists(p)) return p;
   }
   return undefined;
 }
 
 /** True when `dir` looks like an encoder folder (has a config.json next to a model or tokenizer). */
 export async function isEncoderDir(dir: string): Promise<boolean> {
-  return (await exists(join(dir, "config.json"))) &&
+  return (await pathExists(join(dir, "config.json"))) &&
     ((await firstExisting(dir, ["model.onnx", "onnx/model.onnx", "model.safetensors", "vocab.txt", "tokenizer.json"])) !== undefined);
 }
 
@@ -238,7 +231,7 @@ export async function resolveEncoderDir(dir: string, owner = "model-dir"): Promi
   }
   if (!s.isDirectory()) throw new Error(`${owner}: ${abs} is not a folder`);
   const configPath = join(abs, "config.json");
-  if (!(await exists(configPath))) throw new Error(`${owner}: ${abs} has no config.json`);
+  if (!(await pathExists(configPath))) throw new Error(`${owner}: ${abs} has no config.json`);
   const files: EncoderFiles = {
     dir: abs,
     configPath,
@@ -286,7 +279,7 @@ export async function resolveDPRModelDir(dir: string, owner = "model-dir"): Prom
   if (!s.isDirectory()) throw new Error(`${owner}: ${abs} is not a folder`);
   const config = await readDPRConfig(abs);
   const q = join(abs, "question_encoder");
-  const hasQ = await exists(q);
+  const hasQ = await pathExists(q);
   const p = (await firstExisting(abs, ["passage_encoder", "ctx_encoder"])) ?? undefined;
   if (hasQ || p) {
     if (!hasQ) throw new Error(`${owner}: ${abs} has ${basename(p!)}/ but no question_encoder/`);
@@ -294,13 +287,13 @@ export async function resolveDPRModelDir(dir: string, owner = "model-dir"): Prom
     return { dir: abs, questionEncoderDir: q, passageEncoderDir: p, shared: false, config };
   }
   const shared = join(abs, "encoder");
-  if (await exists(shared)) return { dir: abs, questionEncoderDir: shared, passageEncoderDir: shared, shared: true, config };
+  if (await pathExists(shared)) return { dir: abs, questionEncoderDir: shared, passageEncoderDir: shared, shared: true, config };
   const st = await readSentenceTransformersSettings(abs);
   if (st !== undefined && st.transformerPath !== "") {
     const t = join(abs, st.transformerPath);
     return { dir: abs, questionEncoderDir: t, passageEncoderDir: t, shared: true, config };
   }
-  if (await exists(join(abs, "config.json"))) {
+  if (await pathExists(join(abs, "config.json"))) {
     return { dir: abs, questionEncoderDir: abs, passageEncoderDir: abs, shared: true, config };
   }
   throw new Error(
@@ -334,7 +327,7 @@ export async function replaceDirAtomically(target: string, build: (tmpDir: strin
     throw err;
   }
   let old: string | undefined;
-  if (await exists(abs)) {
+  if (await pathExists(abs)) {
     old = `${tmp}.old`;
     await rename(abs, old);
   }

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { stat } from "node:fs/promises";
 import type { Callbacks } from "@langchain/core/callbacks/manager";
 import { Document, type DocumentInterface } from "@langchain/core/documents";
 import { BaseDocumentCompressor } from "@langchain/core/retrievers/document_compressors";
@@ -15,6 +14,7 @@ import { OnnxEncoder } from "../embeddings/onnx-encoder.js";
 import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
 import { resolveEncoderDir } from "../models/model-dir.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";
+import { isDirectory } from "../utils/fs.js";
 
 const OWNER = "CrossEncoderReranker";
 
@@ -334,10 +334,3 @@ function describe(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "an array" : typeof v;
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}

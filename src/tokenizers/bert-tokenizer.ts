@@ -9,9 +9,10 @@
  * BMP, Greek final sigma, empty pairs), has no truncation, and was slower in
  * scripts/bench-tokenizer.ts.
  */
-import { mkdir, readFile, rename, writeFile, access } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { bertNormalize, bertPreTokenize, type BertNormalizerOptions } from "./bert-text.js";
+import { pathExists } from "../utils/fs.js";
 
 /** User-facing options (the keys of a `tokenizer_config.json`, camel-cased). */
 export interface BertTokenizerOptions {
@@ -100,14 +101,6 @@ async function writeFileAtomic(path: string, data: string): Promise<void> {
   await rename(tmp, path);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function readJson(path: string): Promise<Record<string, unknown>> {
   const text = await readFile(path, "utf8");
@@ -322,8 +315,8 @@ export class BertTokenizer {
     const jsonPath = join(dir, "tokenizer.json");
     const vocabPath = join(dir, "vocab.txt");
     const configPath = join(dir, "tokenizer_config.json");
-    const configOpts = (await exists(configPath)) ? optionsFromTokenizerConfig(await readJson(configPath), configPath) : {};
-    if (await exists(jsonPath)) {
+    const configOpts = (await pathExists(configPath)) ? optionsFromTokenizerConfig(await readJson(configPath), configPath) : {};
+    if (await pathExists(jsonPath)) {
       const { vocab, opts } = parseTokenizerJson(await readJson(jsonPath), jsonPath);
       const merged: BertTokenizerOptions = { ...opts };
       for (const [k, v] of Object.entries(configOpts)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
@@ -331,7 +324,7 @@ export class BertTokenizer {
       if (configOpts.lowercase !== undefined && configOpts.stripAccents === undefined) merged.stripAccents = undefined;
       return new this(vocab, merged);
     }
-    if (await exists(vocabPath)) {
+    if (await pathExists(vocabPath)) {
       const vocab = (await readFile(vocabPath, "utf8")).split(/\r\n|\n|\r/);
       if (vocab.length > 0 && vocab[vocab.length - 1] === "") vocab.pop();
       if (vocab.length === 0) fail(`${vocabPath} is empty`);

@@ -37,6 +37,7 @@ import { applyUpdate } from "./update.js";
 import { guardGpuWork, sequencePadMultiple } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
 import { ProgressBar } from "../utils/progress.js";
+import { pathExists } from "../utils/fs.js";
 
 const WHO = "DPRTrainer";
 const CHECKPOINT_FORMAT = "langchain-dpr-train-checkpoint/1";
@@ -189,19 +190,11 @@ interface CheckpointState {
   rng: { scheme: string };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Moves folder `src` to `target`, replacing it; the old target is removed only after the move. */
 async function moveDirInto(src: string, target: string): Promise<void> {
   const old = `${target}.old-${process.pid}`;
-  const had = await exists(target);
+  const had = await pathExists(target);
   if (had) await rename(target, old);
   try {
     await rename(src, target);
@@ -397,7 +390,7 @@ export class DPRTrainer {
     let state: CheckpointState | undefined;
     let encoders: DualEncoderTF;
     if (opts.resume) {
-      if (!(await exists(join(ckptDir, "state.json")))) throw new Error(`${WHO}: --resume: no checkpoint in ${ckptDir}`);
+      if (!(await pathExists(join(ckptDir, "state.json")))) throw new Error(`${WHO}: --resume: no checkpoint in ${ckptDir}`);
       state = JSON.parse(await readFile(join(ckptDir, "state.json"), "utf8")) as CheckpointState;
       if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${WHO}: ${ckptDir}/state.json has format ${state.format}, expected ${CHECKPOINT_FORMAT}`);
       for (const [k, v] of Object.entries(fingerprint)) {
