@@ -37,7 +37,6 @@ import type { Passage, TrainingExample } from "../data/types.js";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { FaissIndex } from "../native/faiss-index.js";
 import { BM25Index, type BM25IndexParams } from "../retrievers/bm25/bm25-index.js";
-import { luceneLength } from "../retrievers/bm25/lucene-norms.js";
 import { SeededRandom } from "./random.js";
 
 const WHO = "HardNegativeMiner";
@@ -212,58 +211,6 @@ export function selectHardNegatives(
   return survivors;
 }
 
-/** A passage as BM25 scores it: its term frequencies and its length normaliser. */
-export interface BM25PassageTerms {
-  tfs: Map<string, number>;
-  norm: number;
-}
-
-/**
- * Analyses one passage as the index does (title + " " + text): term frequencies and
- * `k1 · (1 − b + b · |d| / avgdl)` with Lucene's length encoding when the index uses it. Needs the
- * passage to be in the index (its length enters the average).
- */
-export function bm25PassageTerms(index: BM25Index, passage: Passage): BM25PassageTerms {
-  const title = passage.title ?? "";
-  const tokens = index.analyzer.analyze(title === "" ? passage.text : `${title} ${passage.text}`);
-  const tfs = new Map<string, number>();
-  for (const t of tokens) tfs.set(t, (tfs.get(t) ?? 0) + 1);
-  const dl = index.lossyLengths ? luceneLength(tokens.length) : tokens.length;
-  const avgdl = index.averageLength || 1;
-  return { tfs, norm: index.k1 * (1 - index.b + (index.b * dl) / avgdl) };
-}
-
-/** A query's analysed terms known to the index, with their weights (counts, or 1 with `"unique"` weighting). */
-export function bm25QueryWeights(index: BM25Index, query: string): Map<string, number> {
-  const weights = new Map<string, number>();
-  for (const token of index.analyzer.analyze(query)) {
-    if (index.idf(token) === 0) continue; // not in the index (a known term's idf is always > 0)
-    weights.set(token, index.queryTermWeighting === "unique" ? 1 : (weights.get(token) ?? 0) + 1);
-  }
-  return weights;
-}
-
-/**
- * The exact BM25 score of one passage for a query, computed with the index's analyzer, idf, k1, b,
- * average length and length encoding: the score `index.search` would give the passage, whether or
- * not it is ranked. Pass {@link bm25PassageTerms} output to score one passage for many queries.
- */
-export function bm25ScoreOf(
-  index: BM25Index,
-  query: string | ReadonlyMap<string, number>,
-  passage: Passage | BM25PassageTerms,
-): number {
-  const terms = "tfs" in passage ? passage : bm25PassageTerms(index, passage);
-  const weights = typeof query === "string" ? bm25QueryWeights(index, query) : query;
-  let score = 0;
-  for (const [term, qtf] of weights) {
-    const tf = terms.tfs.get(term);
-    if (tf === undefined) continue;
-    score += (qtf * index.idf(term) * tf) / (tf + terms.norm);
-  }
-  return score;
-}
-
 /** A key equal for passages with the same title and text. */
 function contentKey(p: Passage): string {
   return `${p.title.trim()}\u0000${p.text.trim()}`;
@@ -387,7 +334,7 @@ export class HardNegativeMiner {
     questions.forEach((q, qi) => {
       const positiveIds = new Set(q.positives.map((i) => dataset.corpus[i]!.id));
       const positiveContent = new Set(q.positives.map((i) => contentId[i]!));
-      const positiveScores = q.positives.map((i) => retrieval.positiveScore(qi, i));
+      const positiveScores = retrieval.scoresOf(qi, q.positives);
       const best = Math.max(...positiveScores);
       const chosen = selectHardNegatives(
         retrieval.ranked[qi]!,
@@ -438,20 +385,10 @@ export class HardNegativeMiner {
     const ranked = index.searchBatch(questions.map((q) => q.text), this.depth);
     const t2 = performance.now();
     this.log?.(`${WHO}: BM25 top-${this.depth} of ${questions.length} questions in ${((t2 - t1) / 1000).toFixed(2)} s`);
-    const analysed = new Map<number, BM25PassageTerms>();
-    let lastQuestion = -1;
-    let lastWeights = new Map<string, number>();
     return {
       ranked,
-      positiveScore: (qi, passage) => {
-        let terms = analysed.get(passage);
-        if (terms === undefined) analysed.set(passage, (terms = bm25PassageTerms(index, corpus[passage]!)));
-        if (qi !== lastQuestion) {
-          lastQuestion = qi;
-          lastWeights = bm25QueryWeights(index, questions[qi]!.text);
-        }
-        return bm25ScoreOf(index, lastWeights, terms);
-      },
+      // Exact even for a positive ranked below the window: the index scores the passage itself.
+      scoresOf: (qi, passages) => index.scoreDocuments(questions[qi]!.text, passages.map((i) => corpus[i]!.id)),
       indexSeconds: (t1 - t0) / 1000,
       searchSeconds: (t2 - t1) / 1000,
     };
@@ -492,11 +429,12 @@ export class HardNegativeMiner {
       const dim = p.dim;
       return {
         ranked,
-        positiveScore: (qi, passage) => {
-          let s = 0;
-          for (let d = 0; d < dim; d++) s += q.data[qi * dim + d]! * p.data[passage * dim + d]!;
-          return s;
-        },
+        scoresOf: (qi, passages) =>
+          passages.map((passage) => {
+            let s = 0;
+            for (let d = 0; d < dim; d++) s += q.data[qi * dim + d]! * p.data[passage * dim + d]!;
+            return s;
+          }),
         indexSeconds: (t1 - t0) / 1000,
         searchSeconds: (t2 - t1) / 1000,
       };
@@ -510,8 +448,8 @@ export class HardNegativeMiner {
 /** One retriever's answer for every question. */
 interface Retrieval {
   ranked: RankedPassage[][];
-  /** The exact score of corpus passage `passage` for question `qi`. */
-  positiveScore: (qi: number, passage: number) => number;
+  /** The exact scores of corpus passages (by position) for question `qi`, ranked or not. */
+  scoresOf: (qi: number, passages: readonly number[]) => number[];
   indexSeconds: number;
   searchSeconds: number;
 }

@@ -1,5 +1,5 @@
-import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -102,6 +102,48 @@ describe("BM25Index scoring (hand-computed, Lucene formula)", () => {
   });
 });
 
+describe("BM25Index.scoreDocuments (a given passage's score for a query)", () => {
+  it("gives the hand-computed Lucene score of a named passage, and 0 for one sharing no query term", async () => {
+    const index = await BM25Index.fromPassages(corpus);
+    expect(index.score("cat dog", "d1")).toBeCloseTo(idfCat * tfPart(2, 3) + idfDog * tfPart(1, 3), 12);
+    expect(index.scoreDocuments("cat dog", ["d2", "d3"])).toEqual([index.search("cat dog", 3)[1]!.score, 0]);
+    expect(index.score("cat cat", "d1")).toBeCloseTo(2 * idfCat * tfPart(2, 3), 12);
+    const unique = await BM25Index.fromPassages(corpus, { queryTermWeighting: "unique" });
+    expect(unique.score("cat cat", "d1")).toBeCloseTo(idfCat * tfPart(2, 3), 12);
+  });
+
+  it("equals, bit for bit, the score search gives every ranked passage of 300 PubMedQA abstracts, down to the last rank", async () => {
+    const rows = readFileSync(fileURLToPath(new URL("../fixtures/passages/pubmedqa-300.jsonl", import.meta.url)), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: string; title: string; text: string });
+    const index = await BM25Index.fromPassages(rows.map((r) => ({ id: r.id, title: "", text: r.text })), { storePassages: false });
+    let compared = 0;
+    for (const question of rows.slice(0, 25).map((r) => r.title)) {
+      const hits = index.search(question, rows.length);
+      expect(hits.length).toBeGreaterThan(20);
+      expect(index.scoreDocuments(question, hits.map((h) => h.id))).toEqual(hits.map((h) => h.score));
+      compared += hits.length;
+    }
+    expect(compared).toBe(3590); // every passage sharing a term with a question, for 25 questions
+  });
+
+  it("scores passages added after a search, and a loaded index, as a fresh index does", async () => {
+    const index = await BM25Index.fromPassages(corpus.slice(0, 2));
+    index.score("cat", "d1");
+    await index.addDocuments(corpus.slice(2));
+    const full = await BM25Index.fromPassages(corpus);
+    const dir = await tempDir();
+    await full.save(dir);
+    const loaded = await BM25Index.load(dir);
+    const ids = corpus.map((p) => p.id);
+    expect(index.scoreDocuments("cat dog fish", ids)).toEqual(full.scoreDocuments("cat dog fish", ids));
+    expect(loaded.scoreDocuments("cat dog fish", ids)).toEqual(full.scoreDocuments("cat dog fish", ids));
+  });
+
+  it("names an id that is not indexed", async () => {
+    const index = await BM25Index.fromPassages(corpus);
+    expect(() => index.scoreDocuments("cat", ["d1", "d9"])).toThrow('BM25Index: scoreDocuments: id 1 ("d9") is not in the index (3 passages)');
+  });
+});
+
 describe("BM25Index save/load", () => {
   it("round-trips to a folder and answers identically", async () => {
     const dir = await tempDir();
@@ -133,6 +175,24 @@ describe("BM25Index save/load", () => {
     await writeFile(join(dir, bin), Buffer.alloc(10));
     await expect(BM25Index.load(dir)).rejects.toThrow(new RegExp(`BM25Index: .*${bin.replace(/\./g, "\\.")} has 10 bytes, expected \\d+`));
     await expect(BM25Index.load(join(dir, "nope"))).rejects.toThrow(/BM25Index: no index in .*nope \(bm25\.json not found\)/);
+  });
+
+  it("refuses a postings file whose postings of a term are out of document order", async () => {
+    const dir = await tempDir();
+    await (await BM25Index.fromPassages(corpus)).save(dir);
+    const bin = (await readdir(dir)).find((f) => f.startsWith("postings."))!;
+    const terms = (await readFile(join(dir, (await readdir(dir)).find((f) => f.startsWith("terms."))!), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as string);
+    const bytes = await readFile(join(dir, bin));
+    // "dog" is in d1 and d2 (documents 0 and 1): swap its two postings.
+    const t = terms.indexOf("dog");
+    const start = bytes.readInt32LE(4 * t);
+    const docsAt = 4 * (terms.length + 1);
+    const [a, b2] = [bytes.readInt32LE(docsAt + 4 * start), bytes.readInt32LE(docsAt + 4 * (start + 1))];
+    expect([a, b2]).toEqual([0, 1]);
+    bytes.writeInt32LE(1, docsAt + 4 * start);
+    bytes.writeInt32LE(0, docsAt + 4 * (start + 1));
+    await writeFile(join(dir, bin), bytes);
+    await expect(BM25Index.load(dir)).rejects.toThrow(`has the postings of term "dog" out of document order at posting ${start + 1}`);
   });
 });
 

@@ -7,11 +7,19 @@ import { writeFileAtomic, writeStreamAtomic } from "../../utils/atomic-file.js";
 import type { Passage } from "../../data/types.js";
 import { EnglishAnalyzer, type EnglishAnalyzerParams } from "./analyzer.js";
 import { luceneLength } from "./lucene-norms.js";
+import { takeTopK } from "./top-k.js";
 
 const WHO = "BM25Index";
 const FORMAT = "langchain-dpr/bm25";
 const FORMAT_VERSION = 1;
 const MANIFEST = "bm25.json";
+
+/**
+ * One query term's share of a passage's score: `w · tf / (tf + norm)` with `w = qtf · idf` and
+ * `norm = k1 · (1 − b + b · |d| / avgdl)`. The one place of the formula: `search` and
+ * `scoreDocuments` both add these terms in query order, so their scores are bit-identical.
+ */
+const termScore = (w: number, tf: number, norm: number): number => (w * tf) / (tf + norm);
 
 /** Parameters of {@link BM25Index}. Defaults reproduce Pyserini's BM25 (Lucene 8+). */
 export interface BM25IndexParams {
@@ -338,13 +346,63 @@ export class BM25Index {
     });
   }
 
-  private searchCompiled(query: string, k: number): BM25Hit[] {
+  /**
+   * The BM25 scores of indexed passages for one query: exactly the score {@link search} gives each
+   * of them (same analyzer, idf, k1, b, length encoding and arithmetic), whether or not it ranks in
+   * any top k; 0 for a passage sharing no term with the query. Hard-negative mining uses it for the
+   * score of a labelled positive ranked below its window.
+   * @throws Error naming an id that is not indexed.
+   */
+  scoreDocuments(query: string, ids: readonly string[]): number[] {
+    if (typeof query !== "string") throw new Error(`${WHO}: query must be a string, got ${typeof query}`);
+    const docs = ids.map((id, i) => {
+      const doc = this.idToDoc.get(id);
+      if (doc === undefined) throw new Error(`${WHO}: scoreDocuments: id ${i} ("${id}") is not in the index (${this.ids.length} passages)`);
+      return doc;
+    });
+    this.compile();
+    const weights = this.queryTermWeights(query);
+    return docs.map((d) => {
+      let score = 0;
+      for (const [t, qtf] of weights) {
+        const tf = this.termFrequency(t, d);
+        if (tf > 0) score += termScore(qtf * this.idfs[t]!, tf, this.norms[d]!);
+      }
+      return score;
+    });
+  }
+
+  /** The BM25 score of indexed passage `id` for `query` ({@link scoreDocuments} for one id). */
+  score(query: string, id: string): number {
+    return this.scoreDocuments(query, [id])[0]!;
+  }
+
+  /** The query's analysed terms known to the index (term id → weight: its count, or 1 with `"unique"`), in query order. */
+  private queryTermWeights(query: string): Map<number, number> {
     const weights = new Map<number, number>();
     for (const token of this.analyzer.analyze(query)) {
       const t = this.termIds.get(token);
       if (t === undefined) continue;
       weights.set(t, this.queryTermWeighting === "unique" ? 1 : (weights.get(t) ?? 0) + 1);
     }
+    return weights;
+  }
+
+  /** How often term `t` occurs in document `d` (0 when not): binary search of the term's postings, sorted by document. */
+  private termFrequency(t: number, d: number): number {
+    let lo = this.offsets[t]!, hi = this.offsets[t + 1]! - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const doc = this.postDocs[mid]!;
+      if (doc === d) return this.postTfs[mid]!;
+      if (doc < d) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return 0;
+  }
+
+  private searchCompiled(query: string, k: number): BM25Hit[] {
+    const weights = this.queryTermWeights(query);
     const acc = this.accumulator, touched = this.touched, norms = this.norms;
     const postDocs = this.postDocs, postTfs = this.postTfs, offsets = this.offsets;
     let numTouched = 0;
@@ -354,56 +412,10 @@ export class BM25Index {
         const d = postDocs[p]!;
         const tf = postTfs[p]!;
         if (acc[d] === 0) touched[numTouched++] = d;
-        acc[d]! += (w * tf) / (tf + norms[d]!);
+        acc[d]! += termScore(w, tf, norms[d]!);
       }
     }
-    // Top-k with a min-heap on (score asc, doc desc): the root is the weakest kept hit.
-    const size = Math.min(k, numTouched);
-    const heapScores = new Float64Array(size);
-    const heapDocs = new Int32Array(size);
-    let heapLength = 0;
-    const weaker = (sa: number, da: number, sb: number, db: number): boolean => sa < sb || (sa === sb && da > db);
-    const siftDown = (i: number): void => {
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < heapLength && weaker(heapScores[l]!, heapDocs[l]!, heapScores[m]!, heapDocs[m]!)) m = l;
-        if (r < heapLength && weaker(heapScores[r]!, heapDocs[r]!, heapScores[m]!, heapDocs[m]!)) m = r;
-        if (m === i) return;
-        const s = heapScores[i]!, dd = heapDocs[i]!;
-        heapScores[i] = heapScores[m]!; heapDocs[i] = heapDocs[m]!;
-        heapScores[m] = s; heapDocs[m] = dd;
-        i = m;
-      }
-    };
-    for (let j = 0; j < numTouched; j++) {
-      const d = touched[j]!;
-      const s = acc[d]!;
-      acc[d] = 0;
-      if (heapLength < size) {
-        let i = heapLength++;
-        heapScores[i] = s; heapDocs[i] = d;
-        while (i > 0) {
-          const parent = (i - 1) >> 1;
-          if (!weaker(heapScores[i]!, heapDocs[i]!, heapScores[parent]!, heapDocs[parent]!)) break;
-          const ps = heapScores[parent]!, pd = heapDocs[parent]!;
-          heapScores[parent] = heapScores[i]!; heapDocs[parent] = heapDocs[i]!;
-          heapScores[i] = ps; heapDocs[i] = pd;
-          i = parent;
-        }
-      } else if (weaker(heapScores[0]!, heapDocs[0]!, s, d)) {
-        heapScores[0] = s; heapDocs[0] = d;
-        siftDown(0);
-      }
-    }
-    const hits: BM25Hit[] = new Array(heapLength);
-    for (let i = heapLength - 1; i >= 0; i--) {
-      hits[i] = { id: this.ids[heapDocs[0]!]!, score: heapScores[0]! };
-      heapLength--;
-      heapScores[0] = heapScores[heapLength]!; heapDocs[0] = heapDocs[heapLength]!;
-      siftDown(0);
-    }
-    return hits;
+    return takeTopK(acc, touched, numTouched, k).map((h) => ({ id: this.ids[h.doc]!, score: h.score }));
   }
 
   /**
@@ -521,6 +533,12 @@ export class BM25Index {
     if (offsets[0] !== 0 || offsets[numTerms] !== numPostings) throw new Error(`${WHO}: ${binPath} postings offsets are inconsistent with ${MANIFEST}`);
     for (let p = 0; p < numPostings; p++) {
       if (postDocs[p]! < 0 || postDocs[p]! >= numDocs) throw new Error(`${WHO}: ${binPath} has a posting for document ${postDocs[p]}, outside 0..${numDocs - 1}`);
+    }
+    // Each term's postings are sorted by document (scoreDocuments searches them).
+    for (let t = 0; t < numTerms; t++) {
+      for (let p = offsets[t]! + 1; p < offsets[t + 1]!; p++) {
+        if (postDocs[p]! <= postDocs[p - 1]!) throw new Error(`${WHO}: ${binPath} has the postings of term "${terms[t]}" out of document order at posting ${p}`);
+      }
     }
     index.terms = terms;
     terms.forEach((t, i) => index.termIds.set(t, i));
