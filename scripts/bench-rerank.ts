@@ -134,8 +134,8 @@ async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; q
   if (candidateLists.length < 2) throw new Error(`bench-rerank: fewer than 2 queries have ${nCandidates} BM25 candidates`);
   const [warm, ...measured] = candidateLists;
   // Warm-up (first-run allocations) on a few candidates: a full list would cost as much as a measured query.
-  await sorted.rerank(warm!.query, warm!.docs.slice(0, 8));
-  await naive.rerank(warm!.query, warm!.docs.slice(0, 8));
+  await sorted.rerank(warm!.docs.slice(0, 8), warm!.query);
+  await naive.rerank(warm!.docs.slice(0, 8), warm!.query);
 
   const tokenizer = await BertTokenizer.fromDir(dir); // the same files the reranker loaded; used for token counts
   const times = { sorted: [] as number[], naive: [] as number[] };
@@ -158,7 +158,7 @@ async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; q
       const r = mode === "sorted" ? sorted : naive;
       const c = process.cpuUsage();
       const t = performance.now();
-      const ranked = await r.rerank(query, docs);
+      const ranked = await r.rerank(docs, query);
       times[mode].push(performance.now() - t);
       const dc = process.cpuUsage(c);
       cpu[mode].push((dc.user + dc.system) / 1000);

@@ -130,22 +130,21 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const retriever = new DPRRetriever({ vectorStore: store, k: topK, fetchK: 20, reranker });
     const answers: DemoResult["answers"] = [];
     for (const q of queries.slice(0, nQuestions)) {
-      const docs = await retriever.invoke(q.text);
-      const lat = docs[0]?.metadata.latency as { encodeMs: number; searchMs: number; rerankMs: number } | undefined;
+      const { documents: docs, scores, timings: lat } = await retriever.retrieve(q.text);
       print("");
       print(`Q: ${q.text}`);
-      const rerankLine = reranker ? ` · rerank ${fmt(lat?.rerankMs ?? NaN, 1)} ms` : "";
-      print(`   encode ${fmt(lat?.encodeMs ?? NaN, 1)} ms · search ${fmt(lat?.searchMs ?? NaN, 1)} ms${rerankLine}`);
+      const rerankLine = reranker ? ` · rerank ${fmt(lat.rerankMs, 1)} ms` : "";
+      print(`   encode ${fmt(lat.encodeMs, 1)} ms · search ${fmt(lat.searchMs, 1)} ms${rerankLine}`);
       const top = docs.map((d, rank) => {
         const id = String(d.id ?? d.metadata.id);
-        const score = Number(d.metadata.score);
+        const score = scores[rank] ?? NaN;
         const relevanceScore = d.metadata.relevanceScore === undefined ? undefined : Number(d.metadata.relevanceScore);
         const relevant = `q${id}` === q.id ? "  ← the question's own abstract" : "";
         const rerankScore = relevanceScore === undefined ? "" : ` · rerank ${fmt(relevanceScore)}`;
         print(`   ${rank + 1}. [${id}] dot ${fmt(score)}${rerankScore}  ${snippet(d.pageContent)}${relevant}`);
         return { id, score, relevanceScore };
       });
-      answers.push({ question: q.text, top, encodeMs: lat?.encodeMs ?? NaN, searchMs: lat?.searchMs ?? NaN, rerankMs: lat?.rerankMs ?? NaN });
+      answers.push({ question: q.text, top, encodeMs: lat.encodeMs, searchMs: lat.searchMs, rerankMs: lat.rerankMs });
     }
 
     // 3. BM25 vs DPR vs hybrid (vs reranked) on the bundled test questions.

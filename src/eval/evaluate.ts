@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { crossEncoderText } from "../rerankers/cross-encoder-text.js";
 import { cpus, platform, arch } from "node:os";
 import { basename, resolve } from "node:path";
 
@@ -236,9 +237,9 @@ function summarise(samples: Float64Array | number[]): StageLatency {
   return { p50: percentile(samples, 50), p95: percentile(samples, 95), mean: sum / samples.length };
 }
 
-/** The text a reranker reads for a passage: the title and the text, as BEIR cross-encoders take them. */
+/** The text a reranker reads for a passage: the cross-encoder rule ({@link crossEncoderText}, title join "space"). */
 export function rerankText(p: Passage): string {
-  return p.title ? `${p.title} ${p.text}` : p.text;
+  return crossEncoderText(p.title, p.text);
 }
 
 /**

@@ -15,17 +15,12 @@ import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js
 import { resolveEncoderDir } from "../models/model-dir.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";
 import { isDirectory } from "../utils/fs.js";
+import { inChainRun } from "../utils/callbacks.js";
+import { CROSS_ENCODER_TITLE_JOINS, crossEncoderText, type CrossEncoderTitleJoin } from "./cross-encoder-text.js";
+
+export type { CrossEncoderTitleJoin } from "./cross-encoder-text.js";
 
 const OWNER = "CrossEncoderReranker";
-
-/**
- * How `metadata.title` joins the passage text in the second segment.
- * - `"space"` (default): `title + " " + text`, the convention of BEIR's cross-encoder reranking
- *   (`[CLS] query [SEP] title text [SEP]`). MS MARCO cross-encoders were trained on passages
- *   without titles; a title in front is how BEIR evaluates them on titled corpora.
- * - `"none"`: titles are ignored; only `pageContent` is scored.
- */
-export type CrossEncoderTitleJoin = "space" | "none";
 
 /** Parameters of {@link CrossEncoderReranker}. */
 export interface CrossEncoderRerankerParams {
@@ -76,8 +71,14 @@ export interface RerankResult {
   index: number;
   /** The model's score (a logit, or its sigmoid when `sigmoid` is set). */
   relevanceScore: number;
-  /** The input document (not copied). */
+  /** The input document (not copied; a string input becomes a Document with that pageContent). */
   document: DocumentInterface;
+}
+
+/** Options of {@link CrossEncoderReranker.rerank}. */
+export interface RerankOptions {
+  /** Return only the best `topN` (default: all documents). */
+  topN?: number;
 }
 
 interface Loaded {
@@ -151,8 +152,8 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
     if (this.labelIndex !== undefined && (!Number.isInteger(this.labelIndex) || this.labelIndex < 0)) {
       throw new Error(`${OWNER}: labelIndex must be a non-negative integer, got ${this.labelIndex}`);
     }
-    if (this.titleJoin !== "space" && this.titleJoin !== "none") {
-      throw new Error(`${OWNER}: titleJoin must be 'space' or 'none', got '${String(this.titleJoin)}'`);
+    if (!CROSS_ENCODER_TITLE_JOINS.includes(this.titleJoin)) {
+      throw new Error(`${OWNER}: titleJoin must be one of ${CROSS_ENCODER_TITLE_JOINS.map((j) => `'${j}'`).join(", ")}, got '${String(this.titleJoin)}'`);
     }
     this.loaded = new Lazy(
       () => this.load(),
@@ -287,40 +288,57 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
 
   /** The second segment scored for a document (pageContent, with the title in front per {@link titleJoin}). */
   passageText(doc: DocumentInterface): string {
-    const title = doc.metadata?.title;
-    if (this.titleJoin === "space" && typeof title === "string" && title.trim().length > 0) {
-      return `${title} ${doc.pageContent}`.trim();
-    }
-    return doc.pageContent;
+    return crossEncoderText(doc.metadata?.title, doc.pageContent, this.titleJoin);
   }
 
   /**
-   * Scores every document against the query and returns all of them, best first (ties keep
-   * input order). Documents are not modified.
+   * Scores every document against the query and returns them best first (ties keep input
+   * order), all of them or the best `options.topN`. The argument order is LangChain's rerankers'
+   * (`CohereRerank.rerank(documents, query, options)`); strings are scored as passages without a
+   * title. Documents are not modified.
    */
-  async rerank(query: string, documents: DocumentInterface[]): Promise<RerankResult[]> {
+  async rerank(documents: Array<DocumentInterface | string>, query: string, options: RerankOptions = {}): Promise<RerankResult[]> {
+    if (typeof documents === "string" && Array.isArray(query)) {
+      throw new Error(
+        `${OWNER}: rerank takes (documents, query, options), LangChain's order; got (query, documents). Swap the first two arguments`,
+      );
+    }
     if (!Array.isArray(documents)) throw new Error(`${OWNER}: documents must be an array, got ${describe(documents)}`);
-    const texts = documents.map((d, i) => {
+    const topN = options.topN ?? documents.length;
+    if (!Number.isInteger(topN) || topN < 0) throw new Error(`${OWNER}: options.topN must be a non-negative integer, got ${topN}`);
+    const docs = documents.map((d, i): DocumentInterface => {
+      if (typeof d === "string") return new Document({ pageContent: d });
       if (d === null || typeof d !== "object" || typeof d.pageContent !== "string") {
-        throw new Error(`${OWNER}: documents[${i}] must be a Document with a string pageContent`);
+        throw new Error(`${OWNER}: documents[${i}] must be a string or a Document with a string pageContent`);
       }
-      return this.passageText(d);
+      return d;
     });
-    const scores = await this.scorePairs(query, texts);
+    const scores = await this.scorePairs(query, docs.map((d) => this.passageText(d)));
     return scores
-      .map((relevanceScore, index) => ({ index, relevanceScore, document: documents[index]! }))
-      .sort((a, b) => b.relevanceScore - a.relevanceScore || a.index - b.index);
+      .map((relevanceScore, index) => ({ index, relevanceScore, document: docs[index]! }))
+      .sort((a, b) => b.relevanceScore - a.relevanceScore || a.index - b.index)
+      .slice(0, topN);
   }
 
   /**
    * Returns the `topN` best documents for the query, best first, as new documents with the
-   * input's metadata plus `relevanceScore` (the inputs are not mutated).
+   * input's metadata plus `relevanceScore` (the inputs are not mutated). With callbacks it runs as
+   * a chain run named `CrossEncoderReranker` (a child run of the retriever that called it).
    */
-  override async compressDocuments(documents: DocumentInterface[], query: string, _callbacks?: Callbacks): Promise<DocumentInterface[]> {
-    const ranked = await this.rerank(query, documents);
-    return ranked.slice(0, this.topN).map(
-      ({ document, relevanceScore }) =>
-        new Document({ pageContent: document.pageContent, metadata: { ...document.metadata, relevanceScore }, id: document.id }),
+  override async compressDocuments(documents: DocumentInterface[], query: string, callbacks?: Callbacks): Promise<DocumentInterface[]> {
+    return inChainRun(
+      OWNER,
+      ["langchain_dpr", "rerankers"],
+      callbacks,
+      { query, documents: Array.isArray(documents) ? documents.length : 0, topN: this.topN },
+      async () => {
+        const ranked = await this.rerank(documents, query, { topN: this.topN });
+        return ranked.map(
+          ({ document, relevanceScore }) =>
+            new Document({ pageContent: document.pageContent, metadata: { ...document.metadata, relevanceScore }, id: document.id }),
+        );
+      },
+      (docs) => ({ documents: docs.length, relevanceScores: docs.map((d) => d.metadata.relevanceScore as number) }),
     );
   }
 

@@ -1,20 +1,24 @@
 /**
  * DPRRetriever: a LangChain retriever over any vector store (FaissDPRStore in production) with
  * an optional second-stage reranker, a query cache (LRU + TTL, invalidated when the store
- * changes), a per-result latency breakdown and running latency statistics.
+ * changes), a per-call latency breakdown (in the result and a callback event) and running latency
+ * statistics.
  *
  * @module
  */
 import { BaseRetriever, type BaseRetrieverInput } from "@langchain/core/retrievers";
 import type { CallbackManagerForRetrieverRun } from "@langchain/core/callbacks/manager";
+import { inRetrieverRun } from "../utils/callbacks.js";
 import type { DocumentInterface } from "@langchain/core/documents";
 import type { VectorStoreInterface } from "@langchain/core/vectorstores";
 import type { BaseDocumentCompressor } from "@langchain/core/retrievers/document_compressors";
 import { LRUCache, normalizeQuery, stableStringify } from "./query-cache.js";
 import { LatencyWindow, type LatencySummary } from "./latency-stats.js";
 import {
+  carryScores,
   clampDepth,
   nowMs,
+  reportTimings,
   throwIfAborted,
   withMetadata,
   type RetrievalResult,
@@ -57,6 +61,13 @@ export interface DPRRetrieverParams<V extends VectorStoreInterface = VectorStore
   cache?: QueryCacheOptions | false;
   /** Size of the window the running percentiles are computed over. Default 1024. */
   statsWindow?: number;
+  /**
+   * Write the store's score into each returned document as `metadata.score`. Default false:
+   * documents carry the stored metadata only (plus the reranker's `relevanceScore`), so equal
+   * passages compare equal across queries (MultiQueryRetriever de-duplicates on metadata) and no
+   * per-query numbers reach a prompt. Scores are always in {@link DPRRetriever.retrieve}'s result.
+   */
+  includeScores?: boolean;
 }
 
 /** Running statistics of a {@link DPRRetriever}. Times in ms. */
@@ -99,10 +110,9 @@ export function storeVersion(store: unknown): string | undefined {
   return pick(s.version) ?? pick(s.generation);
 }
 
-interface CachedDoc {
-  pageContent: string;
-  metadata: Record<string, unknown>;
-  id: string | undefined;
+interface CachedResult {
+  documents: ReadonlyArray<Readonly<{ pageContent: string; metadata: Record<string, unknown>; id?: string }>>;
+  scores: ReadonlyArray<number | null>;
 }
 
 /**
@@ -111,9 +121,11 @@ interface CachedDoc {
  * The search depth (k, or fetchK when reranking) is clamped to the store's `size` when it has
  * one, so a small index returns all its documents instead of failing.
  *
- * Each returned document is a copy of the stored one with `metadata.score` (the vector store's
- * score: inner product for FaissDPRStore, higher = better), `metadata.relevanceScore` when the
- * reranker set it, and `metadata.latency: {encodeMs, searchMs, rerankMs, totalMs, cacheHit}`.
+ * Each returned document is a copy of the stored one, plus `metadata.relevanceScore` when the
+ * reranker set it, plus `metadata.score` (the store's score: inner product for FaissDPRStore) only
+ * with `includeScores`. {@link retrieve} returns the scores and the latency breakdown
+ * `{encodeMs, searchMs, rerankMs, totalMs, cacheHit}`; a run with callbacks also reports the
+ * timings as the `retrieval_timings` custom event, and the reranker runs as a child run.
  *
  * Cache key: normalised query (NFC, trimmed, whitespace collapsed, lower-cased unless
  * `caseSensitive`) + k + rerank flag + filter (stable JSON) + store version. When the store's
@@ -124,7 +136,7 @@ interface CachedDoc {
  * ```ts
  * const retriever = new DPRRetriever({ vectorStore: store, k: 10, reranker, fetchK: 100 });
  * const docs = await retriever.invoke("what causes scurvy?");
- * docs[0].metadata.latency; // { encodeMs, searchMs, rerankMs, totalMs, cacheHit }
+ * const { documents, scores, timings } = await retriever.retrieve("what causes scurvy?", { k: 5 });
  * retriever.getStats().search.p95;
  * ```
  */
@@ -148,7 +160,9 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
 
   filter: V["FilterType"] | undefined;
 
-  private readonly cache: LRUCache<CachedDoc[]> | undefined;
+  includeScores = false;
+
+  private readonly cache: LRUCache<CachedResult> | undefined;
 
   private readonly caseSensitive: boolean = false;
 
@@ -173,11 +187,12 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
     this.fetchK = fields.fetchK ?? this.fetchK;
     this.reranker = fields.reranker;
     this.filter = fields.filter;
+    this.includeScores = fields.includeScores ?? this.includeScores;
     checkK("DPRRetriever", "k", this.k);
     checkK("DPRRetriever", "fetchK", this.fetchK);
     if (fields.cache !== false) {
       const c = fields.cache ?? {};
-      this.cache = new LRUCache<CachedDoc[]>({ maxEntries: c.maxEntries, ttlMs: c.ttlMs, now: c.now });
+      this.cache = new LRUCache<CachedResult>({ maxEntries: c.maxEntries, ttlMs: c.ttlMs, now: c.now });
       this.caseSensitive = c.caseSensitive ?? false;
       this.assumeStaticStore = c.assumeStaticStore ?? false;
     }
@@ -198,16 +213,25 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
   /** LangChain entry point: {@link retrieve} with the retriever's defaults. */
   override async _getRelevantDocuments(
     query: string,
-    _runManager?: CallbackManagerForRetrieverRun,
+    runManager?: CallbackManagerForRetrieverRun,
   ): Promise<DocumentInterface[]> {
-    return (await this.retrieve(query)).documents;
+    return (await this.retrieveInRun(query, {}, runManager)).documents;
   }
 
   /**
-   * Retrieves documents for `query` with per-call options and returns them with the latency
-   * breakdown. Rejects for an empty query or an invalid k.
+   * Retrieves documents for `query` with per-call options and returns them with their scores and
+   * the latency breakdown. With `options.callbacks` the call is a retriever run like `invoke`.
+   * Rejects for an empty query or an invalid k.
    */
   async retrieve(query: string, options: RetrieveOptions<V["FilterType"]> = {}): Promise<RetrievalResult> {
+    return inRetrieverRun(this, query, options.callbacks, (run) => this.retrieveInRun(query, options, run));
+  }
+
+  private async retrieveInRun(
+    query: string,
+    options: RetrieveOptions<V["FilterType"]>,
+    run: CallbackManagerForRetrieverRun | undefined,
+  ): Promise<RetrievalResult> {
     const t0 = nowMs();
     if (typeof query !== "string" || query.trim().length === 0) {
       throw new Error("DPRRetriever: query must be a non-empty string");
@@ -229,7 +253,8 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
         this.counters.cacheHits++;
         const timings: RetrievalTimings = { encodeMs: 0, searchMs: 0, rerankMs: 0, totalMs: nowMs() - t0, cacheHit: true };
         this.windows.total.record(timings.totalMs);
-        return { documents: hit.map((d) => withMetadata(d, { latency: { ...timings } })), timings };
+        await reportTimings(run, timings);
+        return this.result(hit.documents, hit.scores, timings, options);
       }
       this.counters.cacheMisses++;
     } else {
@@ -244,14 +269,18 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
     const hits = depth === 0 ? [] : await this.vectorStore.similaritySearchVectorWithScore(vector, depth, filter);
     const t3 = nowMs();
     throwIfAborted(options.signal, "DPRRetriever");
-    let docs: DocumentInterface[] = hits.map(([doc, score]) => withMetadata(doc, { score }));
+    let docs: DocumentInterface[] = hits.map(([doc]) => doc);
+    let scores: Array<number | null> = hits.map(([, score]) => score);
     let t4 = t3;
     if (rerank) {
-      docs = (await this.reranker!.compressDocuments(docs, query)).slice(0, k);
+      const reranked = (await this.reranker!.compressDocuments(docs, query, run?.getChild("rerank"))).slice(0, k);
+      scores = carryScores(docs, scores, reranked);
+      docs = reranked;
       t4 = nowMs();
       throwIfAborted(options.signal, "DPRRetriever");
     } else {
       docs = docs.slice(0, k);
+      scores = scores.slice(0, k);
     }
     const timings: RetrievalTimings = {
       encodeMs: t2 - t1,
@@ -267,13 +296,29 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
     if (key !== undefined) {
       // Only cache if the store did not change while we were computing.
       if (this.cacheKey(query, k, rerank, filter, true) === key) {
-        this.cache!.set(
-          key,
-          docs.map((d) => Object.freeze({ pageContent: d.pageContent, metadata: { ...d.metadata }, id: d.id })),
-        );
+        this.cache!.set(key, {
+          documents: docs.map((d) => Object.freeze({ pageContent: d.pageContent, metadata: { ...d.metadata }, id: d.id })),
+          scores: [...scores],
+        });
       }
     }
-    return { documents: docs.map((d) => withMetadata(d, { latency: { ...timings } })), timings };
+    await reportTimings(run, timings);
+    return this.result(docs, scores, timings, options);
+  }
+
+  /** Fresh documents (never the cached or stored objects), with scores in metadata when asked for. */
+  private result(
+    docs: CachedResult["documents"],
+    scores: ReadonlyArray<number | null>,
+    timings: RetrievalTimings,
+    options: RetrieveOptions<V["FilterType"]>,
+  ): RetrievalResult {
+    const include = options.includeScores ?? this.includeScores;
+    return {
+      documents: docs.map((d, i) => withMetadata(d, include && scores[i] !== null ? { score: scores[i] } : {})),
+      scores: [...scores],
+      timings,
+    };
   }
 
   /**

@@ -5,7 +5,8 @@
  * @module
  */
 import { BaseRetriever, type BaseRetrieverInput, type BaseRetrieverInterface } from "@langchain/core/retrievers";
-import type { CallbackManagerForRetrieverRun } from "@langchain/core/callbacks/manager";
+import type { CallbackManagerForRetrieverRun, Callbacks } from "@langchain/core/callbacks/manager";
+import { inRetrieverRun } from "../utils/callbacks.js";
 import type { DocumentInterface } from "@langchain/core/documents";
 import type { VectorStoreInterface } from "@langchain/core/vectorstores";
 import { linearFusion, reciprocalRankFusion, type FusedItem, type RankedItem, type ScoreNormalization } from "./fusion.js";
@@ -15,8 +16,10 @@ import { BM25Index } from "./bm25/bm25-index.js";
 import { BM25Retriever } from "./bm25/bm25-retriever.js";
 import { Document } from "@langchain/core/documents";
 import {
+  isRetrievalService,
   clampDepth,
   nowMs,
+  reportTimings,
   throwIfAborted,
   withMetadata,
   type RetrievalResult,
@@ -76,6 +79,12 @@ export interface HybridRetrieverParams extends BaseRetrieverInput {
    * `metadata._id`; a document with none is an error.
    */
   getId?: (doc: DocumentInterface) => string | undefined;
+  /**
+   * Write the fusion's numbers into each returned document's metadata: `fusedScore`, `fusion`,
+   * `denseRank`/`denseScore`, `sparseRank`/`sparseScore` (null when that side did not return it).
+   * Default false; the fused scores are always in {@link HybridRetriever.retrieve}'s result.
+   */
+  includeScores?: boolean;
 }
 
 function isVectorStore(x: unknown): x is VectorStoreInterface {
@@ -90,6 +99,7 @@ function isVectorStore(x: unknown): x is VectorStoreInterface {
 function isScoredSearcher(x: unknown): x is ScoredSearcher {
   return typeof x === "object" && x !== null && typeof (x as ScoredSearcher).searchWithScores === "function";
 }
+
 
 function isRetriever(x: unknown): x is BaseRetrieverInterface {
   return typeof x === "object" && x !== null && typeof (x as BaseRetrieverInterface).invoke === "function";
@@ -120,10 +130,11 @@ export function defaultDocumentId(doc: DocumentInterface): string | undefined {
 
 /**
  * Hybrid dense + sparse retriever. Each side is searched (in parallel) to its depth, results are
- * deduplicated by id and fused; each returned document carries
- * `metadata.fusedScore`, `metadata.fusion` (method), and per side `denseRank`/`denseScore`,
- * `sparseRank`/`sparseScore` (null when the side did not return it). A document found by both
- * sides keeps the dense side's content and metadata.
+ * deduplicated by id and fused. A document found by both sides keeps the dense side's content and
+ * metadata (a side's own `metadata.score` is dropped). With `includeScores` each document also
+ * carries `metadata.fusedScore`, `metadata.fusion` (method), and per side `denseRank`/`denseScore`,
+ * `sparseRank`/`sparseScore` (null when the side did not return it). With callbacks, sides that are
+ * retrievers run as child runs and the timings are a `retrieval_timings` custom event.
  *
  * @example
  * ```ts
@@ -162,6 +173,8 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
 
   getId: (doc: DocumentInterface) => string | undefined = defaultDocumentId;
 
+  includeScores = false;
+
   readonly hasReranker = false;
 
   constructor(fields: HybridRetrieverParams) {
@@ -189,6 +202,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     this.normalization = fields.normalization ?? this.normalization;
     this.filter = fields.filter;
     this.getId = fields.getId ?? this.getId;
+    this.includeScores = fields.includeScores ?? this.includeScores;
     checkK("HybridRetriever", "k", this.k);
     checkK("HybridRetriever", "denseK", this.denseK);
     checkK("HybridRetriever", "sparseK", this.sparseK);
@@ -202,13 +216,24 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
 
   override async _getRelevantDocuments(
     query: string,
-    _runManager?: CallbackManagerForRetrieverRun,
+    runManager?: CallbackManagerForRetrieverRun,
   ): Promise<DocumentInterface[]> {
-    return (await this.retrieve(query)).documents;
+    return (await this.retrieveInRun(query, {}, runManager)).documents;
   }
 
-  /** Searches both sides, fuses, and returns the top `k` with timings (encode = dense encoding). */
+  /**
+   * Searches both sides, fuses, and returns the top `k` with their fused scores and timings
+   * (encode = dense encoding). With `options.callbacks` the call is a retriever run like `invoke`.
+   */
   async retrieve(query: string, options: RetrieveOptions = {}): Promise<RetrievalResult> {
+    return inRetrieverRun(this, query, options.callbacks, (run) => this.retrieveInRun(query, options, run));
+  }
+
+  private async retrieveInRun(
+    query: string,
+    options: RetrieveOptions,
+    run: CallbackManagerForRetrieverRun | undefined,
+  ): Promise<RetrievalResult> {
     const t0 = nowMs();
     if (typeof query !== "string" || query.trim().length === 0) {
       throw new Error("HybridRetriever: query must be a non-empty string");
@@ -229,35 +254,35 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
         const depth = clampDepth(this.dense, this.denseK);
         return depth === 0 ? [] : this.dense.similaritySearchVectorWithScore(v, depth, filter as never);
       }
-      return this.searchSide(this.dense, query, this.denseK);
+      return this.searchSide(this.dense, query, this.denseK, run?.getChild("dense"));
     };
     const sparseRun = async () => {
-      const hits = await this.searchSide(this.sparse, query, this.sparseK);
+      const hits = await this.searchSide(this.sparse, query, this.sparseK, run?.getChild("sparse"));
       return filter === undefined ? hits : hits.filter(([doc]) => matchesFilter(filter, doc));
     };
     const [denseHits, sparseHits] = await Promise.all([denseRun(), sparseRun()]);
     const tSearch = nowMs();
     throwIfAborted(options.signal, "HybridRetriever");
     const fused = this.fuse(denseHits, sparseHits, k);
+    const include = options.includeScores ?? this.includeScores;
     const documents = fused.map((f) => {
       const { score: _dropped, ...rest } = f.item!.metadata;
-      return withMetadata(
-        { pageContent: f.item!.pageContent, metadata: rest, id: f.item!.id ?? f.id },
-        {
-          fusedScore: f.score,
-          fusion: this.fusion,
-          denseRank: f.ranks[0],
-          denseScore: f.scores[0],
-          sparseRank: f.ranks[1],
-          sparseScore: f.scores[1],
-        },
-      );
+      const extra = include
+        ? {
+            fusedScore: f.score,
+            fusion: this.fusion,
+            denseRank: f.ranks[0],
+            denseScore: f.scores[0],
+            sparseRank: f.ranks[1],
+            sparseScore: f.scores[1],
+          }
+        : {};
+      return withMetadata({ pageContent: f.item!.pageContent, metadata: rest, id: f.item!.id ?? f.id }, extra);
     });
     const totalMs = nowMs() - t0;
-    return {
-      documents,
-      timings: { encodeMs, searchMs: tSearch - t0 - encodeMs, rerankMs: 0, totalMs, cacheHit: false },
-    };
+    const timings = { encodeMs, searchMs: tSearch - t0 - encodeMs, rerankMs: 0, totalMs, cacheHit: false };
+    await reportTimings(run, timings);
+    return { documents, scores: fused.map((f) => f.score), timings };
   }
 
   /** Fuses two `[doc, score]` lists by this retriever's method and returns the top `k`. */
@@ -286,22 +311,32 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     side: HybridSide,
     query: string,
     depth: number,
+    callbacks: Callbacks | undefined,
   ): Promise<Array<[DocumentInterface, number | undefined]>> {
     if (side instanceof BM25Index || side instanceof BM25Retriever) {
       const index = side instanceof BM25Index ? side : side.index;
-      return index.search(query, depth).map((hit): [DocumentInterface, number] => {
-        const p = index.getPassage(hit.id);
-        if (!p) throw new Error(`HybridRetriever: BM25 passage "${hit.id}" is missing from the index store`);
-        const doc = new Document({ pageContent: p.text, metadata: { ...(p.metadata ?? {}), id: hit.id, title: p.title }, id: hit.id });
-        return [doc, hit.score];
-      });
+      const search = async () => {
+        const hits = index.search(query, depth).map((hit): [DocumentInterface, number] => {
+          const p = index.getPassage(hit.id);
+          if (!p) throw new Error(`HybridRetriever: BM25 passage "${hit.id}" is missing from the index store`);
+          const doc = new Document({ pageContent: p.text, metadata: { ...(p.metadata ?? {}), id: hit.id, title: p.title }, id: hit.id });
+          return [doc, hit.score];
+        });
+        return { documents: hits.map(([d]) => d), hits };
+      };
+      // A BM25Retriever side is searched to the side's depth, still as its own run in a trace.
+      return (side instanceof BM25Retriever ? await inRetrieverRun(side, query, callbacks, search) : await search()).hits;
     }
     if (isScoredSearcher(side)) return (await side.searchWithScores(query, depth)).slice(0, depth);
     if (isVectorStore(side)) {
       const d = clampDepth(side, depth);
       return d === 0 ? [] : side.similaritySearchWithScore(query, d);
     }
-    const docs = await (side as BaseRetrieverInterface).invoke(query);
+    if (isRetrievalService(side)) {
+      const r = await side.retrieve(query, { k: depth, includeScores: false, callbacks });
+      return r.documents.map((d, i): [DocumentInterface, number | undefined] => [d, r.scores?.[i] ?? undefined]);
+    }
+    const docs = await (side as BaseRetrieverInterface).invoke(query, { callbacks });
     return docs.slice(0, depth).map((d): [DocumentInterface, number | undefined] => {
       const s = d.metadata?.score;
       return [d, typeof s === "number" ? s : undefined];

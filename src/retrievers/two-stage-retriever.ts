@@ -7,11 +7,15 @@
  */
 import { BaseRetriever, type BaseRetrieverInput, type BaseRetrieverInterface } from "@langchain/core/retrievers";
 import type { CallbackManagerForRetrieverRun } from "@langchain/core/callbacks/manager";
+import { inRetrieverRun } from "../utils/callbacks.js";
 import type { DocumentInterface } from "@langchain/core/documents";
 import type { BaseDocumentCompressor } from "@langchain/core/retrievers/document_compressors";
 import { checkK } from "./dpr-retriever.js";
 import {
+  isRetrievalService,
+  carryScores,
   nowMs,
+  reportTimings,
   throwIfAborted,
   withMetadata,
   type RetrievalResult,
@@ -33,16 +37,20 @@ export interface TwoStageRetrieverParams extends BaseRetrieverInput {
   candidates?: number;
   /** Documents returned. Default 10. */
   k?: number;
+  /**
+   * Write `metadata.firstStageRank` (1-based) and `metadata.score` (the first stage's score) into
+   * the returned documents. Default false; both are in {@link TwoStageRetriever.retrieve}'s result.
+   */
+  includeScores?: boolean;
 }
 
-function isService(x: unknown): x is RetrievalService {
-  return typeof x === "object" && x !== null && typeof (x as RetrievalService).retrieve === "function";
-}
 
 /**
- * First stage top-`candidates` → optional reranker → top-`k`. Returned documents carry
- * `metadata.firstStageRank` (1-based) and `metadata.latency` (encode/search from the first stage,
- * rerank from the second).
+ * First stage top-`candidates` → optional reranker → top-`k`. Returned documents are the first
+ * stage's with the reranker's `metadata.relevanceScore`; `includeScores` adds
+ * `metadata.firstStageRank` (1-based) and `metadata.score`. {@link retrieve} gives the timings
+ * (encode/search from the first stage, rerank from the second); with callbacks the first stage and
+ * the reranker are child runs and the timings a `retrieval_timings` custom event.
  *
  * @example
  * ```ts
@@ -64,15 +72,18 @@ export class TwoStageRetriever extends BaseRetriever implements RetrievalService
 
   k = 10;
 
+  includeScores = false;
+
   constructor(fields: TwoStageRetrieverParams) {
     super(fields);
-    if (!isService(fields?.firstStage) && typeof (fields?.firstStage as BaseRetrieverInterface)?.invoke !== "function") {
+    if (!isRetrievalService(fields?.firstStage) && typeof (fields?.firstStage as BaseRetrieverInterface)?.invoke !== "function") {
       throw new Error("TwoStageRetriever: params.firstStage must be a retriever");
     }
     this.firstStage = fields.firstStage;
     this.reranker = fields.reranker;
     this.candidates = fields.candidates ?? this.candidates;
     this.k = fields.k ?? this.k;
+    this.includeScores = fields.includeScores ?? this.includeScores;
     checkK("TwoStageRetriever", "candidates", this.candidates);
     checkK("TwoStageRetriever", "k", this.k);
   }
@@ -83,12 +94,24 @@ export class TwoStageRetriever extends BaseRetriever implements RetrievalService
 
   override async _getRelevantDocuments(
     query: string,
-    _runManager?: CallbackManagerForRetrieverRun,
+    runManager?: CallbackManagerForRetrieverRun,
   ): Promise<DocumentInterface[]> {
-    return (await this.retrieve(query)).documents;
+    return (await this.retrieveInRun(query, {}, runManager)).documents;
   }
 
+  /**
+   * Retrieves with per-call options; returns the documents, their first-stage scores and the
+   * timings. With `options.callbacks` the call is a retriever run like `invoke`.
+   */
   async retrieve(query: string, options: RetrieveOptions = {}): Promise<RetrievalResult> {
+    return inRetrieverRun(this, query, options.callbacks, (run) => this.retrieveInRun(query, options, run));
+  }
+
+  private async retrieveInRun(
+    query: string,
+    options: RetrieveOptions,
+    run: CallbackManagerForRetrieverRun | undefined,
+  ): Promise<RetrievalResult> {
     const t0 = nowMs();
     const k = options.k ?? this.k;
     checkK("TwoStageRetriever", "k", k);
@@ -100,31 +123,53 @@ export class TwoStageRetriever extends BaseRetriever implements RetrievalService
     let encodeMs = 0;
     let searchMs = 0;
     let candidates: DocumentInterface[];
-    if (isService(this.firstStage)) {
+    let candidateScores: Array<number | null>;
+    const firstStageCallbacks = run?.getChild("first_stage");
+    if (isRetrievalService(this.firstStage)) {
       const r = await this.firstStage.retrieve(query, {
         k: depth,
         filter: options.filter,
         rerank: false,
         useCache: options.useCache,
         signal: options.signal,
+        includeScores: false,
+        callbacks: firstStageCallbacks,
       });
       candidates = r.documents;
+      candidateScores = r.documents.map((_, i) => r.scores?.[i] ?? null);
       encodeMs = r.timings.encodeMs;
       searchMs = r.timings.searchMs;
     } else {
-      candidates = (await this.firstStage.invoke(query)).slice(0, depth);
+      candidates = (await this.firstStage.invoke(query, { callbacks: firstStageCallbacks })).slice(0, depth);
+      candidateScores = candidates.map((d) => (typeof d.metadata?.score === "number" ? d.metadata.score : null));
       searchMs = nowMs() - t0;
     }
     throwIfAborted(options.signal, "TwoStageRetriever");
-    candidates = candidates.map((d, i) => {
-      const { latency: _l, ...meta } = d.metadata;
-      return withMetadata({ pageContent: d.pageContent, metadata: meta, id: d.id }, { firstStageRank: i + 1 });
-    });
     const t1 = nowMs();
-    const docs = rerank ? (await this.reranker!.compressDocuments(candidates, query)).slice(0, k) : candidates.slice(0, k);
+    let docs: DocumentInterface[];
+    let scores: Array<number | null>;
+    let ranks: number[];
+    if (rerank) {
+      docs = (await this.reranker!.compressDocuments(candidates, query, run?.getChild("rerank"))).slice(0, k);
+      const positions = carryScores(candidates, candidates.map((_, i) => i), docs);
+      scores = positions.map((p) => (p === null ? null : candidateScores[p]!));
+      ranks = positions.map((p) => (p === null ? 0 : p + 1));
+    } else {
+      docs = candidates.slice(0, k);
+      scores = candidateScores.slice(0, k);
+      ranks = docs.map((_, i) => i + 1);
+    }
     const rerankMs = rerank ? nowMs() - t1 : 0;
     throwIfAborted(options.signal, "TwoStageRetriever");
     const timings = { encodeMs, searchMs, rerankMs, totalMs: nowMs() - t0, cacheHit: false };
-    return { documents: docs.map((d) => withMetadata(d, { latency: { ...timings } })), timings };
+    await reportTimings(run, timings);
+    const include = options.includeScores ?? this.includeScores;
+    return {
+      documents: docs.map((d, i) =>
+        include ? withMetadata(d, { firstStageRank: ranks[i]! > 0 ? ranks[i] : null, score: scores[i] }) : withMetadata(d, {}),
+      ),
+      scores,
+      timings,
+    };
   }
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { CallbackManagerForRetrieverRun, Callbacks } from "@langchain/core/callbacks/manager";
 import { Document, type DocumentInterface } from "@langchain/core/documents";
 
 /** Per-request latency breakdown, in milliseconds. Stages that did not run are 0. */
@@ -31,12 +32,40 @@ export interface RetrieveOptions<Filter = unknown> {
   useCache?: boolean;
   /** Aborts between stages: the call rejects with an `AbortError` and caches nothing. */
   signal?: AbortSignal;
+  /**
+   * Write this call's scores into the returned documents' metadata (default: the retriever's
+   * `includeScores`, false). Scores are always in {@link RetrievalResult.scores}.
+   */
+  includeScores?: boolean;
+  /**
+   * Callbacks for this call: it then runs as a retriever run (as `invoke` does), its stages as
+   * child runs, and its timings as a {@link RETRIEVAL_TIMINGS_EVENT} custom event.
+   */
+  callbacks?: Callbacks;
 }
 
 /** What {@link RetrievalService.retrieve} resolves to. */
 export interface RetrievalResult {
   documents: DocumentInterface[];
+  /**
+   * Per document, the first-stage score it was retrieved with (the store's inner product, the
+   * fused score of a hybrid search), null where the stage gave none. A reranker's score is in
+   * `metadata.relevanceScore`, where LangChain's rerankers put it.
+   */
+  scores: Array<number | null>;
   timings: RetrievalTimings;
+}
+
+/**
+ * Name of the custom callback event a retrieval run emits with its {@link RetrievalTimings}
+ * (`handleCustomEvent`; `on_custom_event` in `streamEvents`). Timings travel there and in
+ * {@link RetrievalResult.timings}, never in document metadata.
+ */
+export const RETRIEVAL_TIMINGS_EVENT = "retrieval_timings";
+
+/** Emits the timings event on a run (no-op without one). */
+export async function reportTimings(run: CallbackManagerForRetrieverRun | undefined, timings: RetrievalTimings): Promise<void> {
+  await run?.handleCustomEvent(RETRIEVAL_TIMINGS_EVENT, { ...timings });
 }
 
 /**
@@ -47,6 +76,11 @@ export interface RetrievalService {
   retrieve(query: string, options?: RetrieveOptions): Promise<RetrievalResult>;
   /** Whether a reranker is configured (the server reports it in /health). */
   readonly hasReranker?: boolean;
+}
+
+/** Whether `x` has a `retrieve(query, options)` method (a {@link RetrievalService}). */
+export function isRetrievalService(x: unknown): x is RetrievalService {
+  return typeof x === "object" && x !== null && typeof (x as RetrievalService).retrieve === "function";
 }
 
 /** Clones a document, adding metadata fields (never mutates the input or a cached copy). */
@@ -76,4 +110,32 @@ export function nowMs(): number {
 export function clampDepth(store: unknown, depth: number): number {
   const size = (store as { size?: unknown } | null)?.size;
   return typeof size === "number" && Number.isInteger(size) && size >= 0 ? Math.min(depth, size) : depth;
+}
+
+/**
+ * The first-stage score of each document a second stage returned: matched to its candidate by
+ * object, else by id and content (rerankers return copies), null when none matches.
+ */
+export function carryScores(
+  candidates: readonly DocumentInterface[],
+  scores: ReadonlyArray<number | null>,
+  outputs: readonly DocumentInterface[],
+): Array<number | null> {
+  const byRef = new Map<DocumentInterface, number>();
+  const byKey = new Map<string, number[]>();
+  candidates.forEach((d, i) => {
+    byRef.set(d, i);
+    const key = JSON.stringify([d.id ?? null, d.pageContent]);
+    const list = byKey.get(key);
+    if (list === undefined) byKey.set(key, [i]);
+    else list.push(i);
+  });
+  const used = new Set<number>();
+  return outputs.map((d) => {
+    let i = byRef.get(d);
+    if (i === undefined || used.has(i)) i = byKey.get(JSON.stringify([d.id ?? null, d.pageContent]))?.find((j) => !used.has(j));
+    if (i === undefined) return null;
+    used.add(i);
+    return scores[i] ?? null;
+  });
 }

@@ -125,7 +125,7 @@ export function withExtraLatency(service: RetrievalService, ms: number): Retriev
     async retrieve(query: string, options?: RetrieveOptions): Promise<RetrievalResult> {
       await new Promise((r) => setTimeout(r, ms));
       const r = await service.retrieve(query, options);
-      return { documents: r.documents, timings: { ...r.timings, totalMs: r.timings.totalMs + ms } };
+      return { ...r, timings: { ...r.timings, totalMs: r.timings.totalMs + ms } };
     },
   };
 }

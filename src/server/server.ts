@@ -122,14 +122,18 @@ export interface RetrievedDocumentJSON {
   metadata: Record<string, unknown>;
 }
 
-function toJSON(doc: DocumentInterface): RetrievedDocumentJSON {
-  const { latency: _latency, ...metadata } = doc.metadata ?? {};
+/**
+ * One document of a result as JSON. `score` is the result's first-stage score (a service that
+ * returns no `scores` falls back to `metadata.score`); `relevanceScore` the reranker's.
+ */
+function toJSON(doc: DocumentInterface, score: number | null | undefined): RetrievedDocumentJSON {
+  const metadata: Record<string, unknown> = { ...(doc.metadata ?? {}) };
   const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
   const id = doc.id ?? metadata.id;
   return {
     id: typeof id === "string" ? id : typeof id === "number" ? String(id) : null,
     pageContent: doc.pageContent,
-    score: num(metadata.score ?? metadata.fusedScore),
+    score: num(score ?? metadata.score),
     relevanceScore: num(metadata.relevanceScore),
     metadata,
   };
@@ -312,7 +316,7 @@ export function createServer(options: RetrievalServerOptions): FastifyInstance {
       return {
         query: request.query,
         k: request.k,
-        documents: outcome.documents.map(toJSON),
+        documents: outcome.documents.map((doc, i) => toJSON(doc, outcome.scores?.[i])),
         timings: outcome.timings,
       };
     } finally {

@@ -184,13 +184,31 @@ describe("CrossEncoderReranker ordering", () => {
       const docs = passages.slice(0, 16).map((p) => new Document({ pageContent: p.text, metadata: { id: p.id } }));
       const expected = docs.map((d) => referenceLogits(model, query, d.pageContent, 128)[0]!);
       expect(minGap(expected)).toBeGreaterThan(1e-3);
-      const ranked = await reranker.rerank(query, docs);
+      const ranked = await reranker.rerank(docs, query);
       expect(ranked.map((r) => r.index)).toEqual(orderOf(expected));
       expect(ranked.map((r) => r.index)).not.toEqual(docs.map((_, i) => i)); // the order really changed
       for (const r of ranked) {
         expect(r.document).toBe(docs[r.index]);
         expect(r.relevanceScore).toBeCloseTo(expected[r.index]!, 4);
       }
+    } finally {
+      await reranker.dispose();
+    }
+  });
+
+  it("rerank takes LangChain's (documents, query, options) order: strings, options.topN, and a clear error for (query, documents)", async () => {
+    const reranker = new CrossEncoderReranker({ modelPath: model.dir, titleJoin: "none" });
+    try {
+      const texts = passages.slice(0, 6).map((p) => p.text);
+      const expected = texts.map((t) => referenceLogits(model, query, t, 128)[0]!);
+      const top2 = await reranker.rerank(texts, query, { topN: 2 });
+      expect(top2.map((r) => r.index)).toEqual(orderOf(expected).slice(0, 2));
+      expect(top2[0]!.document.pageContent).toBe(texts[top2[0]!.index]);
+      expect(top2[0]!.relevanceScore).toBeCloseTo(expected[top2[0]!.index]!, 4);
+      await expect(reranker.rerank(query as unknown as string[], texts as unknown as string)).rejects.toThrow(
+        "CrossEncoderReranker: rerank takes (documents, query, options), LangChain's order; got (query, documents)",
+      );
+      await expect(reranker.rerank(texts, query, { topN: -1 })).rejects.toThrow("options.topN must be a non-negative integer, got -1");
     } finally {
       await reranker.dispose();
     }
@@ -229,13 +247,13 @@ describe("CrossEncoderReranker ordering", () => {
     try {
       const p = passages[7]!;
       const doc = new Document({ pageContent: p.text.slice(0, 200), metadata: { title: p.title } });
-      const [titled] = await withTitle.rerank(query, [doc]);
-      const [plain] = await noTitle.rerank(query, [doc]);
+      const [titled] = await withTitle.rerank([doc], query);
+      const [plain] = await noTitle.rerank([doc], query);
       expect(titled!.relevanceScore).toBeCloseTo(referenceLogits(model, query, `${p.title} ${doc.pageContent}`, 128)[0]!, 4);
       expect(plain!.relevanceScore).toBeCloseTo(referenceLogits(model, query, doc.pageContent, 128)[0]!, 4);
       expect(Math.abs(titled!.relevanceScore - plain!.relevanceScore)).toBeGreaterThan(1e-3);
       // An empty title (BM25Retriever's "" for untitled passages) adds nothing.
-      const [emptyTitle] = await withTitle.rerank(query, [new Document({ pageContent: doc.pageContent, metadata: { title: "" } })]);
+      const [emptyTitle] = await withTitle.rerank([new Document({ pageContent: doc.pageContent, metadata: { title: "" } })], query);
       expect(emptyTitle!.relevanceScore).toBeCloseTo(plain!.relevanceScore, 5);
     } finally {
       await Promise.all([withTitle.dispose(), noTitle.dispose()]);
@@ -279,13 +297,19 @@ describe("CrossEncoderReranker ordering", () => {
       expect(candidates).toHaveLength(20);
       const expected = candidates.map((d) => referenceLogits(model, q, d.pageContent, 128)[0]!);
       const top = orderOf(expected).slice(0, 3);
-      const { documents, timings } = await twoStage.retrieve(q);
+      const { documents, scores, timings } = await twoStage.retrieve(q);
       expect(documents.map((d) => d.metadata.id)).toEqual(top.map((i) => candidates[i]!.metadata.id));
+      expect(scores).toEqual(top.map((i) => candidates[i]!.metadata.score)); // the BM25 score each was found with
       documents.forEach((d, j) => {
-        expect(d.metadata.firstStageRank).toBe(top[j]! + 1);
+        expect(d.metadata).not.toHaveProperty("firstStageRank"); // per-query numbers only when asked for
         expect(d.metadata.relevanceScore).toBeCloseTo(expected[top[j]!]!, 4);
       });
       expect(timings.rerankMs).toBeGreaterThan(0);
+      const withScores = await twoStage.retrieve(q, { includeScores: true });
+      withScores.documents.forEach((d, j) => {
+        expect(d.metadata.firstStageRank).toBe(top[j]! + 1);
+        expect(d.metadata.score).toBe(candidates[top[j]!]!.metadata.score);
+      });
     } finally {
       await reranker.dispose();
     }
@@ -366,7 +390,7 @@ describe("CrossEncoderReranker errors", () => {
       safetensors: false,
     });
     const r = new CrossEncoderReranker({ modelPath: dir });
-    await expect(r.rerank("q", [new Document({ pageContent: "p" })])).rejects.toThrow(
+    await expect(r.rerank([new Document({ pageContent: "p" })], "q")).rejects.toThrow(
       /CrossEncoderReranker: .*model\.onnx has no 'logits' output \(outputs: last_hidden_state, pooler_output\) \(config\.json architectures: BertModel\)/,
     );
   });
@@ -416,8 +440,8 @@ describe("CrossEncoderReranker errors", () => {
     try {
       await expect(r.scorePairs(42 as unknown as string, ["p"])).rejects.toThrow("CrossEncoderReranker: query must be a string, got number");
       await expect(r.scorePairs("q", ["ok", null as unknown as string])).rejects.toThrow("CrossEncoderReranker: texts[1] must be a string, got null");
-      await expect(r.rerank("q", [{ metadata: {} } as unknown as Document])).rejects.toThrow(
-        "CrossEncoderReranker: documents[0] must be a Document with a string pageContent",
+      await expect(r.rerank([{ metadata: {} } as unknown as Document], "q")).rejects.toThrow(
+        "CrossEncoderReranker: documents[0] must be a string or a Document with a string pageContent",
       );
       expect(await r.scorePairs("q", [])).toEqual([]);
     } finally {

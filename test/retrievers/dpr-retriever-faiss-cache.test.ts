@@ -14,11 +14,12 @@ describe("DPRRetriever cache over a real FaissDPRStore", () => {
 
   it("caches by default because FaissDPRStore exposes a version", async () => {
     const retriever = new DPRRetriever({ vectorStore: stack.store, k: 3 });
-    const first = await retriever.invoke("How is malaria transmitted?");
-    const second = await retriever.invoke("  how is MALARIA transmitted? ");
-    expect(first[0]!.metadata.latency.cacheHit).toBe(false);
-    expect(second[0]!.metadata.latency.cacheHit).toBe(true);
-    expect(second.map((d) => d.id)).toEqual(first.map((d) => d.id));
+    const first = await retriever.retrieve("How is malaria transmitted?");
+    const second = await retriever.retrieve("  how is MALARIA transmitted? ");
+    expect(first.timings.cacheHit).toBe(false);
+    expect(second.timings.cacheHit).toBe(true);
+    expect(second.documents.map((d) => d.id)).toEqual(first.documents.map((d) => d.id));
+    expect(second.scores).toEqual(first.scores);
     expect(retriever.getStats().cacheBypassed).toBe(0);
   });
 
@@ -28,12 +29,12 @@ describe("DPRRetriever cache over a real FaissDPRStore", () => {
     await retriever.invoke("mosquito bites");
     await stack.store.addDocuments([new Document({ pageContent: "Mosquito bites spread malaria parasites.", id: "new-1" })]);
     expect(stack.store.version).toBeGreaterThan(v0);
-    const afterAdd = await retriever.invoke("mosquito bites");
-    expect(afterAdd[0]!.metadata.latency.cacheHit).toBe(false);
+    const afterAdd = await retriever.retrieve("mosquito bites");
+    expect(afterAdd.timings.cacheHit).toBe(false);
     await stack.store.delete({ ids: ["new-1"] });
-    const afterDelete = await retriever.invoke("mosquito bites");
-    expect(afterDelete[0]!.metadata.latency.cacheHit).toBe(false);
-    expect(afterDelete.map((d) => d.id)).not.toContain("new-1");
+    const afterDelete = await retriever.retrieve("mosquito bites");
+    expect(afterDelete.timings.cacheHit).toBe(false);
+    expect(afterDelete.documents.map((d) => d.id)).not.toContain("new-1");
     expect(retriever.getStats().invalidations).toBeGreaterThanOrEqual(2);
   });
 });

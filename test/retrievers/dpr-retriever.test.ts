@@ -12,7 +12,7 @@ async function setup(delayMs = 0) {
 const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
 describe("DPRRetriever", () => {
-  it("returns the k documents with the highest inner product, with scores and a latency breakdown", async () => {
+  it("returns the k documents with the highest inner product; scores and timings in the result, not in metadata", async () => {
     const { embeddings, store } = await setup();
     const retriever = new DPRRetriever({ vectorStore: store, k: 3 });
     const docs = await retriever.invoke("vitamin C scurvy");
@@ -22,26 +22,35 @@ describe("DPRRetriever", () => {
       .sort((a, b) => b.s - a.s)
       .slice(0, 3);
     expect(docs.map((d) => d.id)).toEqual(expected.map((e) => e.id));
-    docs.forEach((d, i) => expect(d.metadata.score).toBeCloseTo(expected[i]!.s, 10));
-    const latency = docs[0]!.metadata.latency;
-    expect(latency.cacheHit).toBe(false);
-    expect(latency.encodeMs).toBeGreaterThanOrEqual(0);
-    expect(latency.searchMs).toBeGreaterThanOrEqual(0);
-    expect(latency.rerankMs).toBe(0);
-    expect(latency.totalMs).toBeGreaterThanOrEqual(latency.encodeMs + latency.searchMs - 1e-6);
-    expect(docs[0]!.metadata.topic).toBeDefined();
+    // The stored metadata, nothing per-query: the same passage compares equal across queries.
+    docs.forEach((d) => expect(d.metadata).toEqual(CORPUS.find((c) => c.id === d.id)!.metadata));
+    const { documents, scores, timings } = await retriever.retrieve("vitamin C scurvy", { useCache: false });
+    expect(documents.map((d) => d.id)).toEqual(expected.map((e) => e.id));
+    scores.forEach((s, i) => expect(s).toBeCloseTo(expected[i]!.s, 10));
+    expect(timings.cacheHit).toBe(false);
+    expect(timings.encodeMs).toBeGreaterThanOrEqual(0);
+    expect(timings.searchMs).toBeGreaterThanOrEqual(0);
+    expect(timings.rerankMs).toBe(0);
+    expect(timings.totalMs).toBeGreaterThanOrEqual(timings.encodeMs + timings.searchMs - 1e-6);
+    // Scores in metadata when asked for, per retriever or per call.
+    const withScores = await new DPRRetriever({ vectorStore: store, k: 3, includeScores: true }).invoke("vitamin C scurvy");
+    withScores.forEach((d, i) => expect(d.metadata.score).toBeCloseTo(expected[i]!.s, 10));
+    const perCall = await retriever.retrieve("vitamin C scurvy", { includeScores: true });
+    expect(perCall.timings.cacheHit).toBe(true);
+    perCall.documents.forEach((d, i) => expect(d.metadata.score).toBe(scores[i]));
+    expect(CORPUS.every((c) => !("score" in c.metadata))).toBe(true); // inputs never written
   });
 
   it("serves a repeated query from the cache without encoding or searching, whitespace and case normalised", async () => {
     const { embeddings, store } = await setup();
     const retriever = new DPRRetriever({ vectorStore: store, k: 3 });
-    const first = await retriever.invoke("Vitamin C  scurvy");
-    const second = await retriever.invoke("  vitamin c scurvy ");
+    const first = await retriever.retrieve("Vitamin C  scurvy");
+    const second = await retriever.retrieve("  vitamin c scurvy ");
     expect(embeddings.queryCalls).toBe(1);
     expect(store.searchCalls).toBe(1);
-    expect(second.map((d) => d.id)).toEqual(first.map((d) => d.id));
-    expect(second.map((d) => d.metadata.score)).toEqual(first.map((d) => d.metadata.score));
-    expect(second[0]!.metadata.latency).toMatchObject({ cacheHit: true, encodeMs: 0, searchMs: 0, rerankMs: 0 });
+    expect(second.documents.map((d) => d.id)).toEqual(first.documents.map((d) => d.id));
+    expect(second.scores).toEqual(first.scores);
+    expect(second.timings).toMatchObject({ cacheHit: true, encodeMs: 0, searchMs: 0, rerankMs: 0 });
     const stats = retriever.getStats();
     expect(stats).toMatchObject({ requests: 2, cacheHits: 1, cacheMisses: 1, hitRate: 0.5, cacheSize: 1 });
   });
@@ -75,11 +84,11 @@ describe("DPRRetriever", () => {
     const retriever = new DPRRetriever({ vectorStore: store, k: 1 });
     const before = await retriever.invoke("yellow fever mosquito virus");
     await store.addDocuments([new Document({ pageContent: "Yellow fever virus is spread by mosquito bites.", metadata: { id: "d9" }, id: "d9" })]);
-    const after = await retriever.invoke("yellow fever mosquito virus");
+    const after = await retriever.retrieve("yellow fever mosquito virus");
     expect(embeddings.queryCalls).toBe(2);
-    expect(after[0]!.metadata.latency.cacheHit).toBe(false);
+    expect(after.timings.cacheHit).toBe(false);
     expect(before[0]!.id).not.toBe("d9");
-    expect(after[0]!.id).toBe("d9");
+    expect(after.documents[0]!.id).toBe("d9");
     expect(retriever.getStats().invalidations).toBe(1);
     await store.delete({ ids: ["d9"] });
     const afterDelete = await retriever.invoke("yellow fever mosquito virus");
@@ -145,12 +154,13 @@ describe("DPRRetriever", () => {
     const { store } = await setup();
     const reranker = new OverlapReranker(10, 5);
     const retriever = new DPRRetriever({ vectorStore: store, k: 2, fetchK: 8, reranker });
-    const dense = await new DPRRetriever({ vectorStore: store, k: 8, cache: false }).invoke("lemons sailors scurvy voyages");
+    const dense = await new DPRRetriever({ vectorStore: store, k: 8, cache: false, includeScores: true }).invoke("lemons sailors scurvy voyages");
     const r = await retriever.retrieve("lemons sailors scurvy voyages");
     expect(r.documents).toHaveLength(2);
     expect(r.documents[0]!.id).toBe("d6"); // 4 query words
     expect(r.documents[0]!.metadata.relevanceScore).toBe(4);
-    expect(r.documents[0]!.metadata.score).toBeCloseTo(dense.find((d) => d.id === "d6")!.metadata.score, 12);
+    expect(r.documents[0]!.metadata).not.toHaveProperty("score");
+    expect(r.scores[0]).toBeCloseTo(dense.find((d) => d.id === "d6")!.metadata.score, 12); // the dense score it was found with
     expect(r.timings.rerankMs).toBeGreaterThanOrEqual(4);
     const noRerank = await retriever.retrieve("lemons sailors scurvy voyages", { rerank: false });
     expect(noRerank.documents.map((d) => d.id)).toEqual(dense.slice(0, 2).map((d) => d.id));

@@ -24,7 +24,7 @@ describe("HybridRetriever on hand-built rankings", () => {
   const sparse = () => fixedSide([["c", 12], ["d", 8], ["a", 4]]);
 
   it("fuses by RRF (k=60) with exact scores, deduplicates by id and records per-side ranks", async () => {
-    const hybrid = new HybridRetriever({ dense: dense(), sparse: sparse(), k: 4 });
+    const hybrid = new HybridRetriever({ dense: dense(), sparse: sparse(), k: 4, includeScores: true });
     const docs = await hybrid.invoke("anything");
     expect(docs.map((d) => d.id)).toEqual(["a", "c", "b", "d"]);
     expect(docs[0]!.metadata).toMatchObject({ fusedScore: 1 / 61 + 1 / 63, fusion: "rrf", denseRank: 1, sparseRank: 3, denseScore: 0.9, sparseScore: 4 });
@@ -32,8 +32,18 @@ describe("HybridRetriever on hand-built rankings", () => {
     expect(docs[0]!.metadata.score).toBeUndefined();
   });
 
+  it("keeps per-query numbers out of metadata by default; the fused scores are in retrieve()'s result", async () => {
+    const hybrid = new HybridRetriever({ dense: dense(), sparse: sparse(), k: 4 });
+    const r = await hybrid.retrieve("anything");
+    expect(r.documents.map((d) => d.id)).toEqual(["a", "c", "b", "d"]);
+    expect(r.documents.map((d) => d.metadata)).toEqual(["a", "c", "b", "d"].map((id) => ({ id }))); // side scores dropped too
+    [1 / 61 + 1 / 63, 1 / 61 + 1 / 63, 1 / 62, 1 / 62].forEach((e, i) => expect(r.scores[i]).toBeCloseTo(e, 15));
+    const perCall = await hybrid.retrieve("anything", { includeScores: true });
+    expect(perCall.documents[0]!.metadata.fusedScore).toBe(r.scores[0]);
+  });
+
   it("fuses by min-max linear combination with alpha", async () => {
-    const hybrid = new HybridRetriever({ dense: dense(), sparse: sparse(), k: 4, fusion: "linear", alpha: 0.7 });
+    const hybrid = new HybridRetriever({ dense: dense(), sparse: sparse(), k: 4, fusion: "linear", alpha: 0.7, includeScores: true });
     const docs = await hybrid.invoke("anything");
     // dense min-max: a 1, b 0.75, c 0 ; sparse: c 1, d 0.5, a 0
     expect(docs.map((d) => d.id)).toEqual(["a", "b", "c", "d"]);
@@ -73,7 +83,14 @@ describe("HybridRetriever and TwoStageRetriever over FaissDPRStore + DPREmbeddin
 
   it("equals RRF of the store's and the BM25 index's own rankings", async () => {
     const q = "lemons scurvy sailors";
-    const hybrid = new HybridRetriever({ dense: stack.store, sparse: new BM25Retriever({ index: stack.bm25 }), k: 5, denseK: 5, sparseK: 4 });
+    const hybrid = new HybridRetriever({
+      dense: stack.store,
+      sparse: new BM25Retriever({ index: stack.bm25 }),
+      k: 5,
+      denseK: 5,
+      sparseK: 4,
+      includeScores: true,
+    });
     const got = await hybrid.invoke(q);
     const denseRank = await stack.store.similaritySearchWithScore(q, 5);
     const sparseRank = stack.bm25.search(q, 4);
@@ -113,7 +130,8 @@ describe("HybridRetriever and TwoStageRetriever over FaissDPRStore + DPREmbeddin
     // overlap: d6 sailors+voyages+scurvy = 3, d1 scurvy+lack = 2, every other passage ≤ 1
     expect(r.documents.map((d) => d.id)).toEqual(["d6", "d1"]);
     expect(r.documents.map((d) => d.metadata.relevanceScore)).toEqual([3, 2]);
-    expect(r.documents[0]!.metadata.firstStageRank).toBeGreaterThanOrEqual(1);
+    const fused = await hybrid.retrieve("sailors voyages scurvy lack", { k: 100 });
+    r.scores.forEach((s, i) => expect(s).toBe(fused.scores[fused.documents.findIndex((d) => d.id === r.documents[i]!.id)]));
     expect(r.timings.encodeMs).toBeGreaterThan(0);
     // without the reranker: the first stage's top k
     const plain = new TwoStageRetriever({ firstStage: hybrid, k: 2 });
@@ -141,12 +159,12 @@ describe("HybridRetriever and TwoStageRetriever over FaissDPRStore + DPREmbeddin
   it("DPRRetriever over FaissDPRStore returns the store's top k with its inner-product scores", async () => {
     const retriever = new DPRRetriever({ vectorStore: stack.store, k: 3, cache: { assumeStaticStore: true } });
     const q = "insulin and blood sugar";
-    const got = await retriever.invoke(q);
+    const got = await retriever.retrieve(q);
     const expected = await stack.store.similaritySearchWithScore(q, 3);
-    expect(got.map((d) => d.id)).toEqual(expected.map(([d]) => d.id));
-    got.forEach((d, i) => expect(d.metadata.score).toBeCloseTo(expected[i]![1], 5));
-    const again = await retriever.invoke(q);
-    expect(again[0]!.metadata.latency.cacheHit).toBe(true);
+    expect(got.documents.map((d) => d.id)).toEqual(expected.map(([d]) => d.id));
+    got.scores.forEach((s, i) => expect(s).toBeCloseTo(expected[i]![1], 5));
+    const again = await retriever.retrieve(q);
+    expect(again.timings.cacheHit).toBe(true);
     // fetchK beyond the store size is clamped instead of failing
     const reranking = new DPRRetriever({ vectorStore: stack.store, k: 3, fetchK: 100, reranker: new OverlapReranker(10), cache: false });
     expect(await reranking.invoke(q)).toHaveLength(3);

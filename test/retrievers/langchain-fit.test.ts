@@ -67,7 +67,12 @@ describe("LangChain fit (real FaissDPRStore + DPREmbeddings + BM25)", () => {
     // overlap: d6 sailors+voyages+scurvy = 3, d1 scurvy+lack = 2, every other passage ≤ 1
     expect(docs.map((d) => d.id)).toEqual(["d6", "d1"]);
     expect(docs.map((d) => d.metadata.relevanceScore)).toEqual([3, 2]);
-    expect(typeof docs[0]!.metadata.score).toBe("number"); // the dense score survives the compressor
+    expect(docs[0]!.metadata).not.toHaveProperty("score"); // per-query numbers only with includeScores
+    const scored = new DPRRetriever({ vectorStore: stack.store, k: 8, cache: false, includeScores: true });
+    const withScores = await new ContextualCompressionRetriever({ baseRetriever: scored, baseCompressor: new OverlapReranker(2) }).invoke(
+      "sailors voyages scurvy lack",
+    );
+    expect(typeof withScores[0]!.metadata.score).toBe("number"); // the dense score survives the compressor
   });
 
   it("EnsembleRetriever over DPRRetriever and BM25Retriever orders by weighted RRF", async () => {

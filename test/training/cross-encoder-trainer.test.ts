@@ -163,7 +163,7 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
       try {
         expect(await reranker.effectiveMaxLength()).toBe(64);
         const docs = passages.map((p) => new Document({ pageContent: p.text, metadata: { title: p.title, id: p.id } }));
-        const ranked = await reranker.rerank(q.question, docs);
+        const ranked = await reranker.rerank(docs, q.question);
         for (const r of ranked) expect(Math.abs(r.relevanceScore - expected[r.index]!)).toBeLessThanOrEqual(1e-4);
         expect(new Set(expected).size).toBeGreaterThan(1);
       } finally {
