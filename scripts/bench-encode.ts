@@ -22,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { DPREmbeddings } from "../src/embeddings/dpr-embeddings.js";
-import type { OnnxEncoder } from "../src/embeddings/onnx-encoder.js";
+import type { OnnxEncoder } from "../src/runtime/onnx-encoder.js";
 import { createRandomDPRModel } from "../src/models/model-dir.js";
 import { OnnxSession, type OnnxIntInput } from "../src/runtime/onnx-session.js";
 import type { Encoding } from "../src/tokenizers/bert-tokenizer.js";

@@ -17,7 +17,7 @@ import {
 } from "../models/model-dir.js";
 import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";
-import { OnnxEncoder, type EmbeddingMatrix, type EncoderInput } from "./onnx-encoder.js";
+import { OnnxEncoder, type EmbeddingMatrix, type EncoderInput } from "../runtime/onnx-encoder.js";
 import { isDirectory } from "../utils/fs.js";
 
 /** A passage with an optional title. */

@@ -1,3 +1,2 @@
-/** Embeddings: DPREmbeddings and the ONNX encoder it runs on. */
+/** Embeddings: DPREmbeddings (the ONNX encoder it runs on is in langchain-dpr/runtime). */
 export { DPREmbeddings, type DPREmbeddingsParams, type DPRFromPretrainedParams, type Passage } from "./dpr-embeddings.js";
-export { OnnxEncoder, normalizeRows, type EmbeddingMatrix, type EncoderInput, type OnnxEncoderParams } from "./onnx-encoder.js";

@@ -10,7 +10,7 @@ import type { Callbacks } from "@langchain/core/callbacks/manager";
 import { Document, type DocumentInterface } from "@langchain/core/documents";
 import { BaseDocumentCompressor } from "@langchain/core/retrievers/document_compressors";
 
-import { OnnxEncoder } from "../embeddings/onnx-encoder.js";
+import { OnnxEncoder } from "../runtime/onnx-encoder.js";
 import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
 import { resolveEncoderDir } from "../models/model-dir.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";

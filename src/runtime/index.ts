@@ -1,4 +1,4 @@
-/** The onnxruntime-node owner: sessions, execution providers, lazy creation. */
+/** The onnxruntime-node owner: sessions, execution providers, lazy creation, and the BERT encoder on them. */
 export {
   OnnxSession,
   availableExecutionProviders,
@@ -10,3 +10,4 @@ export {
   type OnnxSessionParams,
   type OnnxValueInfo,
 } from "./onnx-session.js";
+export { OnnxEncoder, normalizeRows, type EmbeddingMatrix, type EncoderInput, type OnnxEncoderParams } from "./onnx-encoder.js";

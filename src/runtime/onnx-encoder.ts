@@ -1,14 +1,14 @@
 /**
- * One BERT encoder folder running on onnxruntime: tokenizer + native session + pooling.
- * {@link DPREmbeddings} holds one of these per encoder (one when questions and passages
- * share an encoder). Batches are formed after sorting texts by token length so padding is
+ * One BERT encoder folder running on onnxruntime: tokenizer + native session + pooling (or
+ * logits, for a cross-encoder). DPREmbeddings holds one of these per encoder (one when questions
+ * and passages share an encoder); CrossEncoderReranker holds one. Batches are formed after sorting texts by token length so padding is
  * minimal; results come back in input order as one row-major Float32Array.
  */
 import { readBertConfig } from "../models/config.js";
 import type { EncoderFiles, PoolingMode } from "../models/model-dir.js";
 import type { BertConfig } from "../models/types.js";
 import { BertTokenizer, type Encoding } from "../tokenizers/bert-tokenizer.js";
-import { Lazy, OnnxSession, type OnnxIntInput, type OnnxSessionParams } from "../runtime/onnx-session.js";
+import { Lazy, OnnxSession, type OnnxIntInput, type OnnxSessionParams } from "./onnx-session.js";
 
 /** One text to encode: a single segment, or a pair (`text` first, `pair` second). */
 export interface EncoderInput {
