@@ -13,7 +13,6 @@ import { linearFusion, reciprocalRankFusion, type FusedItem, type RankedItem, ty
 import { checkK } from "./dpr-retriever.js";
 import { stableStringify } from "./query-cache.js";
 import { BM25Index } from "./bm25/bm25-index.js";
-import { BM25Retriever } from "./bm25/bm25-retriever.js";
 import { Document } from "@langchain/core/documents";
 import {
   isRetrievalService,
@@ -29,9 +28,10 @@ import {
 
 /**
  * One side of a hybrid search. A vector store is searched with its own embeddings
- * (`embedQuery` + `similaritySearchVectorWithScore`, scores taken from the store). A retriever
- * (e.g. BM25Retriever) is invoked and its documents' `metadata.score` used as scores; its own `k`
- * bounds how many it returns, and the side's depth then truncates. A {@link BM25Retriever} or a
+ * (`embedQuery` + `similaritySearchVectorWithScore`, scores taken from the store). A
+ * {@link RetrievalService} (BM25Retriever, DPRRetriever) is asked for the side's depth and its
+ * returned scores used. Any other retriever is invoked and its documents' `metadata.score` used
+ * as scores; its own `k` bounds how many it returns, and the side's depth then truncates. A
  * {@link BM25Index} (built with stored passages) is searched to the side's depth directly, as is
  * an object with `searchWithScores(query, depth)`.
  */
@@ -313,19 +313,13 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     depth: number,
     callbacks: Callbacks | undefined,
   ): Promise<Array<[DocumentInterface, number | undefined]>> {
-    if (side instanceof BM25Index || side instanceof BM25Retriever) {
-      const index = side instanceof BM25Index ? side : side.index;
-      const search = async () => {
-        const hits = index.search(query, depth).map((hit): [DocumentInterface, number] => {
-          const p = index.getPassage(hit.id);
-          if (!p) throw new Error(`HybridRetriever: BM25 passage "${hit.id}" is missing from the index store`);
-          const doc = new Document({ pageContent: p.text, metadata: { ...(p.metadata ?? {}), id: hit.id, title: p.title }, id: hit.id });
-          return [doc, hit.score];
-        });
-        return { documents: hits.map(([d]) => d), hits };
-      };
-      // A BM25Retriever side is searched to the side's depth, still as its own run in a trace.
-      return (side instanceof BM25Retriever ? await inRetrieverRun(side, query, callbacks, search) : await search()).hits;
+    if (side instanceof BM25Index) {
+      return side.search(query, depth).map((hit): [DocumentInterface, number] => {
+        const p = side.getPassage(hit.id);
+        if (!p) throw new Error(`HybridRetriever: BM25 passage "${hit.id}" is missing from the index store`);
+        const doc = new Document({ pageContent: p.text, metadata: { ...(p.metadata ?? {}), id: hit.id, title: p.title }, id: hit.id });
+        return [doc, hit.score];
+      });
     }
     if (isScoredSearcher(side)) return (await side.searchWithScores(query, depth)).slice(0, depth);
     if (isVectorStore(side)) {
@@ -333,6 +327,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
       return d === 0 ? [] : side.similaritySearchWithScore(query, d);
     }
     if (isRetrievalService(side)) {
+      // DPRRetriever, BM25Retriever, another HybridRetriever: searched to the side's depth, as a child run.
       const r = await side.retrieve(query, { k: depth, includeScores: false, callbacks });
       return r.documents.map((d, i): [DocumentInterface, number | undefined] => [d, r.scores?.[i] ?? undefined]);
     }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { Document } from "@langchain/core/documents";
 import { loadBeirDataset, type Passage } from "../../src/data/index.js";
 import { evaluateRun, runFromHits } from "../../src/eval/metrics.js";
 import { BM25Index, BM25Retriever, byteToLength, lengthToByte, luceneLength } from "../../src/retrievers/bm25/index.js";
@@ -197,7 +198,7 @@ describe("BM25Index save/load", () => {
 });
 
 describe("BM25Retriever", () => {
-  it("returns LangChain documents with id, score and title in metadata, best first", async () => {
+  it("returns LangChain documents with id and title in metadata, best first; scores from retrieve() or includeScores", async () => {
     const retriever = await BM25Retriever.fromPassages(
       [...corpus, { id: "d4", title: "Dogs", text: "a bird, bird", metadata: { source: "x" } }],
       { k: 2 },
@@ -206,10 +207,36 @@ describe("BM25Retriever", () => {
     expect(docs).toHaveLength(2);
     expect(docs.map((d) => d.metadata.id)).toEqual(["d4", "d2"]);
     expect(docs[0]!.pageContent).toBe("a bird, bird");
-    expect(docs[0]!.metadata).toMatchObject({ title: "Dogs", source: "x" });
-    expect(docs[0]!.metadata.score).toBeGreaterThan(docs[1]!.metadata.score);
+    expect(docs[0]!.metadata).toEqual({ id: "d4", title: "Dogs", source: "x" });
+    const r = await retriever.retrieve("dog bird", { k: 3 });
+    expect(r.documents.map((d) => d.id)).toEqual(["d4", "d2", "d1"]);
+    expect(r.scores).toEqual(retriever.index.search("dog bird", 3).map((h) => h.score));
+    expect(r.scores[0]!).toBeGreaterThan(r.scores[1]!);
+    const scored = await retriever.retrieve("dog bird", { includeScores: true });
+    expect(scored.documents.map((d) => d.metadata.score)).toEqual(r.scores.slice(0, 2));
     const batch = await retriever.batch(["cat", "fish"]);
     expect(batch.map((b) => b[0]!.metadata.id)).toEqual(["d1", "d3"]);
+    await expect(retriever.retrieve("dog", { filter: { source: "x" } })).rejects.toThrow("BM25Retriever: a filter is not supported here");
+  });
+
+  it("fromDocuments indexes LangChain documents like the community BM25Retriever, with ids and titles from them", async () => {
+    const documents = [
+      new Document({ pageContent: "the cat sat on the mat", metadata: { source: "a" }, id: "c1" }),
+      new Document({ pageContent: "dogs chase cats", metadata: { id: "c2", title: "Dogs" } }),
+      new Document({ pageContent: "fish swim in the sea", metadata: {} }),
+    ];
+    const retriever = await BM25Retriever.fromDocuments(documents, { k: 2 });
+    expect(retriever.k).toBe(2);
+    const docs = await retriever.invoke("dogs cats");
+    expect(docs[0]!.id).toBe("c2");
+    expect(docs[0]!.metadata).toEqual({ id: "c2", title: "Dogs" });
+    expect((await retriever.invoke("fish sea"))[0]!.id).toBe("2"); // no id: its position
+    // The title is indexed with the text, as for passages: "Dogs" matches the second document.
+    expect((await retriever.retrieve("dogs", { k: 1 })).documents[0]!.id).toBe("c2");
+    expect(documents[0]!.metadata).toEqual({ source: "a" }); // inputs never written
+    await expect(BM25Retriever.fromDocuments([{ metadata: {} } as unknown as Document])).rejects.toThrow(
+      "BM25Retriever: documents[0] must be a Document with a string pageContent",
+    );
   });
 
   it("refuses an index that does not store passages", async () => {

@@ -104,7 +104,7 @@ describe("LangChain behaviours: retrievers", () => {
     for (const r of recorder.runs) expect(recorder.ended.has(r.runId)).toBe(true);
     // Timings are a custom event of each retrieval run, never document metadata.
     const timings = recorder.custom.filter((c) => c.event === RETRIEVAL_TIMINGS_EVENT);
-    expect(timings.map((t) => t.runId).sort()).toEqual([top!.runId, first!.runId].sort());
+    expect(timings.map((t) => t.runId).sort()).toEqual([top!.runId, first!.runId, bm25!.runId].sort());
     const topTimings = timings.find((t) => t.runId === top!.runId)!.data as RetrievalTimings;
     expect(topTimings.rerankMs).toBeGreaterThan(0);
     expect(topTimings.totalMs).toBeGreaterThanOrEqual(topTimings.rerankMs);
