@@ -29,6 +29,9 @@ import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
 export { ASSETS_DIR, DEMO_DATASET, DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER } from "../models/defaults.js";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
+/** Candidates the cross-encoder rescores (the dense top 20), in the demo and its evaluation. */
+const RERANK_DEPTH = 20;
+
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
   /** DPR model folder. Default: the shipped model, else a random one built on the fly. */
@@ -108,7 +111,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   }
 
   const embeddings = new DPREmbeddings({ modelPath: dprModel });
-  const reranker = crossEncoder === undefined ? undefined : new CrossEncoderReranker({ modelPath: crossEncoder, topN: topK });
+  const reranker = crossEncoder === undefined ? undefined : new CrossEncoderReranker({ modelPath: crossEncoder, topN: RERANK_DEPTH });
   const store = new FaissDPRStore(embeddings, { factory: "Flat" });
   try {
     // 1. Index the corpus with a progress bar.
@@ -127,7 +130,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     print(`indexed ${store.size} passages in ${(indexMs / 1000).toFixed(1)} s (${((store.size * 1000) / indexMs).toFixed(0)} passages/s)`);
 
     // 2. Answer a few questions: dense top-20 → cross-encoder → top-k (dense top-k without one).
-    const retriever = new DPRRetriever({ vectorStore: store, k: topK, fetchK: 20, reranker });
+    const retriever = new DPRRetriever({ vectorStore: store, k: topK, fetchK: RERANK_DEPTH, reranker });
     const answers: DemoResult["answers"] = [];
     for (const q of queries.slice(0, nQuestions)) {
       const { documents: docs, scores, timings: lat } = await retriever.retrieve(q.text);
@@ -156,7 +159,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       embeddings,
       reranker,
       methods: reranker ? ["bm25", "dpr", "dpr+rerank", "hybrid", "hybrid+rerank"] : ["bm25", "dpr", "hybrid"],
-      rerankDepth: 20,
+      rerankDepth: RERANK_DEPTH,
     });
     const report = await evaluator.evaluate();
     await evaluator.dispose();

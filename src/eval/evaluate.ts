@@ -1,64 +1,68 @@
 /**
  * Retrieval evaluation over a BEIR folder: BM25, DPR, hybrid and reranked variants on the same
- * queries, scored with trec_eval's definitions ({@link evaluateRun}) and timed per stage.
+ * queries, scored with trec_eval's definitions ({@link evaluateRun}) and timed per stage. Each
+ * method runs the classes an application ships (see ./methods.ts): BM25Retriever, DPRRetriever
+ * and HybridRetriever, and TwoStageRetriever with the reranker for the +rerank methods.
  *
- * Stages (milliseconds per query, measured one query at a time as a server would run them):
- * - `encode`: the question encoder (DPR methods);
- * - `search`: the FAISS search, the BM25 search, or both for hybrid (run one after the other);
- * - `fuse`: rank fusion (hybrid);
- * - `rerank`: the cross-encoder over the first stage's top `rerankDepth` candidates.
+ * Stages (milliseconds per query, measured one query at a time as a server would run them; the
+ * retrievers' own {@link RetrievalTimings}):
+ * - `encode`: the question encoder (DPR methods; DPR and hybrid each encode the query, as they
+ *   would when deployed apart);
+ * - `search`: the FAISS search, the BM25 search, or for hybrid both searches and the fusion;
+ * - `rerank`: the reranker over the first stage's top `rerankDepth` candidates.
  *
- * A stage shared by several methods (the DPR query encoding, the BM25 search) runs once per
- * query and its time counts for each method using it; a method's total is the sum of its stages.
- * Reranking runs in a second pass over all queries, so that the cross-encoder's threads do not
- * compete with (and slow down) the first stages.
- * The corpus is encoded once (progress reported through `onProgress`); nothing is cached on disk.
+ * A method's total is the sum of its stages. Reranking runs in a second pass over all queries,
+ * so that the cross-encoder's threads do not compete with (and slow down) the first stages. The
+ * corpus is encoded once (progress reported through `onProgress`); nothing is cached on disk.
  *
  * @module
  */
-import { crossEncoderText } from "../rerankers/cross-encoder-text.js";
 import { cpus, platform, arch } from "node:os";
 import { basename, resolve } from "node:path";
 
-import { Document, type DocumentInterface } from "@langchain/core/documents";
+import { Document } from "@langchain/core/documents";
+import type { BaseDocumentCompressor } from "@langchain/core/retrievers/document_compressors";
 
 import { loadBeirDataset, type BeirDataset } from "../data/beir.js";
-import type { Passage, Qrels } from "../data/types.js";
+import type { Qrels } from "../data/types.js";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
-import { BM25Index } from "../retrievers/bm25/bm25-index.js";
-import { linearFusion, reciprocalRankFusion, type RankedItem } from "../retrievers/fusion.js";
+import { BM25Retriever } from "../retrievers/bm25/bm25-retriever.js";
+import { DPRRetriever } from "../retrievers/dpr-retriever.js";
+import { HybridRetriever } from "../retrievers/hybrid-retriever.js";
 import { percentile } from "../retrievers/latency-stats.js";
+import type { RetrievalResult, RetrievalService } from "../retrievers/types.js";
 import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
 import { articleHitRateAt, DEFAULT_CUTOFFS, evaluateRun, type Run } from "./metrics.js";
+import {
+  EVALUATION_METHODS,
+  FIRST_STAGE,
+  LATENCY_STAGES,
+  STAGES_OF,
+  hitsOf,
+  methodNeedsDpr,
+  methodNeedsReranker,
+  parseMethod,
+  rerankFirstStage,
+  type EvaluationMethod,
+  type FirstStage,
+  type LatencyStage,
+  type RankedHit,
+} from "./methods.js";
+
+export {
+  EVALUATION_METHODS,
+  LATENCY_STAGES,
+  methodNeedsDpr,
+  methodNeedsReranker,
+  parseMethod,
+  type EvaluationMethod,
+  type LatencyStage,
+} from "./methods.js";
 
 const WHO = "evaluate";
 
-/** The methods the evaluator knows, in report order. */
-export const EVALUATION_METHODS = ["bm25", "dpr", "hybrid", "bm25+rerank", "dpr+rerank", "hybrid+rerank"] as const;
-
-/** One retrieval method: a first stage (bm25, dpr, hybrid), optionally followed by the cross-encoder. */
-export type EvaluationMethod = (typeof EVALUATION_METHODS)[number];
-
-/** Latency stages, in pipeline order. */
-export const LATENCY_STAGES = ["encode", "search", "fuse", "rerank"] as const;
-
-/** One latency stage. */
-export type LatencyStage = (typeof LATENCY_STAGES)[number];
-
 /** How the hybrid method fuses the dense and BM25 lists. */
 export type HybridFusion = "rrf" | "linear";
-
-/**
- * A second-stage scorer: one relevance score per (query, passage) pair, higher is better.
- * The project's CrossEncoderReranker satisfies it.
- */
-export interface PairScorer {
-  scorePairs(query: string, texts: string[]): Promise<ArrayLike<number>>;
-  /** The text the scorer reads for a document (CrossEncoderReranker's title rule); default {@link rerankText}. */
-  passageText?(doc: DocumentInterface): string;
-  /** Frees native resources (called by {@link RetrievalEvaluator.dispose} when the evaluator loaded it). */
-  dispose?(): Promise<void> | void;
-}
 
 /** Progress events, for a CLI to print (the evaluator itself prints nothing). */
 export interface EvaluationProgress {
@@ -86,8 +90,13 @@ export interface RetrievalEvaluatorParams {
   maxPassageLength?: number;
   /** Cross-encoder folder, loaded with the project's CrossEncoderReranker; needed by the +rerank methods. */
   crossEncoderPath?: string;
-  /** A ready second-stage scorer instead of {@link crossEncoderPath} (the caller disposes it). */
-  reranker?: PairScorer;
+  /**
+   * A ready reranker instead of {@link crossEncoderPath} (the caller disposes it): any LangChain
+   * `BaseDocumentCompressor` that returns the documents it is given best first (CrossEncoderReranker,
+   * CohereRerank, ...), with its `topN` at least {@link rerankDepth} so that every candidate is
+   * scored. Its `metadata.relevanceScore` is the run's score when it sets one.
+   */
+  reranker?: BaseDocumentCompressor;
   /** Methods to run (default: every method the given models allow). */
   methods?: EvaluationMethod[];
   /** faiss index_factory string for the dense index (default "Flat": exact inner product). */
@@ -181,47 +190,13 @@ export interface EvaluationReport {
   runs: Map<EvaluationMethod, Run>;
 }
 
-const FIRST_STAGE: Record<EvaluationMethod, "bm25" | "dpr" | "hybrid"> = {
-  bm25: "bm25",
-  dpr: "dpr",
-  hybrid: "hybrid",
-  "bm25+rerank": "bm25",
-  "dpr+rerank": "dpr",
-  "hybrid+rerank": "hybrid",
-};
-
-const STAGES_OF: Record<"bm25" | "dpr" | "hybrid", LatencyStage[]> = {
-  bm25: ["search"],
-  dpr: ["encode", "search"],
-  hybrid: ["encode", "search", "fuse"],
-};
-
-/** Whether a method needs the DPR model. */
-export function methodNeedsDpr(method: EvaluationMethod): boolean {
-  return FIRST_STAGE[method] !== "bm25";
-}
-
-/** Whether a method needs the cross-encoder. */
-export function methodNeedsReranker(method: EvaluationMethod): boolean {
-  return method.endsWith("+rerank");
-}
-
-/** Parses and checks a method name. */
-export function parseMethod(name: string): EvaluationMethod {
-  const m = name.trim();
-  if (!(EVALUATION_METHODS as readonly string[]).includes(m)) {
-    throw new Error(`${WHO}: unknown method "${m}" (known: ${EVALUATION_METHODS.join(", ")})`);
-  }
-  return m as EvaluationMethod;
-}
-
 /**
- * Loads the project's CrossEncoderReranker from a folder (imported lazily so that evaluations
- * without a cross-encoder never load it).
+ * Loads the project's CrossEncoderReranker from a folder, keeping `topN` candidates (imported
+ * lazily so that evaluations without a cross-encoder never load it).
  */
-export async function loadCrossEncoder(dir: string): Promise<PairScorer> {
+export async function loadCrossEncoder(dir: string, topN: number): Promise<BaseDocumentCompressor & { dispose(): Promise<void> }> {
   const { CrossEncoderReranker } = await import("../rerankers/cross-encoder-reranker.js");
-  const reranker = new CrossEncoderReranker({ modelPath: dir });
+  const reranker = new CrossEncoderReranker({ modelPath: dir, topN });
   await reranker.ready();
   return reranker;
 }
@@ -235,11 +210,6 @@ function summarise(samples: Float64Array | number[]): StageLatency {
   let sum = 0;
   for (const v of samples) sum += v;
   return { p50: percentile(samples, 50), p95: percentile(samples, 95), mean: sum / samples.length };
-}
-
-/** The text a reranker reads for a passage: the cross-encoder rule ({@link crossEncoderText}, title join "space"). */
-export function rerankText(p: Passage): string {
-  return crossEncoderText(p.title, p.text);
 }
 
 /**
@@ -292,7 +262,7 @@ export class RetrievalEvaluator {
 
   private ownsEmbeddings = false;
 
-  private reranker?: PairScorer;
+  private reranker?: BaseDocumentCompressor;
 
   private ownsReranker = false;
 
@@ -390,19 +360,19 @@ export class RetrievalEvaluator {
     const queries = this.maxQueries === undefined ? data.queries : data.queries.slice(0, this.maxQueries);
     if (queries.length === 0) throw new Error(`${WHO}: no judged queries in split "${this.split}" of ${this.dataset}`);
     const qrels: Qrels = new Map(queries.map((q) => [q.id, data.qrels.get(q.id)!]));
-    const passages = new Map<string, Passage>();
+    const passageIds = new Set<string>();
     for (const p of data.corpus) {
-      if (passages.has(p.id)) throw new Error(`${WHO}: passage id "${p.id}" appears twice in ${this.dataset}/corpus.jsonl`);
-      passages.set(p.id, p);
+      if (passageIds.has(p.id)) throw new Error(`${WHO}: passage id "${p.id}" appears twice in ${this.dataset}/corpus.jsonl`);
+      passageIds.add(p.id);
     }
     this.progress("load", 1, 1, `${data.corpus.length} passages, ${queries.length} of ${data.queries.length} judged queries`);
 
-    // BM25
-    let bm25: BM25Index | undefined;
+    // BM25 (the shipped BM25Retriever: the bm25 method and hybrid's sparse side)
+    let bm25: BM25Retriever | undefined;
     let bm25Ms = 0;
     if (needBm25) {
       const tb = performance.now();
-      bm25 = await BM25Index.fromPassages(data.corpus, { storePassages: false });
+      bm25 = await BM25Retriever.fromPassages(data.corpus, { k: this.depth });
       bm25Ms = performance.now() - tb;
       this.progress("bm25-index", data.corpus.length, data.corpus.length, `BM25 index built in ${(bm25Ms / 1000).toFixed(1)} s`);
     }
@@ -438,69 +408,63 @@ export class RetrievalEvaluator {
       faissAddMs = performance.now() - ta;
       this.progress("faiss-index", n, n, `faiss "${this.indexFactory}" index of ${n} × ${dim} built in ${(faissAddMs / 1000).toFixed(1)} s`);
     }
+
+    // The first stages, as an application builds them.
+    const stages = new Map<FirstStage, RetrievalService>();
+    if (bm25) stages.set("bm25", bm25);
+    if (store && firstStages.has("dpr")) stages.set("dpr", new DPRRetriever({ vectorStore: store, k: this.depth, fetchK: this.depth, cache: false }));
+    if (store && bm25 && firstStages.has("hybrid")) {
+      stages.set(
+        "hybrid",
+        new HybridRetriever({
+          dense: store,
+          sparse: bm25,
+          k: this.depth,
+          denseK: this.depth,
+          sparseK: this.depth,
+          fusion: this.hybrid,
+          rrfK: this.rrfK,
+          alpha: this.alpha,
+        }),
+      );
+    }
     const reranker = needRerank ? await this.openReranker() : undefined;
-    const textFor = (p: Passage): string =>
-      reranker?.passageText ? reranker.passageText(new Document({ pageContent: p.text, metadata: p.title ? { title: p.title } : {} })) : rerankText(p);
 
     // Warm-up (session start-up and first-call costs are not query latency).
     const warm = queries[0]!.text;
-    if (embeddings) await embeddings.embedQueryVector(warm);
-    if (reranker) await reranker.scorePairs(warm, [textFor(data.corpus[0]!)]);
+    for (const s of stages.values()) await s.retrieve(warm);
+    if (reranker) await reranker.compressDocuments([new Document({ pageContent: data.corpus[0]!.text, id: data.corpus[0]!.id })], warm);
 
     const nq = queries.length;
-    const depthDense = store ? Math.min(this.depth, store.size) : 0;
-    const rerankFor = new Set<"bm25" | "dpr" | "hybrid">(methods.filter(methodNeedsReranker).map((m) => FIRST_STAGE[m]));
-    const lists = new Map<EvaluationMethod, Array<RankedItem[]>>(methods.map((m) => [m, []]));
+    const rerankFor = new Set<FirstStage>(methods.filter(methodNeedsReranker).map((m) => FIRST_STAGE[m]));
+    const lists = new Map<EvaluationMethod, RankedHit[][]>(methods.map((m) => [m, []]));
     const times: Record<string, Float64Array> = {};
     const timer = (name: string): Float64Array => (times[name] ??= new Float64Array(nq));
 
     // Pass 1: first stages, one query at a time. Pass 2: reranking. Separate passes keep the
     // cross-encoder's threads from competing with the first stages' (and their latencies) the
     // way a deployment without a reranker would see them.
-    const firsts: Array<Map<"bm25" | "dpr" | "hybrid", RankedItem[]>> = new Array(nq);
+    const firsts: Array<Map<FirstStage, RetrievalResult>> = new Array(nq);
     for (let qi = 0; qi < nq; qi++) {
       const q = queries[qi]!;
-      const first = new Map<"bm25" | "dpr" | "hybrid", RankedItem[]>();
+      const first = new Map<FirstStage, RetrievalResult>();
       firsts[qi] = first;
-      if (bm25) {
-        const t = performance.now();
-        const hits = bm25.search(q.text, this.depth);
-        timer("bm25.search")[qi] = performance.now() - t;
-        first.set("bm25", hits.map((h) => ({ id: h.id, score: h.score })));
+      for (const [name, service] of stages) {
+        const r = await service.retrieve(q.text);
+        timer(`${name}.encode`)[qi] = r.timings.encodeMs;
+        timer(`${name}.search`)[qi] = r.timings.searchMs;
+        first.set(name, r);
       }
-      if (store && embeddings) {
-        let t = performance.now();
-        const vector = await embeddings.embedQueryVector(q.text);
-        timer("dpr.encode")[qi] = performance.now() - t;
-        t = performance.now();
-        const [hits] = await store.searchVectors(vector, { k: depthDense });
-        timer("dpr.search")[qi] = performance.now() - t;
-        first.set("dpr", hits!.map(([doc, score]) => ({ id: doc.id!, score })));
-      }
-      if (firstStages.has("hybrid")) {
-        const t = performance.now();
-        const sides = [first.get("dpr")!, first.get("bm25")!];
-        const fused =
-          this.hybrid === "rrf"
-            ? reciprocalRankFusion(sides, { k: this.rrfK, limit: this.depth })
-            : linearFusion(sides, { weights: [this.alpha, 1 - this.alpha], limit: this.depth });
-        timer("hybrid.fuse")[qi] = performance.now() - t;
-        first.set("hybrid", fused.map((f) => ({ id: f.id, score: f.score })));
-      }
-      for (const m of methods) if (!methodNeedsReranker(m)) lists.get(m)!.push(first.get(FIRST_STAGE[m])!);
+      for (const m of methods) if (!methodNeedsReranker(m)) lists.get(m)!.push(hitsOf(first.get(FIRST_STAGE[m])!, FIRST_STAGE[m]));
       if ((qi + 1) % 25 === 0 || qi + 1 === nq) this.progress("queries", qi + 1, nq, `ran ${qi + 1}/${nq} queries`);
     }
     if (reranker) {
       for (let qi = 0; qi < nq; qi++) {
         const q = queries[qi]!;
         for (const stage of rerankFor) {
-          const candidates = firsts[qi]!.get(stage)!;
-          const head = candidates.slice(0, this.rerankDepth);
-          const t = performance.now();
-          const scores = head.length === 0 ? [] : await reranker.scorePairs(q.text, head.map((c) => textFor(passages.get(c.id)!)));
-          timer(`${stage}.rerank`)[qi] = performance.now() - t;
-          if (scores.length !== head.length) throw new Error(`${WHO}: the reranker returned ${scores.length} scores for ${head.length} passages`);
-          lists.get(`${stage}+rerank` as EvaluationMethod)!.push(rerankedList(head, scores, candidates.slice(this.rerankDepth)));
+          const { hits, rerankMs } = await rerankFirstStage(q.text, firsts[qi]!.get(stage)!, stage, reranker, this.rerankDepth);
+          timer(`${stage}.rerank`)[qi] = rerankMs;
+          lists.get(`${stage}+rerank` as EvaluationMethod)!.push(hits);
         }
         if ((qi + 1) % 25 === 0 || qi + 1 === nq) this.progress("rerank", qi + 1, nq, `reranked ${qi + 1}/${nq} queries`);
       }
@@ -509,14 +473,7 @@ export class RetrievalEvaluator {
     const stageSamples = (m: EvaluationMethod, stage: LatencyStage): Float64Array | undefined => {
       const fs = FIRST_STAGE[m];
       if (stage === "rerank") return methodNeedsReranker(m) ? times[`${fs}.rerank`] : undefined;
-      if (stage === "encode") return fs === "bm25" ? undefined : times["dpr.encode"];
-      if (stage === "fuse") return fs === "hybrid" ? times["hybrid.fuse"] : undefined;
-      // search
-      if (fs === "bm25") return times["bm25.search"];
-      if (fs === "dpr") return times["dpr.search"];
-      const both = new Float64Array(nq);
-      for (let i = 0; i < nq; i++) both[i] = times["dpr.search"]![i]! + times["bm25.search"]![i]!;
-      return both;
+      return STAGES_OF[fs].includes(stage) ? times[`${fs}.${stage}`] : undefined;
     };
 
     const runs = new Map<EvaluationMethod, Run>();
@@ -525,7 +482,7 @@ export class RetrievalEvaluator {
     for (const m of methods) {
       const perQueryLists = lists.get(m)!;
       const run: Run = new Map();
-      queries.forEach((q, i) => run.set(q.id, new Map(perQueryLists[i]!.map((h) => [h.id, h.score!]))));
+      queries.forEach((q, i) => run.set(q.id, new Map(perQueryLists[i]!.map((h) => [h.id, h.score]))));
       runs.set(m, run);
       const ev = evaluateRun(run, qrels, { cutoffs: DEFAULT_CUTOFFS });
       skipped = ev.skippedQueries;
@@ -604,9 +561,9 @@ export class RetrievalEvaluator {
     return this.embeddings;
   }
 
-  private async openReranker(): Promise<PairScorer> {
+  private async openReranker(): Promise<BaseDocumentCompressor> {
     if (!this.reranker) {
-      this.reranker = await loadCrossEncoder(this.crossEncoderPath!);
+      this.reranker = await loadCrossEncoder(this.crossEncoderPath!, this.rerankDepth);
       this.ownsReranker = true;
     }
     return this.reranker;
@@ -615,26 +572,9 @@ export class RetrievalEvaluator {
   /** Frees the models this evaluator loaded (not those passed in). */
   async dispose(): Promise<void> {
     if (this.ownsEmbeddings) await this.embeddings?.dispose();
-    if (this.ownsReranker) await this.reranker?.dispose?.();
+    if (this.ownsReranker) await (this.reranker as { dispose?: () => Promise<void> } | undefined)?.dispose?.();
     this.ownsEmbeddings = this.ownsReranker = false;
     if (this.dprModelPath !== undefined) this.embeddings = undefined;
     if (this.crossEncoderPath !== undefined) this.reranker = undefined;
   }
-}
-
-/**
- * The reranked list: the head in cross-encoder score order, then the un-reranked tail in
- * first-stage order with scores below every reranked one (so that trec_eval's score order keeps
- * the tail after the head).
- */
-function rerankedList(head: RankedItem[], scores: ArrayLike<number>, tail: RankedItem[]): RankedItem[] {
-  const out: RankedItem[] = head.map((c, i) => {
-    const s = Number(scores[i]);
-    if (!Number.isFinite(s)) throw new Error(`${WHO}: the reranker returned a non-finite score (${scores[i]}) for passage "${c.id}"`);
-    return { id: c.id, score: s };
-  });
-  out.sort((a, b) => b.score! - a.score! || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-  let floor = out.length > 0 ? out[out.length - 1]!.score! : 0;
-  for (const c of tail) out.push({ id: c.id, score: --floor });
-  return out;
 }

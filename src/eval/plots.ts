@@ -8,6 +8,7 @@ import type { TopLevelSpec } from "vega-lite";
 
 import { assertPeers } from "../utils/optional-peer.js";
 import type { EvaluationReport } from "./evaluate.js";
+import { LATENCY_STAGES } from "./methods.js";
 
 /** The recall cut-offs plotted on the recall@k curve. */
 const RECALL_KS = [1, 5, 10, 20, 100];
@@ -36,10 +37,10 @@ export function recallCurveSpec(report: EvaluationReport): TopLevelSpec {
 /** Vega-Lite spec: p50 latency per stage (grouped bars per method, log scale) with the p95 as a tick. */
 export function latencySpec(report: EvaluationReport): TopLevelSpec {
   const values = report.methods.flatMap((r) =>
-    // Log scale: stages span µs (fusion) to 100s of ms (reranking); clamp to 1 µs so log works.
+    // Log scale: stages span µs (a BM25 search) to 100s of ms (reranking); clamp to 1 µs so log works.
     r.stages.map((stage) => ({ method: r.method, stage, p50: Math.max(r.latency[stage].p50, 1e-3), p95: Math.max(r.latency[stage].p95, 1e-3) })),
   );
-  const stages = ["encode", "search", "fuse", "rerank"];
+  const stages = [...LATENCY_STAGES];
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: `Latency per query and stage on ${report.dataset.name} (bars p50, ticks p95)`,

@@ -100,8 +100,9 @@ export function renderMarkdownReport(
   }
   lines.push(
     "",
-    "Queries run one at a time; reranking runs in a second pass after every first stage. A stage shared by methods (DPR query encoding, BM25 search) runs once per query and counts for each method using it; " +
-      "hybrid search is the FAISS and BM25 searches one after the other; total is the per-query sum of the method's stages.",
+    "Queries run one at a time through the shipped retrievers (BM25Retriever, DPRRetriever, HybridRetriever; TwoStageRetriever for reranking), " +
+      "and reranking runs in a second pass after every first stage. The stages are the retrievers' own timings: " +
+      "hybrid search is HybridRetriever's two searches and the fusion; total is the per-query sum of the method's stages.",
     "",
   );
   if (files) lines.push("## Plots", "", `![recall@k per method](${files.recallSvg})`, "", `![latency per stage](${files.latencySvg})`, "");

@@ -89,6 +89,36 @@ describe("evaluate with a cross-encoder", () => {
     for (const fs of ["bm25", "hybrid"]) expect(by[`${fs}+rerank`]!["recall@100"]).toBeCloseTo(by[fs]!["recall@100"]!, 12);
   });
 
+  it("takes any LangChain reranker object, and refuses one whose topN would drop candidates", async () => {
+    const { RetrievalEvaluator } = await import("../../src/eval/evaluate.js");
+    const run = async (topN: number) => {
+      const reranker = new CrossEncoderReranker({ modelPath: crossDir, topN });
+      const ev = new RetrievalEvaluator({
+        dataset: beir.dir,
+        dprModelPath: join(tmp, "dpr"),
+        reranker,
+        methods: ["dpr+rerank"],
+        depth: DEPTH,
+        rerankDepth: RERANK_DEPTH,
+        maxQueries: 2,
+      });
+      try {
+        return await ev.evaluate();
+      } finally {
+        await ev.dispose();
+        await reranker.dispose();
+      }
+    };
+    const ok = await run(RERANK_DEPTH);
+    const fromCli = await readTrecRun(join(outDir, "dpr+rerank.trec"));
+    for (const [qid, ranking] of ok.runs.get("dpr+rerank")!) {
+      expect(rankLikeTrecEval(ranking)).toEqual(rankLikeTrecEval(fromCli.get(qid)!)); // same as the folder-loaded reranker
+    }
+    await expect(run(3)).rejects.toThrow(
+      `evaluate: the reranker returned 3 of the ${RERANK_DEPTH} candidates it was given; set its topN to at least rerankDepth (${RERANK_DEPTH})`,
+    );
+  });
+
   it("the rerank stage is timed for the +rerank methods only, and counts in their total", () => {
     for (const m of json.methods) {
       const reranks = m.method.endsWith("+rerank");

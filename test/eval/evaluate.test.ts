@@ -196,7 +196,7 @@ describe("evaluate CLI end to end", () => {
 
   it("latency: each method times only its stages, and total = sum of its stages per query", () => {
     const stages = Object.fromEntries(json.methods.map((m) => [m.method, m.stages]));
-    expect(stages).toEqual({ bm25: ["search"], dpr: ["encode", "search"], hybrid: ["encode", "search", "fuse"] });
+    expect(stages).toEqual({ bm25: ["search"], dpr: ["encode", "search"], hybrid: ["encode", "search"] });
     for (const m of json.methods) {
       const sumOfMeans = m.stages.reduce((s, st) => s + m.latency[st]!.mean, 0);
       expect(m.latency.total!.mean, m.method).toBeCloseTo(sumOfMeans, 6);
@@ -206,9 +206,10 @@ describe("evaluate CLI end to end", () => {
       }
       expect(m.latency.rerank).toEqual({ p50: 0, p95: 0, mean: 0 });
     }
-    // The dense methods share one query encoding per query.
+    // DPRRetriever and HybridRetriever each encode the query, as they do when deployed apart.
     const [dpr, hybrid] = ["dpr", "hybrid"].map((n) => json.methods.find((m) => m.method === n)!);
-    expect(hybrid!.latency.encode).toEqual(dpr!.latency.encode);
+    expect(hybrid!.latency.encode.p50).toBeGreaterThan(0);
+    expect(dpr!.latency.encode.p50).toBeGreaterThan(0);
   });
 });
 
