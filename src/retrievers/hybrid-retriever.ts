@@ -11,7 +11,7 @@ import type { DocumentInterface } from "@langchain/core/documents";
 import type { VectorStoreInterface } from "@langchain/core/vectorstores";
 import { linearFusion, reciprocalRankFusion, type FusedItem, type RankedItem, type ScoreNormalization } from "./fusion.js";
 import { checkK } from "./dpr-retriever.js";
-import { stableStringify } from "./query-cache.js";
+import { matchesFilter } from "./filter.js";
 import { BM25Index } from "./bm25/bm25-index.js";
 import { Document } from "@langchain/core/documents";
 import {
@@ -105,18 +105,8 @@ function isRetriever(x: unknown): x is BaseRetrieverInterface {
   return typeof x === "object" && x !== null && typeof (x as BaseRetrieverInterface).invoke === "function";
 }
 
-/** Whether a document passes a metadata filter (object equality as JSON, or a predicate). */
-export function matchesFilter(filter: unknown, doc: DocumentInterface): boolean {
-  if (filter === undefined || filter === null) return true;
-  if (typeof filter === "function") return Boolean((filter as (d: DocumentInterface) => unknown)(doc));
-  if (typeof filter !== "object") throw new Error(`HybridRetriever: filter must be an object or a function, got ${typeof filter}`);
-  const meta = doc.metadata ?? {};
-  return Object.entries(filter as Record<string, unknown>).every(([key, want]) => {
-    const got = meta[key];
-    if (want === null || typeof want !== "object") return got === want;
-    return got !== null && typeof got === "object" && stableStringify(got) === stableStringify(want);
-  });
-}
+/** The metadata-filter rule of ./filter.ts (every key deep-equal, or a predicate), re-exported where it used to live. */
+export { matchesFilter };
 
 /** The default id rule: `doc.id`, then `metadata.id`, then `metadata._id`. */
 export function defaultDocumentId(doc: DocumentInterface): string | undefined {

@@ -1,6 +1,6 @@
 /**
  * `langchain-dpr/vectorstores`: FaissDPRStore (also in the main entry), the rule that decides when an
- * index trains, and the low-level faiss index (our N-API addon) it runs on.
+ * index trains, the metadata-filter rule, and the low-level faiss index (our N-API addon) it runs on.
  */
 export {
   FaissDPRStore,
@@ -8,7 +8,9 @@ export {
   type FaissDPRSearchOptions,
   type FaissDPRAddOptions,
   type FaissDPRFilter,
+  type MMRSimilarity,
   type VectorRows,
 } from "./faiss-dpr-store.js";
+export { matchesFilter, deepEqual, type MetadataFilter } from "../retrievers/filter.js";
 export { trainingRule, type TrainingRule } from "./training-rule.js";
 export { FaissIndex, type FaissIndexInfo, type FaissSearchKnobs, type FaissSearchResult } from "../native/faiss-index.js";

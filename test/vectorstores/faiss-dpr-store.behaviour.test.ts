@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { Document } from "@langchain/core/documents";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FaissIndex } from "../../src/native/faiss-index.js";
 import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
 import { trainingRule } from "../../src/vectorstores/training-rule.js";
@@ -67,14 +67,20 @@ describe("FaissDPRStore bad input", () => {
     await expect(store.addVectors([new Array(D).fill(0.1), new Array(D).fill(0.2)], docsFor(2), { ids: ["a", "a"] })).rejects.toThrow(/duplicate document id "a"/);
   });
 
-  it("throws when k ≤ 0, k is not an integer, or k exceeds the stored documents", async () => {
+  it("throws when k ≤ 0 or k is not an integer; k beyond the stored documents returns them all, an empty store nothing", async () => {
     const { store, data } = await flatStore(20);
     const q = Array.from(data.subarray(0, D));
     await expect(store.similaritySearchVectorWithScore(q, 0)).rejects.toThrow(/k must be an integer ≥ 1, got 0/);
     await expect(store.similaritySearchVectorWithScore(q, -3)).rejects.toThrow(/got -3/);
     await expect(store.similaritySearchVectorWithScore(q, 1.5)).rejects.toThrow(/got 1.5/);
-    await expect(store.similaritySearchVectorWithScore(q, 21)).rejects.toThrow(/k=21 exceeds the number of stored documents \(20\)/);
-    await expect(new FaissDPRStore(new HashEmbeddings(D)).similaritySearchVectorWithScore(q, 1)).rejects.toThrow(/the store is empty/);
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    try {
+      expect(await store.similaritySearchVectorWithScore(q, 21)).toHaveLength(20);
+      expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/k \(21\) is greater than the number of stored documents \(20\), setting k to 20/)]);
+    } finally {
+      warn.mockRestore();
+    }
+    expect(await new FaissDPRStore(new HashEmbeddings(D)).similaritySearchVectorWithScore(q, 1)).toEqual([]);
     expect(await store.similaritySearchVectorWithScore(q, 20)).toHaveLength(20);
   });
 
