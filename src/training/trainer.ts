@@ -21,26 +21,27 @@
  */
 import "@tensorflow/tfjs"; // registers TF.js's gradient functions (not part of tfjs-core)
 import * as tf from "@tensorflow/tfjs-core";
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { TrainingExample } from "../data/types.js";
-import { readSafetensors, writeSafetensors } from "../models/safetensors.js";
-import { replaceDirAtomically, type TitleJoin } from "../models/model-dir.js";
+import type { TitleJoin } from "../models/model-dir.js";
 import type { BertConfig, BertWeights } from "../models/types.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { BertEncoderTF } from "./bert-tf.js";
-import { planEpoch, tokenizeBatch, type PlannedBatch } from "./batches.js";
+import { planEpoch, tokenizeBatch, type PlannedBatch, type TokenizedBatch } from "./batches.js";
+import { readCheckpoint, type LoadedCheckpoint } from "./checkpoint.js";
 import { evaluateEncoders, evaluateModelDir, exportTrainedModel, gitCommit, type DevSet } from "./export.js";
 import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
-import { AdamW, linearSchedule } from "./optimizer.js";
-import { applyUpdate } from "./update.js";
-import { guardGpuWork, sequencePadMultiple } from "./webgpu.js";
+import { CHECKPOINT_DIR, runTrainingLoop, type DevEvaluation, type EpochRecord, type LoopView } from "./loop.js";
+import { AdamW } from "./optimizer.js";
+import { DEFAULT_MAX_GRAD_NORM, requireFraction, requireInteger, requirePositive, runLength, warmupLinearSchedule } from "./recipe.js";
+import { sequencePadMultiple } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
-import { ProgressBar } from "../utils/progress.js";
 import { pathExists } from "../utils/fs.js";
 
+export type { EpochRecord } from "./loop.js";
+
 const WHO = "DPRTrainer";
-const CHECKPOINT_FORMAT = "langchain-dpr-train-checkpoint/1";
 
 /** Where the initial weights come from. */
 export interface TrainerInit {
@@ -69,16 +70,6 @@ export interface StepRecord {
   elapsedSec: number;
 }
 
-/** What the trainer reports after each epoch. */
-export interface EpochRecord {
-  type: "epoch";
-  epoch: number;
-  step: number;
-  meanLoss: number;
-  metrics?: Record<string, number>;
-  best: boolean;
-}
-
 /** Parameters of {@link DPRTrainer}. */
 export interface DPRTrainerParams {
   /** Output folder (checkpoint/, model/, last/, train-log.jsonl). */
@@ -91,7 +82,7 @@ export interface DPRTrainerParams {
   /** One encoder for questions and passages (default false: two, as DPR). */
   shared?: boolean;
   epochs?: number;
-  /** Stop after this many updates (default: epochs × batches per epoch). */
+  /** Train exactly this many updates, through as many epochs as they need (overrides `epochs`; see {@link runLength}). */
   maxSteps?: number;
   batchSize?: number;
   lr?: number;
@@ -99,7 +90,7 @@ export interface DPRTrainerParams {
   warmupSteps?: number;
   warmupRatio?: number;
   weightDecay?: number;
-  /** Global-norm clipping bound (default 2.0, DPR's); 0 disables. */
+  /** Global-norm clipping bound (default {@link DEFAULT_MAX_GRAD_NORM}.dualEncoder, 2.0: DPR's); 0 disables. */
   maxGradNorm?: number;
   temperature?: number;
   /** Hard negatives per question taken from the examples (default 1). */
@@ -171,26 +162,6 @@ export interface TrainResult {
   resumedFromStep?: number;
 }
 
-interface CheckpointState {
-  format: string;
-  step: number;
-  epoch: number;
-  batchInEpoch: number;
-  seed: number;
-  optimizerIterations: number;
-  logBytes: number;
-  history: EpochRecord[];
-  bestEpoch?: number;
-  bestValue?: number;
-  epochLossSum: number;
-  epochLossCount: number;
-  fingerprint: Record<string, unknown>;
-  shared: boolean;
-  config: BertConfig;
-  rng: { scheme: string };
-}
-
-
 /** Moves folder `src` to `target`, replacing it; the old target is removed only after the move. */
 async function moveDirInto(src: string, target: string): Promise<void> {
   const old = `${target}.old-${process.pid}`;
@@ -213,11 +184,6 @@ function describeBatch(batch: { questions: { inputIds: unknown }; passages: { in
   return `batch ${nq}: ${nq} questions × ${lq} tokens, ${np} passages × ${lp} tokens${chunk ? `, GradCache chunk ${chunk}` : ""}`;
 }
 
-function positiveInt(value: number, name: string, min = 1): number {
-  if (!Number.isInteger(value) || value < min) throw new Error(`${WHO}: ${name} must be an integer >= ${min}, got ${value}`);
-  return value;
-}
-
 /**
  * Trains a DPR dual encoder. Select a TF.js backend first (`selectBackend`).
  *
@@ -236,7 +202,7 @@ export class DPRTrainer {
   lr = 2e-5;
   warmupRatio = 0.1;
   weightDecay = 0.01;
-  maxGradNorm = 2.0;
+  maxGradNorm: number = DEFAULT_MAX_GRAD_NORM.dualEncoder;
   temperature = 1;
   hardNegatives = 1;
   maxQueryLength = 64;
@@ -267,24 +233,22 @@ export class DPRTrainer {
       const v = params[key];
       if (v !== undefined) (this as Record<string, unknown>)[key] = v;
     }
-    positiveInt(this.epochs, "epochs");
-    positiveInt(this.batchSize, "batchSize");
-    positiveInt(this.hardNegatives, "hardNegatives", 0);
-    positiveInt(this.checkpointEvery, "checkpointEvery", 0);
-    positiveInt(this.maxQueryLength, "maxQueryLength", 3);
-    positiveInt(this.maxPassageLength, "maxPassageLength", 4);
-    if (params.maxSteps !== undefined) positiveInt(params.maxSteps, "maxSteps");
-    if (params.gradCacheChunk !== undefined) positiveInt(params.gradCacheChunk, "gradCacheChunk");
-    if (params.maxMinutes !== undefined && !(params.maxMinutes > 0)) throw new Error(`${WHO}: maxMinutes must be > 0, got ${params.maxMinutes}`);
+    requireInteger(WHO, this.epochs, "epochs", 1);
+    requireInteger(WHO, this.batchSize, "batchSize", 1);
+    requireInteger(WHO, this.hardNegatives, "hardNegatives", 0);
+    requireInteger(WHO, this.checkpointEvery, "checkpointEvery", 0);
+    requireInteger(WHO, this.maxQueryLength, "maxQueryLength", 3);
+    requireInteger(WHO, this.maxPassageLength, "maxPassageLength", 4);
+    requireInteger(WHO, params.maxSteps, "maxSteps", 1);
+    requireInteger(WHO, params.gradCacheChunk, "gradCacheChunk", 1);
+    requirePositive(WHO, params.maxMinutes, "maxMinutes");
     if (params.devEvaluation !== undefined && params.devEvaluation !== "onnx" && params.devEvaluation !== "backend") {
       throw new Error(`${WHO}: devEvaluation must be "onnx" or "backend", got ${JSON.stringify(params.devEvaluation)}`);
     }
-    if (!(this.lr > 0)) throw new Error(`${WHO}: lr must be > 0, got ${this.lr}`);
-    if (!(this.temperature > 0)) throw new Error(`${WHO}: temperature must be > 0, got ${this.temperature}`);
-    if (!(this.warmupRatio >= 0 && this.warmupRatio <= 1)) throw new Error(`${WHO}: warmupRatio must be in [0, 1], got ${this.warmupRatio}`);
-    if (params.dropout !== undefined && !(params.dropout >= 0 && params.dropout < 1)) {
-      throw new Error(`${WHO}: dropout must be in [0, 1), got ${params.dropout}`);
-    }
+    requirePositive(WHO, this.lr, "lr");
+    requirePositive(WHO, this.temperature, "temperature");
+    requireFraction(WHO, this.warmupRatio, "warmupRatio");
+    requireFraction(WHO, params.dropout, "dropout");
     const c = params.init.config;
     if (this.maxQueryLength > c.max_position_embeddings || this.maxPassageLength > c.max_position_embeddings) {
       throw new Error(
@@ -369,202 +333,115 @@ export class DPRTrainer {
   }
 
   /**
-   * Runs the training. With `resume`, continues from `outputDir/checkpoint` (same data and settings
-   * required; checked) losing only the updates made after that checkpoint.
+   * Runs the training ({@link runTrainingLoop} with this trainer's batches and DPR loss). With
+   * `resume`, continues from `outputDir/checkpoint` (same data and settings required; checked)
+   * losing only the updates made after that checkpoint.
    * @throws Error naming the problem (no checkpoint, settings differ from the checkpoint's, loss not finite).
    */
   async train(opts: TrainOptions = {}): Promise<TrainResult> {
     const out = this.outputDir;
-    await mkdir(out, { recursive: true });
-    const logPath = join(out, "train-log.jsonl");
-    const ckptDir = join(out, "checkpoint");
     const config = this.modelConfig();
-
     const first = this.planFor(0);
-    const perEpoch = first.plan.length;
-    const totalSteps = Math.min(this.params.maxSteps ?? Infinity, perEpoch * this.epochs);
-    const warmupSteps = this.params.warmupSteps ?? Math.round(this.warmupRatio * totalSteps);
-    const schedule = linearSchedule({ lr: this.lr, warmupSteps: Math.min(warmupSteps, totalSteps), totalSteps });
+    const { totalSteps, maxEpochs } = runLength({ epochs: this.epochs, stepsPerEpoch: first.plan.length, maxSteps: this.params.maxSteps });
+    const { schedule } = warmupLinearSchedule({ lr: this.lr, warmupSteps: this.params.warmupSteps, warmupRatio: this.warmupRatio, totalSteps });
     const fingerprint = this.fingerprint(totalSteps, first.examples.length);
-
-    let state: CheckpointState | undefined;
-    let encoders: DualEncoderTF;
-    if (opts.resume) {
-      if (!(await pathExists(join(ckptDir, "state.json")))) throw new Error(`${WHO}: --resume: no checkpoint in ${ckptDir}`);
-      state = JSON.parse(await readFile(join(ckptDir, "state.json"), "utf8")) as CheckpointState;
-      if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${WHO}: ${ckptDir}/state.json has format ${state.format}, expected ${CHECKPOINT_FORMAT}`);
-      for (const [k, v] of Object.entries(fingerprint)) {
-        if (JSON.stringify(state.fingerprint[k]) !== JSON.stringify(v)) {
-          throw new Error(`${WHO}: cannot resume: ${k} is ${JSON.stringify(v)} but the checkpoint in ${ckptDir} was made with ${JSON.stringify(state.fingerprint[k])}`);
-        }
-      }
-      const { tensors } = await readSafetensors(join(ckptDir, "weights.safetensors"));
-      const side = (prefix: string): BertWeights => {
-        const w: BertWeights = new Map();
-        for (const [name, t] of tensors) if (name.startsWith(prefix)) w.set(name.slice(prefix.length), t);
-        return w;
-      };
-      encoders = state.shared ? this.buildEncoders(config, side("encoder/")) : this.buildEncoders(config, side("question/"), side("passage/"));
-    } else {
-      encoders = this.buildEncoders(config, this.params.init.question, this.params.init.passage);
-    }
-    const variables = namedTrainableVariables(encoders);
-    const optimizer = new AdamW(variables, { weightDecay: this.weightDecay });
-    if (state) {
-      const { tensors } = await readSafetensors(join(ckptDir, "optimizer.safetensors"));
-      optimizer.loadState(tensors, state.optimizerIterations, join(ckptDir, "optimizer.safetensors"));
-      const log = await open(logPath, "a+");
-      await log.truncate(state.logBytes);
-      await log.close();
-    } else {
-      await writeFile(logPath, "");
-    }
-
-    let step = state?.step ?? 0;
-    let epoch = state?.epoch ?? 0;
-    let batchInEpoch = state?.batchInEpoch ?? 0;
-    const history: EpochRecord[] = state?.history ?? [];
-    let bestEpoch = state?.bestEpoch;
-    let bestValue = state?.bestValue;
-    let epochLossSum = state?.epochLossSum ?? 0;
-    let epochLossCount = state?.epochLossCount ?? 0;
-    let firstLoss = NaN;
-    let lastLoss = NaN;
-    let outOfTime = false;
-    const deadline = this.params.maxMinutes === undefined ? Infinity : Date.now() + this.params.maxMinutes * 60_000;
-    const resumedFromStep = state?.step;
-    const startedAt = Date.now();
-    const setting = this.params.progress;
-    const progress = new ProgressBar({ mode: setting === false ? "off" : setting === "lines" ? "lines" : undefined });
-
-    const appendLog = async (record: object) => {
-      const fh = await open(logPath, "a");
-      await fh.write(JSON.stringify(record) + "\n");
-      await fh.close();
-    };
-    const saveCheckpoint = async () => {
-      const weights: BertWeights = new Map();
-      const sides: [string, BertEncoderTF][] = this.shared ? [["encoder/", encoders.question]] : [["question/", encoders.question], ["passage/", encoders.passage]];
-      for (const [prefix, e] of sides) for (const [n, t] of await e.toWeights()) weights.set(prefix + n, t);
-      const logBytes = (await stat(logPath)).size;
-      const s: CheckpointState = {
-        format: CHECKPOINT_FORMAT, step, epoch, batchInEpoch, seed: this.seed, optimizerIterations: optimizer.iterations, logBytes,
-        history, bestEpoch, bestValue, epochLossSum, epochLossCount, fingerprint, shared: this.shared, config,
-        rng: { scheme: "batch order = shuffle(mix(seed, epoch)); dropout of step s = mix(seed, s)" },
-      };
-      await replaceDirAtomically(ckptDir, async (tmp) => {
-        await writeSafetensors(join(tmp, "weights.safetensors"), weights, { format: "pt" });
-        await writeSafetensors(join(tmp, "optimizer.safetensors"), await optimizer.stateTensors(), { format: "pt" });
-        await writeFile(join(tmp, "state.json"), JSON.stringify(s, null, 2) + "\n");
-      });
-    };
-    const metadata = (extra: Record<string, unknown>) => ({
-      ...this.params.metadata, hyperparameters: this.describe(), config, steps: step, totalSteps, history, bestEpoch,
+    const resume = opts.resume ? await readCheckpoint(join(out, CHECKPOINT_DIR), WHO, fingerprint) : undefined;
+    const encoders = resume ? this.encodersFrom(config, resume) : this.buildEncoders(config, this.params.init.question, this.params.init.passage);
+    const optimizer = new AdamW(namedTrainableVariables(encoders), { weightDecay: this.weightDecay });
+    const metadata = (view: Pick<LoopView, "step" | "history" | "bestEpoch">, extra: Record<string, unknown>) => ({
+      ...this.params.metadata, hyperparameters: this.describe(), config, steps: view.step, totalSteps, history: view.history, bestEpoch: view.bestEpoch,
       gitCommit: gitCommit(), ...extra,
     });
-
+    const exportTo = (dir: string, meta: Record<string, unknown>) =>
+      exportTrainedModel(dir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: meta });
+    const tokenizeOptions = {
+      maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, hardNegatives: this.hardNegatives,
+      padMultiple: sequencePadMultiple(), queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
+    };
     try {
-      while (epoch < this.epochs && step < totalSteps && !outOfTime) {
-        const { examples, plan } = epoch === 0 ? first : this.planFor(epoch);
-        for (; batchInEpoch < plan.length && step < totalSteps && !outOfTime; batchInEpoch++) {
-          const t0 = Date.now();
-          const batch = tokenizeBatch(this.params.tokenizer, examples, plan[batchInEpoch]!, {
-            maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, hardNegatives: this.hardNegatives,
-            padMultiple: sequencePadMultiple(), queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
-          });
-          const lr = schedule(step);
-          const { loss, gradNorm } = await guardGpuWork(`training update ${step + 1} (${describeBatch(batch, this.params.gradCacheChunk)})`, () =>
-            applyUpdate({
-              ...computeDprGradients({
-                encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature, normalize: this.normalize,
-                training: true, chunkSize: this.params.gradCacheChunk, dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
-              }),
-              optimizer, lr, maxGradNorm: this.maxGradNorm,
-            }),
-          );
-          if (!Number.isFinite(loss)) {
-            throw new Error(`${WHO}: loss is ${loss} at update ${step + 1}; lower the learning rate (the last checkpoint is intact)`);
-          }
-          step++;
-          epochLossSum += loss;
-          epochLossCount++;
-          if (Number.isNaN(firstLoss)) firstLoss = loss;
-          lastLoss = loss;
-          const sec = (Date.now() - t0) / 1000;
-          const record: StepRecord = {
-            type: "step", step, epoch, loss, lr, gradNorm, examples: batch.size, hardNegatives: batch.hardNegatives,
-            examplesPerSec: batch.size / Math.max(sec, 1e-6), elapsedSec: (Date.now() - startedAt) / 1000,
-          };
-          await appendLog(record);
-          this.params.onStep?.(record);
-          progress.update(step, totalSteps, `ep ${epoch + 1}/${this.epochs} loss ${loss.toFixed(4)} ${record.examplesPerSec.toFixed(1)} ex/s`);
-          if (this.throttleMs > 0) await new Promise((r) => setTimeout(r, this.throttleMs));
-          if (Date.now() >= deadline) {
-            outOfTime = true;
-            progress.clear();
-            process.stderr.write(`${WHO}: the time budget of ${this.params.maxMinutes} min is spent after update ${step}; finishing the epoch's evaluation and export\n`);
-          }
-          if (this.checkpointEvery > 0 && step % this.checkpointEvery === 0 && step < totalSteps) {
-            batchInEpoch++;
-            await saveCheckpoint();
-            batchInEpoch--;
-          }
-        }
-        // End of an epoch (or of the step budget inside it).
-        const epochDone = epoch;
-        const record: EpochRecord = { type: "epoch", epoch: epochDone, step, meanLoss: epochLossSum / Math.max(1, epochLossCount), best: false };
-        if (this.params.dev) {
-          progress.clear();
-          const tmpDir = join(out, `.eval-epoch-${epochDone}`);
-          const exportTo = (dir: string) =>
-            exportTrainedModel(dir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: metadata({ epoch: epochDone }) });
-          if (this.devEvaluation === "onnx") {
-            await exportTo(tmpDir);
-            record.metrics = await evaluateModelDir(tmpDir, this.params.dev);
-          } else {
-            const c = this.dprConfig;
-            record.metrics = await evaluateEncoders(encoders, this.params.tokenizer, this.params.dev, {
-              pooling: c.pooling, maxQueryLength: c.maxQueryLength, maxPassageLength: c.maxPassageLength, titleJoin: c.titleJoin,
-              normalize: c.normalize, queryPrompt: c.queryPrompt, passagePrompt: c.passagePrompt,
-            });
-          }
-          const value = record.metrics[this.selectMetric];
-          if (value === undefined) throw new Error(`${WHO}: selectMetric '${this.selectMetric}' is not one of ${Object.keys(record.metrics).join(", ")}`);
-          if (bestValue === undefined || value > bestValue) {
-            bestValue = value;
-            bestEpoch = epochDone;
-            record.best = true;
-            if (this.devEvaluation === "backend") await exportTo(tmpDir);
-            await moveDirInto(tmpDir, join(out, "model"));
-          } else {
-            await rm(tmpDir, { recursive: true, force: true });
-          }
-          const m = record.metrics;
-          process.stderr.write(
-            `${WHO}: epoch ${epochDone + 1}: loss ${record.meanLoss.toFixed(4)} dev recall@1 ${m["recall@1"]?.toFixed(4)} recall@20 ${m["recall@20"]?.toFixed(4)} ` +
-              `MRR@10 ${m["mrr@10"]?.toFixed(4)} nDCG@10 ${m["ndcg@10"]?.toFixed(4)}${record.best ? " (best)" : ""}\n`,
-          );
-        }
-        history.push(record);
-        await appendLog(record);
-        this.params.onEpoch?.(record);
-        epoch++;
-        batchInEpoch = 0;
-        epochLossSum = 0;
-        epochLossCount = 0;
-        await saveCheckpoint();
-      }
-      progress.clear();
+      const run = await runTrainingLoop<TokenizedBatch, StepRecord>({
+        who: WHO, outputDir: out, totalSteps, maxEpochs, optimizer, schedule, maxGradNorm: this.maxGradNorm,
+        plan: (epoch) => {
+          const { examples, plan } = epoch === 0 ? first : this.planFor(epoch);
+          return { batches: plan.length, batch: (i) => tokenizeBatch(this.params.tokenizer, examples, plan[i]!, tokenizeOptions) };
+        },
+        step: (batch, step) =>
+          computeDprGradients({
+            encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature, normalize: this.normalize,
+            training: true, chunkSize: this.params.gradCacheChunk, dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
+          }),
+        describeBatch: (batch) => describeBatch(batch, this.params.gradCacheChunk),
+        record: (u, batch) => ({
+          type: "step", step: u.step, epoch: u.epoch, loss: u.loss, lr: u.lr, gradNorm: u.gradNorm, examples: batch.size, hardNegatives: batch.hardNegatives,
+          examplesPerSec: batch.size / Math.max(u.seconds, 1e-6), elapsedSec: u.elapsedSec,
+        }),
+        progressText: (r) => `ep ${r.epoch + 1}/${this.epochs} loss ${r.loss.toFixed(4)} ${r.examplesPerSec.toFixed(1)} ex/s`,
+        checkpoint: {
+          every: this.checkpointEvery, fingerprint,
+          weights: () => this.checkpointWeights(encoders),
+          fields: { seed: this.seed, shared: this.shared, config, rng: { scheme: "batch order = shuffle(mix(seed, epoch)); dropout of step s = mix(seed, s)" } },
+        },
+        resume, maxMinutes: this.params.maxMinutes, throttleMs: this.throttleMs, progress: this.params.progress,
+        dev: this.params.dev ? this.devHook(encoders, this.params.dev, (dir, view, epoch) => exportTo(dir, metadata(view, { epoch }))) : undefined,
+        onStep: this.params.onStep, onEpoch: this.params.onEpoch,
+      });
       const lastDir = this.params.dev ? join(out, "last") : join(out, "model");
-      await exportTrainedModel(lastDir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: metadata({ final: true }) });
+      await exportTo(lastDir, metadata({ step: run.steps, history: run.history, bestEpoch: run.bestEpoch }, { final: true }));
       return {
-        steps: step, epochs: epoch, modelDir: join(out, "model"), history, bestEpoch, firstLoss, lastLoss, resumedFromStep,
+        steps: run.steps, epochs: run.epochs, modelDir: join(out, "model"), history: run.history, bestEpoch: run.bestEpoch,
+        firstLoss: run.firstLoss, lastLoss: run.lastLoss, resumedFromStep: run.resumedFromStep,
       };
     } finally {
-      progress.clear();
       optimizer.dispose();
       encoders.question.dispose();
       encoders.passage.dispose();
     }
+  }
+
+  /** The encoders of a checkpoint (weights named `encoder/…`, or `question/…` and `passage/…`). */
+  private encodersFrom(config: BertConfig, checkpoint: LoadedCheckpoint): DualEncoderTF {
+    const side = (prefix: string): BertWeights => {
+      const w: BertWeights = new Map();
+      for (const [name, t] of checkpoint.weights) if (name.startsWith(prefix)) w.set(name.slice(prefix.length), t);
+      return w;
+    };
+    return checkpoint.state["shared"] === true ? this.buildEncoders(config, side("encoder/")) : this.buildEncoders(config, side("question/"), side("passage/"));
+  }
+
+  /** The weights a checkpoint holds: `encoder/…` (shared) or `question/…` and `passage/…`. */
+  private async checkpointWeights(encoders: DualEncoderTF): Promise<BertWeights> {
+    const weights: BertWeights = new Map();
+    const sides: [string, BertEncoderTF][] = this.shared ? [["encoder/", encoders.question]] : [["question/", encoders.question], ["passage/", encoders.passage]];
+    for (const [prefix, e] of sides) for (const [n, t] of await e.toWeights()) weights.set(prefix + n, t);
+    return weights;
+  }
+
+  /**
+   * The dev evaluation of each epoch: "onnx" exports to a temporary folder and evaluates it with
+   * onnxruntime; "backend" evaluates the TF.js encoders and exports only a best epoch. A best epoch
+   * becomes `model/`.
+   */
+  private devHook(
+    encoders: DualEncoderTF,
+    dev: DevSet,
+    exportTo: (dir: string, view: LoopView, epoch: number) => Promise<void>,
+  ): DevEvaluation {
+    const tmpDir = (epoch: number) => join(this.outputDir, `.eval-epoch-${epoch}`);
+    const c = this.dprConfig;
+    return {
+      selectMetric: this.selectMetric,
+      evaluate: async (epoch, view) => {
+        if (this.devEvaluation === "backend") return evaluateEncoders(encoders, this.params.tokenizer, dev, c);
+        await exportTo(tmpDir(epoch), view, epoch);
+        return evaluateModelDir(tmpDir(epoch), dev);
+      },
+      keep: async (epoch, best, view) => {
+        if (!best) return rm(tmpDir(epoch), { recursive: true, force: true });
+        if (this.devEvaluation === "backend") await exportTo(tmpDir(epoch), view, epoch);
+        await moveDirInto(tmpDir(epoch), join(this.outputDir, "model"));
+      },
+      summary: (m) =>
+        `recall@1 ${m["recall@1"]?.toFixed(4)} recall@20 ${m["recall@20"]?.toFixed(4)} MRR@10 ${m["mrr@10"]?.toFixed(4)} nDCG@10 ${m["ndcg@10"]?.toFixed(4)}`,
+    };
   }
 }
