@@ -243,6 +243,30 @@ export class BertEncoderTF {
     return out;
   }
 
+  /**
+   * Overwrites every variable with `weights` (canonical names, PyTorch layout, as
+   * {@link toWeights} gives them), e.g. to resume from a checkpoint. Exact: float32 copied as is.
+   * @throws Error naming `source` and the first missing or misshapen tensor (nothing is changed then).
+   */
+  assignWeights(weights: BertWeights, source: string): void {
+    this.assertLive();
+    for (const [name, v] of this.vars) {
+      const t = weights.get(name);
+      if (!t) throw new Error(`BertEncoderTF.assignWeights: ${source} has no tensor '${name}'`);
+      const expected = isLinearWeight(name) ? [v.shape[1], v.shape[0]] : v.shape;
+      if (t.shape.join(",") !== expected.join(",")) {
+        throw new Error(`BertEncoderTF.assignWeights: '${name}' in ${source} has shape [${t.shape}], expected [${expected}]`);
+      }
+    }
+    for (const [name, v] of this.vars) {
+      const t = weights.get(name)!;
+      tf.tidy(() => {
+        const x = tf.tensor(t.data, t.shape, "float32");
+        v.assign(isLinearWeight(name) ? tf.transpose(x) : x);
+      });
+    }
+  }
+
   /** Runs the encoder. Call inside `tf.tidy` (or an optimizer's `minimize`) to free intermediates. */
   forward(inputs: BertInputsTF, opts: ForwardOptions = {}): BertOutputsTF {
     this.assertLive();

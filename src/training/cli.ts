@@ -3,17 +3,16 @@
  * and scripts/pretrain-dpr.ts): parses arguments, loads data and the starting model, runs
  * {@link DPRTrainer}, prints where the model folder is. Usage text: src/cli/usage.ts.
  */
-import { mkdir, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
 import type { Passage, TrainingExample } from "../data/types.js";
 import type { TitleJoin } from "../models/model-dir.js";
-import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
+import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { selectBackend, BACKEND_ORDER, type BackendChoice } from "./backend.js";
 import { detectDataSource, examplesFromBeir, loadTrainingExamples, passageKey } from "./batches.js";
 import { readDprJson } from "../data/dpr.js";
 import type { DevSet } from "./export.js";
-import { loadInitialModel, scratchModel, type InitialModel } from "./init.js";
+import { loadInitialModel, runTokenizer, scratchModel, type InitialModel } from "./init.js";
 import { cropExamples, ictExamples } from "./pretrain.js";
 import { SeededRandom } from "./random.js";
 import { DPRTrainer, type TrainerData } from "./trainer.js";
@@ -135,7 +134,6 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   let init: InitialModel | undefined;
   let tokenizer: BertTokenizer;
   let config;
-  const tokenizerDir = join(out, "tokenizer");
   if (values.init) {
     init = await loadInitialModel(values.init);
     tokenizer = init.tokenizer;
@@ -149,18 +147,7 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     const built = scratchModel({ ...(shape as Record<keyof typeof shape, number>), maxLen, vocabSize: num(values["vocab-size"], "vocab-size", true) ?? 8192, texts, dropout: num(values.dropout, "dropout") });
     config = built.config;
     // The vocabulary is saved with the run so that --resume uses exactly the same one.
-    let saved = false;
-    try {
-      saved = (await stat(join(tokenizerDir, "vocab.txt"))).isFile();
-    } catch {
-      saved = false;
-    }
-    if (values.resume && saved) tokenizer = await BertTokenizer.fromDir(tokenizerDir);
-    else {
-      tokenizer = built.tokenizer;
-      await mkdir(out, { recursive: true });
-      await tokenizer.save(tokenizerDir);
-    }
+    tokenizer = await runTokenizer(out, built.tokenizer, values.resume === true);
     dataInfo["init"] = `scratch: hidden ${shape.hidden}, layers ${shape.layers}, heads ${shape.heads}, ffn ${shape.ffn}, max-len ${maxLen}, vocab ${config.vocab_size} (buildWordPieceVocab on the ${corpus ? "corpus" : "training texts"})`;
   }
 

@@ -14,7 +14,7 @@ import type { BertConfig, BertWeights } from "../models/types.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { BACKEND_ORDER, describeBackend, selectBackend, type BackendChoice } from "./backend.js";
 import { CrossEncoderTrainer, type CrossEncoderLoss } from "./cross-encoder-trainer.js";
-import { loadInitialModel, scratchModel } from "./init.js";
+import { loadInitialModel, runTokenizer, scratchModel } from "./init.js";
 import { formatMiningStats } from "./mining-cli.js";
 import { HardNegativeMiner, type MiningMethod } from "./mining.js";
 import { ictExamples, spanExamples } from "./pretrain.js";
@@ -58,6 +58,14 @@ export interface CrossEncoderCliOptions {
   seed?: number;
   quantize: boolean;
   matchHead: boolean;
+  /** Checkpoint every N updates as well as at each epoch's end. */
+  checkpointEvery?: number;
+  /** Continue from `<out>/checkpoint`. */
+  resume: boolean;
+  /** Stop after the update that crosses X minutes (the export still runs). */
+  maxMinutes?: number;
+  /** Sleep N ms after each update. */
+  throttleMs?: number;
   backend?: BackendChoice;
   threads?: number;
   progress: boolean;
@@ -76,6 +84,7 @@ const FLAGS = {
   "max-len": STRING, "vocab-size": STRING, corpus: STRING, loss: STRING, negatives: STRING, batch: STRING, epochs: STRING,
   "max-steps": STRING, lr: STRING, "warmup-ratio": STRING, "warmup-steps": STRING, "weight-decay": STRING, clip: STRING,
   "max-length": STRING, dropout: STRING, seed: STRING, quantize: BOOL, "match-head": BOOL, backend: STRING, threads: STRING,
+  "checkpoint-every": STRING, resume: BOOL, "max-minutes": STRING, "throttle-ms": STRING,
   "no-progress": BOOL, quiet: BOOL, help: BOOL,
 } as const;
 
@@ -146,6 +155,10 @@ export function parseCrossEncoderArgs(argv: string[]): CrossEncoderCliOptions | 
     seed: int("seed", 0),
     quantize: values.quantize ?? false,
     matchHead: values["match-head"] ?? false,
+    checkpointEvery: int("checkpoint-every", 0),
+    resume: values.resume ?? false,
+    maxMinutes: numberArg(values["max-minutes"], "--max-minutes", { min: 0 }),
+    throttleMs: int("throttle-ms", 0),
     backend,
     threads: int("threads"),
     progress: !(values["no-progress"] ?? false),
@@ -213,7 +226,10 @@ async function trainCrossEncoder(argv: string[], io: CliIO): Promise<number> {
     const texts = corpusDir
       ? (await loadBeirCorpus(corpusDir)).flatMap((p) => [p.title, p.text])
       : examples.flatMap((e) => [...e.positives, ...e.hardNegatives].flatMap((p) => [p.title, p.text]));
-    ({ config, tokenizer } = scratchModel({ ...o.scratch!, texts }));
+    const built = scratchModel({ ...o.scratch!, texts });
+    config = built.config;
+    // The vocabulary is saved with the run so that --resume uses exactly the same one.
+    tokenizer = await runTokenizer(o.out, built.tokenizer, o.resume);
     source = `scratch ${JSON.stringify(o.scratch)} (vocabulary from ${corpusDir ?? o.data})`;
   }
   log(`${WHO}: ${examples.length} questions; model from ${source}`);
@@ -222,11 +238,13 @@ async function trainCrossEncoder(argv: string[], io: CliIO): Promise<number> {
     epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps,
     weightDecay: o.weightDecay, maxGradNorm: o.clip, maxLength: o.maxLength, dropout: o.dropout, seed: o.seed,
     matchHead: o.matchHead, quantize: o.quantize, progress: o.progress && !o.quiet ? undefined : false,
+    checkpointEvery: o.checkpointEvery, maxMinutes: o.maxMinutes, throttleMs: o.throttleMs,
     metadata: { args: argv, data: dataInfo, init: source, backend: describeBackend(info) },
   });
   try {
-    const result = await trainer.train();
-    log(`${WHO}: ${result.steps} updates in ${result.seconds.toFixed(1)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}; model: ${result.modelDir}`);
+    const result = await trainer.train({ resume: o.resume });
+    const resumed = result.resumedFromStep !== undefined ? ` (resumed at update ${result.resumedFromStep})` : "";
+    log(`${WHO}: ${result.steps} updates${resumed} in ${result.seconds.toFixed(1)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}; model: ${result.modelDir}`);
     if (o.quiet) return 0;
     io.stdout(`${result.modelDir}\n`);
   } finally {

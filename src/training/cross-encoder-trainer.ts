@@ -13,45 +13,41 @@
  * - `listwise` (default): softmax cross-entropy of the positive among its group's `1 + n` logits;
  * - `binary`: binary cross-entropy on every pair's logit (label 1 for the positive, 0 for negatives).
  *
- * Recipe pieces are the dual-encoder trainer's: {@link AdamW} (decoupled decay, none on biases and
- * LayerNorm), {@link linearSchedule} warm-up/decay, {@link clipByGlobalNorm}, {@link SeededRandom};
- * dropout masks are seeded per step. Passages join their title with a space (the reranker's default
- * `titleJoin: "space"`).
+ * Training runs the dual-encoder trainer's loop ({@link runTrainingLoop}): AdamW (decoupled decay,
+ * none on biases and LayerNorm), linear warm-up/decay, global-norm clipping, train-log.jsonl,
+ * checkpoints every N updates and at each epoch's end (`<out>/checkpoint/`), exact resume, a time
+ * budget. Dropout masks are seeded per update. Passages join their title with a space (the
+ * reranker's default `titleJoin: "space"`).
  *
  * @module
  */
 import "@tensorflow/tfjs"; // registers TF.js's gradient functions (not part of tfjs-core)
 import * as tf from "@tensorflow/tfjs-core";
-import { appendFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import type { Passage, TrainingExample } from "../data/types.js";
 import { writeFileAtomic } from "../utils/atomic-file.js";
 import type { BertConfig, BertWeights } from "../models/types.js";
 import { expectedBertWeightShapes, randomBertWeights } from "../models/weights.js";
 import { writeCrossEncoderDir } from "../rerankers/cross-encoder-dir.js";
 import { BertTokenizer, type Encoding } from "../tokenizers/bert-tokenizer.js";
-import { ProgressBar } from "../utils/progress.js";
 import { BertEncoderTF, type BertInputsTF } from "./bert-tf.js";
-import { padEncodings, passageKey } from "./batches.js";
+import { padEncodings } from "./batches.js";
+import { buildCrossEncoderGroups, crossEncoderLoss, crossEncoderPassageText, withClassifierHead, type CrossEncoderGroup, type CrossEncoderLoss } from "./cross-encoder-data.js";
 import { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./match-head.js";
+import { readCheckpoint } from "./checkpoint.js";
 import { gitCommit, TRAINING_METADATA_FILE } from "./export.js";
-import { AdamW, linearSchedule } from "./optimizer.js";
-import { applyUpdate, readScalars } from "./update.js";
-import { guardGpuWork, sequencePadMultiple } from "./webgpu.js";
+import { CHECKPOINT_DIR, runTrainingLoop, type TrainingLoopResult } from "./loop.js";
+import { AdamW } from "./optimizer.js";
+import { DEFAULT_MAX_GRAD_NORM, requireFraction, requireInteger, requirePositive, runLength, warmupLinearSchedule } from "./recipe.js";
+import { readScalars } from "./update.js";
+import { sequencePadMultiple } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
 
 const WHO = "CrossEncoderTrainer";
 
-/** The training objective. */
-export type CrossEncoderLoss = "binary" | "listwise";
-
-/** One question with its positive and its negatives, as scored in a step. */
-export interface CrossEncoderGroup {
-  question: string;
-  positive: Passage;
-  negatives: Passage[];
-}
+export {
+  buildCrossEncoderGroups, crossEncoderLoss, crossEncoderPassageText, withClassifierHead, type CrossEncoderGroup, type CrossEncoderLoss,
+} from "./cross-encoder-data.js";
 
 /** Parameters of {@link CrossEncoderTrainer}. */
 export interface CrossEncoderTrainerParams {
@@ -80,7 +76,7 @@ export interface CrossEncoderTrainerParams {
   /** Groups (questions) per update (default 8): `batch × (1 + negatives)` pairs. */
   batchSize?: number;
   epochs?: number;
-  /** Stop after this many updates (default: epochs × groups / batch). */
+  /** Train exactly this many updates, through as many epochs as they need (overrides `epochs`; see {@link runLength}). */
   maxSteps?: number;
   /** Peak learning rate (default 2e-5). */
   lr?: number;
@@ -88,7 +84,7 @@ export interface CrossEncoderTrainerParams {
   /** Warm-up as a fraction of the updates when `warmupSteps` is not given (default 0.1). */
   warmupRatio?: number;
   weightDecay?: number;
-  /** Global-norm clipping bound (default 1.0); 0 disables. */
+  /** Global-norm clipping bound (default {@link DEFAULT_MAX_GRAD_NORM}.crossEncoder, 1.0); 0 disables. */
   maxGradNorm?: number;
   /** Max tokens of a pair (default 256, capped at max_position_embeddings); written as the tokenizer's model_max_length. */
   maxLength?: number;
@@ -97,6 +93,12 @@ export interface CrossEncoderTrainerParams {
   seed?: number;
   /** Also write model_quantized.onnx (int8). */
   quantize?: boolean;
+  /** Checkpoint every N updates as well as at each epoch's end (default 0: epoch ends only). */
+  checkpointEvery?: number;
+  /** Stop after the update that crosses this many minutes (the export still runs). */
+  maxMinutes?: number;
+  /** Sleep this long after each update (to share a busy machine; tests use it to kill mid-run). */
+  throttleMs?: number;
   /** Progress bar on stderr (default: tty when stderr is one, else lines); false silences. */
   progress?: boolean | "lines";
   /** Extra metadata for training.json. */
@@ -130,111 +132,27 @@ export interface GroupRankingStats {
   loss: number;
 }
 
+/** Options of {@link CrossEncoderTrainer.train}. */
+export interface CrossEncoderTrainOptions {
+  /** Continue from `outputDir/checkpoint` (error when there is none, or when its settings differ). */
+  resume?: boolean;
+}
+
 /** What {@link CrossEncoderTrainer.train} returns. */
 export interface CrossEncoderTrainResult {
+  /** Updates done in all (a resumed run counts the checkpoint's). */
   steps: number;
+  /** Epochs completed. */
+  epochs: number;
   /** The exported cross-encoder folder. */
   modelDir: string;
+  /** First and last loss of this process (NaN when no update ran). */
   firstLoss: number;
   lastLoss: number;
+  /** Seconds of training in this process. */
   seconds: number;
-}
-
-/** The passage text a cross-encoder reads: `title text` (the reranker's `titleJoin: "space"`). */
-export function crossEncoderPassageText(p: Passage): string {
-  return p.title.trim().length > 0 ? `${p.title} ${p.text}`.trim() : p.text;
-}
-
-/**
- * The groups of one epoch: per (example, positive), `n` negatives sampled with `random` from the
- * example's hard negatives, then its plain negatives, then other examples' positives. A negative
- * never equals one of the example's positives (by id, or by title and text when ids are missing).
- */
-export function buildCrossEncoderGroups(examples: readonly TrainingExample[], n: number, random: SeededRandom): CrossEncoderGroup[] {
-  const allPositives = examples.flatMap((e) => e.positives);
-  const groups: CrossEncoderGroup[] = [];
-  for (const ex of examples) {
-    const own = new Set(ex.positives.map(passageKey));
-    const seen = new Set<string>();
-    const pool = (list: readonly Passage[]) =>
-      list.filter((p) => {
-        const k = passageKey(p);
-        if (own.has(k) || seen.has(k)) return false;
-        seen.add(k);
-        return true;
-      });
-    const hard = pool(ex.hardNegatives);
-    const plain = pool(ex.negatives);
-    for (const positive of ex.positives) {
-      const picked = random.shuffle([...hard]).slice(0, n);
-      if (picked.length < n) picked.push(...random.shuffle([...plain]).slice(0, n - picked.length));
-      let guard = 0;
-      const taken = new Set(picked.map(passageKey));
-      while (picked.length < n && allPositives.length > 0 && guard++ < 20 * n) {
-        const p = allPositives[random.int(allPositives.length)]!;
-        const k = passageKey(p);
-        if (own.has(k) || taken.has(k)) continue;
-        taken.add(k);
-        picked.push(p);
-      }
-      if (picked.length < n) {
-        throw new Error(`${WHO}: cannot find ${n} negatives for question "${ex.question.slice(0, 60)}" (the data holds too few distinct passages)`);
-      }
-      groups.push({ question: ex.question, positive, negatives: picked });
-    }
-  }
-  return groups;
-}
-
-/**
- * The loss of `logits` `[G·(1+n), 1]` laid out group by group (positive first): listwise softmax CE
- * of the positive, or the mean binary CE of all pairs.
- */
-export function crossEncoderLoss(logits: tf.Tensor2D, groups: number, perGroup: number, kind: CrossEncoderLoss): tf.Scalar {
-  return tf.tidy(() => {
-    if (logits.shape[0] !== groups * perGroup) {
-      throw new Error(`${WHO}: ${logits.shape[0]} logits for ${groups} groups of ${perGroup}`);
-    }
-    const z = tf.reshape(tf.slice(logits, [0, 0], [groups * perGroup, 1]), [groups, perGroup]);
-    if (kind === "listwise") {
-      const logProbs = tf.logSoftmax(z, -1);
-      return tf.neg(tf.mean(tf.slice(logProbs, [0, 0], [groups, 1]))) as tf.Scalar;
-    }
-    const labels = tf.concat([tf.ones([groups, 1]), tf.zeros([groups, perGroup - 1])], 1);
-    // BCE with logits, stable form: max(z, 0) − z·y + log(1 + exp(−|z|))
-    const bce = tf.add(tf.sub(tf.relu(z), tf.mul(z, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
-    return tf.mean(bce) as tf.Scalar;
-  });
-}
-
-/**
- * Adds what a cross-encoder needs and an encoder lacks: the BERT pooler and a one-logit classifier,
- * initialised as BERT does (normal(0, initializer_range), biases 0), seeded.
- * @throws Error when the weights have a classifier with more than one label.
- */
-export function withClassifierHead(config: BertConfig, weights: BertWeights, seed: number): BertWeights {
-  const classifier = weights.get("classifier.weight");
-  if (classifier && classifier.shape[0] !== 1) {
-    throw new Error(`${WHO}: the starting weights have a classifier with ${classifier.shape[0]} labels; a reranker needs exactly 1`);
-  }
-  if (weights.has("pooler.dense.weight") && classifier) return weights;
-  const H = config.hidden_size;
-  const std = config.initializer_range ?? 0.02;
-  const random = new SeededRandom(seed);
-  const normal = (n: number): Float32Array => {
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = random.normal() * std;
-    return out;
-  };
-  const head: BertWeights = new Map([
-    ["pooler.dense.weight", { shape: [H, H], data: normal(H * H) }],
-    ["pooler.dense.bias", { shape: [H], data: new Float32Array(H) }],
-    ["classifier.weight", { shape: [1, H], data: normal(H) }],
-    ["classifier.bias", { shape: [1], data: new Float32Array(1) }],
-  ]);
-  const out: BertWeights = new Map(weights);
-  for (const [name, t] of head) if (!out.has(name)) out.set(name, t);
-  return out;
+  /** The checkpoint's update count when resumed. */
+  resumedFromStep?: number;
 }
 
 /**
@@ -260,10 +178,13 @@ export class CrossEncoderTrainer {
   warmupSteps?: number;
   warmupRatio = 0.1;
   weightDecay = 0.01;
-  maxGradNorm = 1.0;
+  maxGradNorm: number = DEFAULT_MAX_GRAD_NORM.crossEncoder;
   maxLength = 256;
   seed = 42;
   quantize = false;
+  checkpointEvery = 0;
+  maxMinutes?: number;
+  throttleMs = 0;
   progress: boolean | "lines" | undefined;
   metadata: Record<string, unknown> = {};
   onStep?: (record: CrossEncoderStepRecord) => void;
@@ -293,20 +214,24 @@ export class CrossEncoderTrainer {
     this.maxGradNorm = params.maxGradNorm ?? this.maxGradNorm;
     this.seed = params.seed ?? this.seed;
     this.quantize = params.quantize ?? this.quantize;
+    this.checkpointEvery = params.checkpointEvery ?? this.checkpointEvery;
+    this.maxMinutes = params.maxMinutes;
+    this.throttleMs = params.throttleMs ?? this.throttleMs;
     this.progress = params.progress;
     this.metadata = params.metadata ?? this.metadata;
     this.onStep = params.onStep;
     if (this.loss !== "binary" && this.loss !== "listwise") throw new Error(`${WHO}: loss must be "binary" or "listwise", got ${JSON.stringify(this.loss)}`);
-    const int = (v: number | undefined, name: string, min: number) => {
-      if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new Error(`${WHO}: ${name} must be an integer >= ${min}, got ${v}`);
-    };
+    const int = (v: number | undefined, name: string, min: number) => requireInteger(WHO, v, name, min);
     int(this.negatives, "negatives", 1);
     int(this.batchSize, "batchSize", 1);
     int(this.epochs, "epochs", 1);
     int(this.maxSteps, "maxSteps", 1);
     int(this.warmupSteps, "warmupSteps", 0);
-    if (!(this.lr > 0)) throw new Error(`${WHO}: lr must be > 0, got ${this.lr}`);
-    if (!(this.warmupRatio >= 0 && this.warmupRatio < 1)) throw new Error(`${WHO}: warmupRatio must be in [0, 1), got ${this.warmupRatio}`);
+    int(this.checkpointEvery, "checkpointEvery", 0);
+    int(this.throttleMs, "throttleMs", 0);
+    requirePositive(WHO, this.maxMinutes, "maxMinutes");
+    requirePositive(WHO, this.lr, "lr");
+    requireFraction(WHO, this.warmupRatio, "warmupRatio");
     if (!Array.isArray(params.train) || params.train.length === 0) throw new Error(`${WHO}: train must be a non-empty list of examples`);
     params.train.forEach((ex, i) => {
       if (typeof ex?.question !== "string" || !Array.isArray(ex.positives) || ex.positives.length === 0) {
@@ -316,7 +241,7 @@ export class CrossEncoderTrainer {
     this.examples = params.train;
     const config: BertConfig = { ...params.config };
     if (params.dropout !== undefined) {
-      if (!(params.dropout >= 0 && params.dropout < 1)) throw new Error(`${WHO}: dropout must be in [0, 1), got ${params.dropout}`);
+      requireFraction(WHO, params.dropout, "dropout");
       config.hidden_dropout_prob = params.dropout;
       config.attention_probs_dropout_prob = params.dropout;
     }
@@ -404,84 +329,80 @@ export class CrossEncoderTrainer {
   }
 
   /**
-   * Trains, then writes `outputDir/model` (CrossEncoderReranker layout + training.json).
-   * @throws Error when the loss is not finite.
+   * Trains ({@link runTrainingLoop} with this trainer's groups and loss), then writes
+   * `outputDir/model` (CrossEncoderReranker layout + training.json). With `resume`, continues from
+   * `outputDir/checkpoint` exactly (same data and settings required; checked).
+   * @throws Error naming the problem (no checkpoint, settings differ from the checkpoint's, loss not finite).
    */
-  async train(): Promise<CrossEncoderTrainResult> {
-    await mkdir(this.outputDir, { recursive: true });
-    const logPath = join(this.outputDir, "train-log.jsonl");
-    await writeFile(logPath, "");
+  async train(opts: CrossEncoderTrainOptions = {}): Promise<CrossEncoderTrainResult> {
     const firstEpoch = this.groupsForEpoch(0);
-    const perEpoch = Math.ceil(firstEpoch.length / this.batchSize);
-    const total = this.maxSteps ?? perEpoch * this.epochs;
-    const warmup = this.warmupSteps ?? Math.floor(total * this.warmupRatio);
-    const schedule = linearSchedule({ lr: this.lr, warmupSteps: Math.min(warmup, total), totalSteps: total });
+    const { totalSteps, maxEpochs } = runLength({ epochs: this.epochs, stepsPerEpoch: Math.ceil(firstEpoch.length / this.batchSize), maxSteps: this.maxSteps });
+    const { schedule, warmupSteps } = warmupLinearSchedule({ lr: this.lr, warmupSteps: this.warmupSteps, warmupRatio: this.warmupRatio, totalSteps });
+    const fingerprint = {
+      batchSize: this.batchSize, seed: this.seed, epochs: this.epochs, totalSteps, lr: this.lr, warmupSteps, loss: this.loss, negatives: this.negatives,
+      maxLength: this.maxLength, trainGroups: firstEpoch.length, vocabSize: this.tokenizer.vocabSize,
+    };
+    const resume = opts.resume ? await readCheckpoint(join(this.outputDir, CHECKPOINT_DIR), WHO, fingerprint) : undefined;
+    if (resume) this.encoder.assignWeights(resume.weights, join(resume.dir, "weights.safetensors"));
     const named = this.encoder.namedVariables;
     const byVarName = new Map<string, string>();
     for (const [name, v] of named) byVarName.set(v.name, name);
     const optimizer = new AdamW(named, { weightDecay: this.weightDecay });
-    const bar =
-      this.progress === false ? undefined : new ProgressBar({ label: "cross-encoder", mode: this.progress === "lines" ? "lines" : undefined });
     const perGroup = 1 + this.negatives;
-    const t0 = performance.now();
-    let step = 0, firstLoss = NaN, lastLoss = NaN;
+    let run: TrainingLoopResult;
     try {
-      for (let epoch = 0; step < total; epoch++) {
-        const groups = epoch === 0 ? firstEpoch : this.groupsForEpoch(epoch);
-        for (let s = 0; s < groups.length && step < total; s += this.batchSize) {
-          const part = groups.slice(s, s + this.batchSize);
-          const inputs = this.tokenizeGroups(part);
-          const ts = performance.now();
-          this.encoder.reseedDropout(SeededRandom.mix(this.seed, step));
-          const lr = schedule(step);
-          const what = `training update ${step + 1} (batch ${part.length}: ${part.length * perGroup} pairs × ${(inputs.inputIds as number[][])[0]?.length ?? 0} tokens)`;
-          const { loss, gradNorm } = await guardGpuWork(what, () => {
-            const { value, grads } = tf.variableGrads(
-              () => crossEncoderLoss(this.encoder.forward(inputs, { training: true }).logits!, part.length, perGroup, this.loss),
-              [...named.values()],
-            );
-            const byName = new Map<string, tf.Tensor>();
-            for (const [varName, g] of Object.entries(grads)) {
-              const name = byVarName.get(varName);
-              if (name === undefined) g.dispose();
-              else byName.set(name, g);
-            }
-            return applyUpdate({ loss: value, grads: byName, optimizer, lr, maxGradNorm: this.maxGradNorm });
-          });
-          if (!Number.isFinite(loss)) throw new Error(`${WHO}: loss is ${loss} at step ${step}; lower the learning rate`);
-          step++;
-          if (Number.isNaN(firstLoss)) firstLoss = loss;
-          lastLoss = loss;
-          const pairs = part.length * perGroup;
-          const record: CrossEncoderStepRecord = {
-            type: "step",
-            step,
-            epoch,
-            loss,
-            lr,
-            gradNorm,
-            pairs,
-            pairsPerSec: pairs / ((performance.now() - ts) / 1000),
-            elapsedSec: (performance.now() - t0) / 1000,
+      run = await runTrainingLoop<{ groups: CrossEncoderGroup[]; inputs: BertInputsTF }, CrossEncoderStepRecord>({
+        who: WHO, outputDir: this.outputDir, totalSteps, maxEpochs, optimizer, schedule, maxGradNorm: this.maxGradNorm,
+        plan: (epoch) => {
+          const groups = epoch === 0 ? firstEpoch : this.groupsForEpoch(epoch);
+          return {
+            batches: Math.ceil(groups.length / this.batchSize),
+            batch: (i) => {
+              const part = groups.slice(i * this.batchSize, (i + 1) * this.batchSize);
+              return { groups: part, inputs: this.tokenizeGroups(part) };
+            },
           };
-          await appendFile(logPath, JSON.stringify(record) + "\n");
-          this.onStep?.(record);
-          bar?.update(step, total, `loss ${loss.toFixed(4)} ${record.pairsPerSec.toFixed(1)} pairs/s`);
-        }
-      }
+        },
+        step: ({ groups, inputs }, step) => {
+          this.encoder.reseedDropout(SeededRandom.mix(this.seed, step));
+          const { value, grads } = tf.variableGrads(
+            () => crossEncoderLoss(this.encoder.forward(inputs, { training: true }).logits!, groups.length, perGroup, this.loss),
+            [...named.values()],
+          );
+          const byName = new Map<string, tf.Tensor>();
+          for (const [varName, g] of Object.entries(grads)) {
+            const name = byVarName.get(varName);
+            if (name === undefined) g.dispose();
+            else byName.set(name, g);
+          }
+          return { loss: value, grads: byName };
+        },
+        describeBatch: ({ groups, inputs }) =>
+          `batch ${groups.length}: ${groups.length * perGroup} pairs × ${(inputs.inputIds as number[][])[0]?.length ?? 0} tokens`,
+        record: (u, { groups }) => {
+          const pairs = groups.length * perGroup;
+          return {
+            type: "step", step: u.step, epoch: u.epoch, loss: u.loss, lr: u.lr, gradNorm: u.gradNorm, pairs,
+            pairsPerSec: pairs / Math.max(u.seconds, 1e-6), elapsedSec: u.elapsedSec,
+          };
+        },
+        progressText: (r) => `loss ${r.loss.toFixed(4)} ${r.pairsPerSec.toFixed(1)} pairs/s`,
+        progress: this.progress, progressLabel: "cross-encoder",
+        checkpoint: {
+          every: this.checkpointEvery, fingerprint,
+          weights: () => this.encoder.toWeights(),
+          fields: { config: this.config, rng: { scheme: "groups of epoch e = shuffle(mix(seed, 1000 + e)); dropout of update s = mix(seed, s)" } },
+        },
+        resume, maxMinutes: this.maxMinutes, throttleMs: this.throttleMs, logEpochs: false,
+        onStep: (record) => this.onStep?.(record),
+      });
     } finally {
       optimizer.dispose();
-      bar?.done();
     }
-    const seconds = (performance.now() - t0) / 1000;
     const modelDir = join(this.outputDir, "model");
-    await this.export(modelDir, {
-      steps: step,
-      seconds,
-      firstLoss,
-      lastLoss,
-    });
-    return { steps: step, modelDir, firstLoss, lastLoss, seconds };
+    const { steps, epochs, firstLoss, lastLoss, seconds, resumedFromStep } = run;
+    await this.export(modelDir, { steps, seconds, firstLoss, lastLoss, ...(resumedFromStep !== undefined ? { resumedFromStep } : {}) });
+    return { steps, epochs, modelDir, firstLoss, lastLoss, seconds, resumedFromStep };
   }
 
   /**
@@ -510,6 +431,8 @@ export class CrossEncoderTrainer {
       weightDecay: this.weightDecay,
       maxGradNorm: this.maxGradNorm,
       maxLength: this.maxLength,
+      checkpointEvery: this.checkpointEvery,
+      maxMinutes: this.maxMinutes,
       seed: this.seed,
       backend: tf.getBackend(),
       trainExamples: this.examples.length,

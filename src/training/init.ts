@@ -9,10 +9,11 @@
  *   downloaded into the cache first). The folder's own settings (pooling, normalisation, prompts,
  *   titles) come along, so a fine-tuned model embeds as its source did;
  * - {@link scratchModel}: a config of the given shape and a WordPiece vocabulary learnt from the
- *   corpus with this project's `buildWordPieceVocab` (weights are then initialised by the trainer).
+ *   corpus with this project's `buildWordPieceVocab` (weights are then initialised by the trainer);
+ *   {@link runTokenizer} keeps that vocabulary with the run, for `--resume`.
  */
-import { stat } from "node:fs/promises";
-import { basename, dirname } from "node:path";
+import { mkdir, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { readBertCheckpoint } from "../models/checkpoint.js";
 import { BERT_BASE_CONFIG, parseBertConfig } from "../models/config.js";
 import { resolveDPRModelDir, type DPRModelConfig } from "../models/model-dir.js";
@@ -111,4 +112,23 @@ export function scratchModel(params: ScratchModelParams): { config: BertConfig; 
   );
   if (params.hidden % params.heads !== 0) throw new Error(`${WHO}: hidden ${params.hidden} is not a multiple of heads ${params.heads}`);
   return { config, tokenizer: BertTokenizer.fromVocab(vocab, { lowercase: true, modelMaxLength: params.maxLen }) };
+}
+
+/**
+ * The tokenizer of a run from scratch: a new run saves `built` in `<outputDir>/tokenizer/`; a resumed
+ * run reads that saved vocabulary back (when there is one), so it trains on exactly the same ids
+ * even if the corpus or the vocabulary builder changed since.
+ */
+export async function runTokenizer(outputDir: string, built: BertTokenizer, resume: boolean): Promise<BertTokenizer> {
+  const dir = join(outputDir, "tokenizer");
+  let saved = false;
+  try {
+    saved = (await stat(join(dir, "vocab.txt"))).isFile();
+  } catch {
+    saved = false;
+  }
+  if (resume && saved) return BertTokenizer.fromDir(dir);
+  await mkdir(outputDir, { recursive: true });
+  await built.save(dir);
+  return built;
 }
