@@ -6,7 +6,7 @@
  * crosses it with the export still written.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,9 +20,9 @@ import { CrossEncoderTrainer, type CrossEncoderStepRecord } from "../../src/trai
 import { parseCrossEncoderArgs } from "../../src/training/cross-encoder-cli.js";
 import { scratchModel } from "../../src/training/init.js";
 import { HardNegativeMiner } from "../../src/training/mining.js";
+import { checkpointStep, differingTensors, finish, killAfterCheckpoint, runScript } from "./kill-resume.js";
 import { writeMiningFixture } from "./mining-fixture.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 let dir: string;
 let beir: string;
 
@@ -36,27 +36,12 @@ afterAll(async () => {
 
 /** 13 groups (12 questions, one with two positives) of 4 per update: 4 updates per epoch, 12 in all. */
 function train(out: string, extra: string[] = []): ChildProcess {
-  const args = [
-    "--import", "tsx", "scripts/train-cross-encoder.ts", "--data", beir, "--mine", "bm25", "--depth", "20", "--out", out,
+  return runScript("scripts/train-cross-encoder.ts", [
+    "--data", beir, "--mine", "bm25", "--depth", "20", "--out", out,
     "--hidden", "32", "--layers", "1", "--heads", "4", "--ffn", "64", "--max-len", "64", "--vocab-size", "400", "--max-length", "64",
     "--batch", "4", "--negatives", "2", "--epochs", "3", "--lr", "2e-3", "--dropout", "0.1", "--seed", "9", "--backend", "wasm",
     "--checkpoint-every", "3", "--throttle-ms", "250", "--no-progress", ...extra,
-  ];
-  return spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-}
-
-function finish(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += String(d)));
-  return new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, stderr })));
-}
-
-async function checkpointStep(out: string): Promise<number> {
-  try {
-    return (JSON.parse(await readFile(join(out, "checkpoint", "state.json"), "utf8")) as { step: number }).step;
-  } catch {
-    return 0;
-  }
+  ]);
 }
 
 async function stepLosses(out: string): Promise<{ step: number; loss: number }[]> {
@@ -67,13 +52,8 @@ describe("train-cross-encoder --resume after SIGKILL", () => {
   it("loses only the updates after the last checkpoint and ends with weights bit-identical to an uninterrupted run", async () => {
     const reference = join(dir, "reference");
     const interrupted = join(dir, "interrupted");
-    const [ref, victim] = [train(reference), train(interrupted)];
-    const refDone = finish(ref);
-    const victimDone = finish(victim);
-    const deadline = Date.now() + 120_000;
-    while ((await checkpointStep(interrupted)) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    victim.kill("SIGKILL");
-    const killed = await victimDone;
+    const refDone = finish(train(reference));
+    const killed = await killAfterCheckpoint(train(interrupted), interrupted, 3);
     expect(killed.signal).toBe("SIGKILL");
     const stepAtKill = await checkpointStep(interrupted);
     expect(stepAtKill).toBeGreaterThanOrEqual(3);
@@ -88,9 +68,7 @@ describe("train-cross-encoder --resume after SIGKILL", () => {
     const a = (await readSafetensors(join(reference, "model", "model.safetensors"))).tensors;
     const b = (await readSafetensors(join(interrupted, "model", "model.safetensors"))).tensors;
     expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
-    const bytes = (t: { data: Float32Array }) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    const differing = [...a].filter(([name, t]) => !bytes(t).equals(bytes(b.get(name)!))).map(([name]) => name);
-    expect(differing).toEqual([]);
+    expect(differingTensors(a, b)).toEqual([]);
     // The resumed log has every update once, with the reference's losses.
     const [la, lb] = [await stepLosses(reference), await stepLosses(interrupted)];
     expect(lb.map((r) => r.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));

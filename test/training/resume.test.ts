@@ -6,37 +6,22 @@
  * thread) the weights must be bit-identical.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readSafetensors } from "../../src/models/safetensors.js";
+import { checkpointStep, differingTensors, finish, killAfterCheckpoint, runScript } from "./kill-resume.js";
 import { syntheticTask, writeSyntheticBeir } from "./synthetic.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 let dir: string;
 
 function train(out: string, extra: string[] = []): ChildProcess {
-  const args = [
-    "--import", "tsx", "scripts/train-dpr.ts", "--data", join(dir, "beir"), "--out", out, "--hidden", "32", "--layers", "2", "--heads", "4",
+  return runScript("scripts/train-dpr.ts", [
+    "--data", join(dir, "beir"), "--out", out, "--hidden", "32", "--layers", "2", "--heads", "4",
     "--ffn", "64", "--max-len", "64", "--vocab-size", "300", "--epochs", "3", "--batch", "8", "--lr", "2e-3", "--q-len", "16",
     "--p-len", "32", "--backend", "wasm", "--checkpoint-every", "4", "--throttle-ms", "250", "--no-progress", "--seed", "9", ...extra,
-  ];
-  return spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: false });
-}
-
-function finish(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += String(d)));
-  return new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, stderr })));
-}
-
-async function checkpointStep(out: string): Promise<number> {
-  try {
-    return (JSON.parse(await readFile(join(out, "checkpoint", "state.json"), "utf8")) as { step: number }).step;
-  } catch {
-    return 0;
-  }
+  ]);
 }
 
 beforeAll(async () => {
@@ -51,15 +36,9 @@ describe("train-dpr --resume after SIGKILL", () => {
   it("loses only the updates after the last checkpoint and ends with weights bit-identical to an uninterrupted run", async () => {
     const reference = join(dir, "reference");
     const interrupted = join(dir, "interrupted");
-    const [ref, victim] = [train(reference), train(interrupted)];
-    const refDone = finish(ref);
-    const victimDone = finish(victim);
+    const refDone = finish(train(reference));
     // Kill the second run as soon as its first checkpoint (update 4 of 15) is on disk.
-    const deadline = Date.now() + 120_000;
-    while ((await checkpointStep(interrupted)) < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    // One process (node --import tsx), so this kills the training itself.
-    victim.kill("SIGKILL");
-    const killed = await victimDone;
+    const killed = await killAfterCheckpoint(train(interrupted), interrupted, 4);
     expect(killed.signal).toBe("SIGKILL");
     const stepAtKill = await checkpointStep(interrupted);
     expect(stepAtKill).toBeGreaterThanOrEqual(4);
@@ -75,9 +54,7 @@ describe("train-dpr --resume after SIGKILL", () => {
       const a = (await readSafetensors(join(reference, "model", file))).tensors;
       const b = (await readSafetensors(join(interrupted, "model", file))).tensors;
       expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
-      let differing = 0;
-      for (const [name, t] of a) if (!Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(b.get(name)!.data.buffer, b.get(name)!.data.byteOffset, b.get(name)!.data.byteLength))) differing++;
-      expect(differing).toBe(0);
+      expect(differingTensors(a, b)).toEqual([]);
     }
     // The log of the resumed run has every update once, with the reference's losses.
     const steps = async (out: string) =>
