@@ -1,8 +1,9 @@
 /**
  * FaissDPRStore: a LangChain vector store over faiss, scored by inner product (DPR's dot product).
  * This file is the LangChain-facing class; the work is in ./state.ts (contents, upsert, delete,
- * compact), ./search.ts (over-fetch, filters, exact fallback), ./mmr.ts, ./embed.ts and
- * ./persistence.ts (save, load). Filters follow ../retrievers/filter.ts.
+ * compact), ./search.ts (over-fetch, filters, exact fallback), ./mmr.ts, ./embed.ts,
+ * ./persistence.ts (save, load) and ./langchain-import.ts (other LangChain FAISS folders).
+ * Filters follow ../retrievers/filter.ts.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import type { EmbeddingsInterface } from "@langchain/core/embeddings";
 import { SaveableVectorStore, type MaxMarginalRelevanceSearchOptions } from "@langchain/core/vectorstores";
 import { FaissIndex, type FaissIndexInfo } from "../native/faiss-index.js";
 import { embedPassages, embedQuery } from "./embed.js";
+import { readFaissStoreFolder, readPythonSaveLocalFolder, type ImportedFolder } from "./langchain-import.js";
 import { OWNER, rowViews, toMatrix } from "./matrix.js";
 import { selectMMR } from "./mmr.js";
 import { readSavedStore, saveStore } from "./persistence.js";
@@ -20,6 +22,7 @@ import { trainingRule, type TrainingRule } from "./training-rule.js";
 import type {
   FaissDPRAddOptions,
   FaissDPRFilter,
+  FaissDPRImportOptions,
   FaissDPRSearchOptions,
   FaissDPRStoreParams,
   MMRSimilarity,
@@ -29,6 +32,8 @@ import type {
 export type {
   FaissDPRAddOptions,
   FaissDPRFilter,
+  FaissDPRImportMetric,
+  FaissDPRImportOptions,
   FaissDPRSearchOptions,
   FaissDPRStoreParams,
   MMRSimilarity,
@@ -54,6 +59,8 @@ function checkPositiveInt(name: string, v: number | undefined): void {
  * - Ids are stable across {@link delete}, {@link save} and {@link load}. HNSW cannot remove vectors:
  *   deleted or replaced ones are tombstoned (skipped at search with over-fetch) until {@link compact}.
  * - {@link save} is atomic: files of a new generation, then an atomic manifest rename.
+ * - {@link loadFromFaissStore} and {@link loadFromPythonSaveLocal} open LangChain.js FaissStore and
+ *   LangChain Python FAISS folders.
  *
  * @example
  * ```ts
@@ -392,6 +399,38 @@ export class FaissDPRStore extends SaveableVectorStore {
     const { factory } = saved.settings;
     const store = new this(embeddings, { ...saved.settings, trainingSize: Math.max(1, trainingRule(factory).required) });
     store.state.adopt(saved);
+    return store;
+  }
+
+  /**
+   * Opens a LangChain.js FaissStore folder (@langchain/community's `save`: `faiss.index` +
+   * `docstore.json`) as a new store with the same documents, ids and vectors. FaissStore builds
+   * L2 indexes, so this needs `{ metric: "convert-to-inner-product" }` (see
+   * {@link FaissDPRImportOptions.metric}); other options configure the new store (factory, ...).
+   */
+  static async loadFromFaissStore(directory: string, embeddings: EmbeddingsInterface, options: FaissDPRImportOptions = {}): Promise<FaissDPRStore> {
+    const { metric = "inner_product", indexName: _unused, ...params } = options;
+    return this.fromImported(await readFaissStoreFolder(directory, metric), embeddings, params);
+  }
+
+  /**
+   * Opens a LangChain Python `FAISS.save_local` folder (`index.faiss` + `index.pkl`) as a new store
+   * with the same documents, ids and vectors. index.pkl is read by a restricted pickle reader that
+   * executes nothing and refuses any class but LangChain's Document / InMemoryDocstore (and pathlib
+   * paths). Python's FAISS is L2 unless built with `MAX_INNER_PRODUCT`: an L2 index needs
+   * `{ metric: "convert-to-inner-product" }` (see {@link FaissDPRImportOptions.metric}).
+   */
+  static async loadFromPythonSaveLocal(directory: string, embeddings: EmbeddingsInterface, options: FaissDPRImportOptions = {}): Promise<FaissDPRStore> {
+    const { metric = "inner_product", indexName = "index", ...params } = options;
+    return this.fromImported(await readPythonSaveLocalFolder(directory, metric, indexName), embeddings, params);
+  }
+
+  private static async fromImported(folder: ImportedFolder, embeddings: EmbeddingsInterface, params: FaissDPRStoreParams): Promise<FaissDPRStore> {
+    if (params.dimensions !== undefined && params.dimensions !== folder.dims) {
+      throw new Error(`${OWNER}: the folder's vectors have ${folder.dims} dimensions, params.dimensions is ${params.dimensions}`);
+    }
+    const store = new this(embeddings, { ...params, dimensions: folder.dims });
+    if (folder.ids.length > 0) await store.addVectors(folder.vectors, folder.documents, { ids: folder.ids });
     return store;
   }
 

@@ -8,9 +8,12 @@ export {
   type FaissDPRSearchOptions,
   type FaissDPRAddOptions,
   type FaissDPRFilter,
+  type FaissDPRImportMetric,
+  type FaissDPRImportOptions,
   type MMRSimilarity,
   type VectorRows,
 } from "./faiss-dpr-store.js";
+export { LANGCHAIN_PICKLE_GLOBALS } from "./langchain-pickle.js";
 export { matchesFilter, deepEqual, type MetadataFilter } from "../retrievers/filter.js";
 export { trainingRule, type TrainingRule } from "./training-rule.js";
 export { FaissIndex, type FaissIndexInfo, type FaissSearchKnobs, type FaissSearchResult } from "../native/faiss-index.js";

@@ -71,6 +71,24 @@ export interface FaissDPRAddOptions {
   ids?: string[];
 }
 
+/**
+ * What `FaissDPRStore.loadFromFaissStore` / `loadFromPythonSaveLocal` do with the source index's metric:
+ * - `"inner_product"` (default): open only inner-product indexes; an L2 index is refused, naming the file.
+ * - `"convert-to-inner-product"`: also open L2 indexes, copying their vectors as they are into an
+ *   inner-product index. **This changes the ranking**: L2 ranks by smallest distance, inner product
+ *   by largest dot product, and the two agree only when all vectors have the same length (e.g.
+ *   normalised embeddings, `normalize_L2=True` in Python). Scores become inner products (higher is better).
+ */
+export type FaissDPRImportMetric = "inner_product" | "convert-to-inner-product";
+
+/** Options of `FaissDPRStore.loadFromFaissStore` and `loadFromPythonSaveLocal`: the new store's settings, plus: */
+export interface FaissDPRImportOptions extends FaissDPRStoreParams {
+  /** The source index's metric handling. Default `"inner_product"` (an L2 index is refused). */
+  metric?: FaissDPRImportMetric;
+  /** Python `save_local`'s `index_name`: the files are `<indexName>.faiss` and `<indexName>.pkl`. Default "index". */
+  indexName?: string;
+}
+
 /** Vectors in any of the accepted shapes: rows, or one row-major Float32Array of n × d. */
 export type VectorRows = number[][] | Float32Array[] | Float32Array;
 
