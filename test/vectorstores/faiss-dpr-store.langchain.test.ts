@@ -224,6 +224,20 @@ describe("FaissDPRStore upsert by id", () => {
     });
     expect(store.size).toBe(2);
     expect((await store.similaritySearch("cooking rice", 1))[0]!.pageContent).toBe("cooking rice at home");
+    // incremental cleanup by source: a changed s1 replaces s1's old document only
+    const inc = new FaissDPRStore(new HashEmbeddings(D));
+    const incRecords = new CountingRecordManager();
+    const opts = { cleanup: "incremental" as const, sourceIdKey: "source" };
+    await index({ docsSource: source, recordManager: incRecords, vectorStore: inc, options: opts });
+    expect(await index({ docsSource: [next[1]!], recordManager: incRecords, vectorStore: inc, options: opts })).toEqual({
+      numAdded: 1,
+      numUpdated: 0,
+      numDeleted: 1,
+      numSkipped: 0,
+    });
+    expect((await inc.similaritySearch("home", 3)).map((d) => d.pageContent).sort()).toEqual(
+      ["cooking rice at home", "dense passage retrieval with bert", "faiss inner product search"],
+    );
     // a lost record manager: indexing the same documents re-adds ids the store already holds
     expect(await index({ docsSource: next, recordManager: new CountingRecordManager(), vectorStore: store })).toMatchObject({ numAdded: 2 });
     expect(store.size).toBe(2);
