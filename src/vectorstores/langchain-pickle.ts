@@ -128,35 +128,24 @@ function toDocument(v: LcValue | undefined, key: string, source: string): Pickle
  *   (refused when named, before anything could use it), an unexpected shape, a damaged stream.
  */
 export function readLangChainPickle(buf: Uint8Array, source: string): LangChainPickle {
-  let value: LcValue;
-  let end: number;
-  try {
-    ({ value, end } = unpickle<PyObject | PyPath>(buf, 0, {
-      source,
-      global: (module, name) => {
-        if (!LANGCHAIN_PICKLE_GLOBALS.includes(`${module}.${name}`)) {
-          throw new Error(
-            `${source}: refusing global ${module}.${name}: a LangChain FAISS index.pkl may name only LangChain's Document and InMemoryDocstore classes and pathlib paths (nothing is executed)`,
-          );
-        }
-        return new PyGlobal(module, name);
-      },
-      call: (fn, args) => call(fn, args, source),
-      build: (target, state) => {
-        if (!isObject(target, [...DOCUMENT_CLASSES, ...DOCSTORE_CLASSES]) || target.state !== undefined) {
-          throw new Error(`${source}: refusing BUILD (setting object state) on ${describePy(target)}: only a new Document or InMemoryDocstore takes state`);
-        }
-        target.state = state;
-      },
-    }));
-  } catch (e) {
-    const msg = (e as Error).message;
-    // protocol ≥ 4 writes pydantic's __pydantic_fields_set__ with EMPTY_SET/ADDITEMS
-    if (/opcode 0x(8f|90|91)\b/.test(msg)) {
-      throw new Error(`${msg}; index.pkl holds a Python set (pydantic's __pydantic_fields_set__), which this build's pickle reader (src/models/pytorch/pickle.ts) cannot read yet`);
-    }
-    throw e;
-  }
+  const { value, end } = unpickle<PyObject | PyPath>(buf, 0, {
+    source,
+    global: (module, name) => {
+      if (!LANGCHAIN_PICKLE_GLOBALS.includes(`${module}.${name}`)) {
+        throw new Error(
+          `${source}: refusing global ${module}.${name}: a LangChain FAISS index.pkl may name only LangChain's Document and InMemoryDocstore classes and pathlib paths (nothing is executed)`,
+        );
+      }
+      return new PyGlobal(module, name);
+    },
+    call: (fn, args) => call(fn, args, source),
+    build: (target, state) => {
+      if (!isObject(target, [...DOCUMENT_CLASSES, ...DOCSTORE_CLASSES]) || target.state !== undefined) {
+        throw new Error(`${source}: refusing BUILD (setting object state) on ${describePy(target)}: only a new Document or InMemoryDocstore takes state`);
+      }
+      target.state = state;
+    },
+  });
   if (end !== buf.length) throw new Error(`${source}: ${buf.length - end} trailing bytes after the pickle`);
   const top = value instanceof PyTuple ? value.items : undefined;
   if (!top || top.length !== 2) throw new Error(`${source}: expected the tuple (docstore, index_to_docstore_id), got ${describePy(value)}`);

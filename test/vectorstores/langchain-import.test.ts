@@ -13,7 +13,6 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Document } from "@langchain/core/documents";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { unpickle } from "../../src/models/pytorch/pickle.js";
 import { FaissDPRStore, type FaissDPRImportOptions } from "../../src/vectorstores/faiss-dpr-store.js";
 import { LANGCHAIN_PICKLE_GLOBALS, readLangChainPickle } from "../../src/vectorstores/langchain-pickle.js";
 import { writeFaissStoreFolder, type FaissStoreClass, type FaissStoreExpected } from "../fixtures/langchain/faissstore-corpus.js";
@@ -38,16 +37,6 @@ interface Corpus {
 const corpus = JSON.parse(await readFile(path.join(FIX, "corpus.json"), "utf8")) as Corpus;
 const faissStoreExpected = JSON.parse(await readFile(path.join(FIX, "faissstore-expected.json"), "utf8")) as FaissStoreExpected;
 
-/** pydantic's __pydantic_fields_set__ is a Python set: protocol ≥ 4 writes it with EMPTY_SET/ADDITEMS. */
-const pickleReadsSets = (() => {
-  try {
-    unpickle(Uint8Array.of(0x80, 4, 0x8f, 0x2e), 0, { source: "probe" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const SETS_TODO = "needs EMPTY_SET/ADDITEMS in src/models/pytorch/pickle.ts";
 
 let tmp: string;
 beforeAll(async () => {
@@ -138,7 +127,7 @@ describe("FaissDPRStore.loadFromPythonSaveLocal (LangChain Python FAISS.save_loc
     );
   });
 
-  it.skipIf(!pickleReadsSets)(`opens an inner-product folder with ids, metadata and faiss's ranking [${pickleReadsSets ? "" : SETS_TODO}]`, async () => {
+  it("opens an inner-product folder with ids, metadata and faiss's ranking", async () => {
     const dir = await pythonFolder("py-ip", "python/index.pkl", "ip");
     const store = await FaissDPRStore.loadFromPythonSaveLocal(dir, emb());
     const ids = corpus.documents.map((d) => d.id);
@@ -161,7 +150,7 @@ describe("FaissDPRStore.loadFromPythonSaveLocal (LangChain Python FAISS.save_loc
     expect((await FaissDPRStore.loadFromPythonSaveLocal(named, emb(), { indexName: "my_index" })).size).toBe(ids.length);
   });
 
-  it.skipIf(!pickleReadsSets)(`converts an L2 folder on request: same vectors, ranked by inner product [${pickleReadsSets ? "" : SETS_TODO}]`, async () => {
+  it("converts an L2 folder on request: same vectors, ranked by inner product", async () => {
     const dir = await pythonFolder("py-l2-convert", "python/index.pkl", "l2");
     const store = await FaissDPRStore.loadFromPythonSaveLocal(dir, emb(), { metric: "convert-to-inner-product" });
     const ids = corpus.documents.map((d) => d.id);
@@ -177,14 +166,14 @@ describe("FaissDPRStore.loadFromPythonSaveLocal (LangChain Python FAISS.save_loc
     expect(rankingChanged).toBeGreaterThan(0); // unnormalised vectors: L2 and inner product disagree
   });
 
-  it.skipIf(!pickleReadsSets)(`opens a langchain < 0.1 folder (pydantic 1 Documents) [${pickleReadsSets ? "" : SETS_TODO}]`, async () => {
+  it("opens a langchain < 0.1 folder (pydantic 1 Documents)", async () => {
     const dir = await pythonFolder("py-v1", "python-pydantic-v1/index.pkl", "ip", 3);
     const store = await FaissDPRStore.loadFromPythonSaveLocal(dir, emb());
     const docs = await store.getByIds(corpus.documents.slice(0, 3).map((d) => d.id));
     expect(docs.map((d) => [d.id, d.pageContent, d.metadata])).toEqual(corpus.documents.slice(0, 3).map((d) => [d.id, d.page_content, d.metadata]));
   });
 
-  it.skipIf(!pickleReadsSets)(`names a mapping that disagrees with the index [${pickleReadsSets ? "" : SETS_TODO}]`, async () => {
+  it("names a mapping that disagrees with the index", async () => {
     const dir = await pythonFolder("py-short", "python/index.pkl", "ip", 4);
     await expect(FaissDPRStore.loadFromPythonSaveLocal(dir, emb())).rejects.toThrow(`${path.join(dir, "index.faiss")} holds 4 vectors but the mapping names 6`);
   });

@@ -5,7 +5,7 @@
  * (an allow-list, see `./torch-pickle.ts`), and every REDUCE/NEWOBJ through its `call` hook, which
  * builds plain descriptions. Without hooks, any GLOBAL or call is an Error.
  *
- * Protocols 2 to 5, the opcodes a state_dict uses. Every length is checked against the bytes that
+ * Protocols 2 to 5, the opcodes a state_dict uses, and sets (protocol 4's EMPTY_SET/ADDITEMS/FROZENSET). Every length is checked against the bytes that
  * remain before anything is allocated; memo entries live in a Map (no index-sized allocation); the
  * work of copying items is bounded by the pickle's size.
  */
@@ -21,12 +21,24 @@ export type PyValue<D = never> =
   | PyValue<D>[]
   | PyTuple<D>
   | Map<PyValue<D>, PyValue<D>>
+  | PySet<D>
   | PyGlobal
   | D;
 
 /** A Python tuple (kept apart from lists). */
 export class PyTuple<D = never> {
   constructor(readonly items: PyValue<D>[]) {}
+}
+
+/**
+ * A Python set or frozenset, as its items in pickle order (pydantic's `__pydantic_fields_set__` is
+ * one). Items are kept as written: equality of Python objects is not modelled, so no deduplication.
+ */
+export class PySet<D = never> {
+  constructor(
+    readonly items: PyValue<D>[],
+    readonly frozen = false,
+  ) {}
 }
 
 /** A global the `global` hook allowed: a name, never an imported object. */
@@ -69,6 +81,7 @@ export function describePy<D>(v: PyValue<D> | undefined): string {
   if (v instanceof PyGlobal) return `global ${v.qualified}`;
   if (v instanceof PyTuple) return `tuple(${v.items.length})`;
   if (v instanceof Map) return `dict(${v.size})`;
+  if (v instanceof PySet) return `${v.frozen ? "frozenset" : "set"}(${v.items.length})`;
   if (Array.isArray(v)) return `list(${v.length})`;
   if (v instanceof Uint8Array) return `bytes(${v.length})`;
   if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
@@ -152,6 +165,11 @@ export function unpickle<D>(buf: Uint8Array, start: number, opts: UnpickleOption
     charge(items.length);
     for (const item of items) (target as V[]).push(item); // no spread: no call-stack limit on long lists
   };
+  const addItems = (target: V, items: V[]) => {
+    if (!(target instanceof PySet) || target.frozen) fail(`ADDITEMS to ${describePy(target)}: only sets take items`);
+    charge(items.length);
+    for (const item of items) (target as PySet<D>).items.push(item);
+  };
   const memoize = (key: number) => {
     if (memo.size >= buf.length) fail("pickle memo larger than the pickle");
     memo.set(key, top());
@@ -217,6 +235,9 @@ export function unpickle<D>(buf: Uint8Array, start: number, opts: UnpickleOption
       case 0x65: { const items = popMark(); append(top(), items); break; } // APPENDS
       case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
       case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
+      case 0x8f: stack.push(new PySet<D>([])); break; // EMPTY_SET
+      case 0x90: { const items = popMark(); addItems(top(), items); break; } // ADDITEMS
+      case 0x91: { const items = popMark(); charge(items.length); stack.push(new PySet<D>(items, true)); break; } // FROZENSET
       case 0x63: { const module = line(); const name = line(); stack.push(global(module, name)); break; } // GLOBAL
       case 0x93: { // STACK_GLOBAL
         const name = pop();
