@@ -28,6 +28,7 @@ Recipe
   --epochs N (1) --max-steps N --batch N (32) --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
   --weight-decay X (0.01) --clip X (2.0) --temperature X (1) --hard-negatives N (1) --dropout X
   --q-len N (64) --p-len N (256) --seed N (42) --grad-cache N (GradCache chunk rows)
+                         --max-steps N: exactly N updates, overriding --epochs (as Hugging Face's max_steps)
 Run
   --checkpoint-every N   checkpoint every N updates (always at each epoch's end)
   --max-minutes X        stop after X minutes (the epoch's dev evaluation and the export still run)
@@ -99,7 +100,12 @@ Recipe
   --loss listwise|binary (listwise)   --negatives N (3)   --batch N questions per update (8)
   --epochs N (1) --max-steps N --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
   --weight-decay X (0.01) --clip X (1.0) --max-length N (256) --dropout X --seed N (42)
+                         --max-steps N: exactly N updates, overriding --epochs (as Hugging Face's max_steps)
 Run
+  --checkpoint-every N   checkpoint every N updates (always at each epoch's end)
+  --resume               continue from <out>/checkpoint (weights, AdamW moments, data position)
+  --max-minutes X        stop after the update that crosses X minutes (the export still runs)
+  --throttle-ms N        sleep N ms after each update
   --quantize             also write model_quantized.onnx (int8)
   --backend B            ${BACKEND_NAMES} (default: best available)   --threads N (wasm)
   --no-progress --quiet --help

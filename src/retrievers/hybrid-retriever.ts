@@ -69,8 +69,8 @@ export interface HybridRetrieverParams extends BaseRetrieverInput {
   normalization?: ScoreNormalization;
   /**
    * Metadata filter: passed to a vector-store dense side, and applied to the sparse side's results
-   * (an object: every key must equal the document's metadata value, compared as JSON; or a
-   * predicate over the document). The sparse side is not over-fetched, so a restrictive filter can
+   * (the rule of `matchesFilter`: an object whose every key deep-equals the document's metadata
+   * value, or a predicate over the document). The sparse side is not over-fetched, so a restrictive filter can
    * leave fewer than `sparseK` sparse candidates.
    */
   filter?: unknown;

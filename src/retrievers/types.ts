@@ -105,7 +105,8 @@ export function nowMs(): number {
 
 /**
  * Clamps a search depth to the store's document count when the store exposes a numeric `size`
- * (FaissDPRStore does, and rejects k above it). Returns 0 for an empty store.
+ * (FaissDPRStore does; it would also lower k itself, but warns once when it has to). Returns 0 for an
+ * empty store, so callers skip the search.
  */
 export function clampDepth(store: unknown, depth: number): number {
   const size = (store as { size?: unknown } | null)?.size;
