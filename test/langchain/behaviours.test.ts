@@ -1,19 +1,46 @@
 /**
  * The LangChain behaviours a user relies on, exercised through @langchain/core and
  * @langchain/classic on the real classes (tiny random model, real faiss, real ONNX):
- * MultiQueryRetriever de-duplication, callbacks with child runs, streamEvents, the timings event.
+ * MultiQueryRetriever de-duplication, callbacks with child runs, streamEvents, the timings event;
+ * the store under asRetriever (k beyond the store, an empty store), ScoreThresholdRetriever, the
+ * indexing API with forceUpdate (upsert by id, getByIds), MMR, ParentDocumentRetriever,
+ * EnsembleRetriever, ContextualCompressionRetriever with the reranker's LangChain argument order,
+ * BM25Retriever.fromDocuments, LCEL batch and stream; and migration: a folder written now by
+ * @langchain/community's FaissStore and a LangChain Python save_local folder (index.pkl from
+ * scripts/gen-langchain-fixtures.py) opened and searched through a retriever.
+ *
+ * Edge cases of each behaviour are in the component suites (test/vectorstores/*.langchain.test.ts,
+ * langchain-import.test.ts, test/retrievers, test/rerankers); this file is the user's-eye tour.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { copyFile, mkdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BaseCallbackHandler } from "@langchain/core/callbacks/base";
+import { Document, type DocumentInterface } from "@langchain/core/documents";
+import { Embeddings } from "@langchain/core/embeddings";
+import { index } from "@langchain/core/indexing";
+import { RunnableLambda } from "@langchain/core/runnables";
+import { InMemoryStore } from "@langchain/core/stores";
 import type { StreamEvent } from "@langchain/core/tracers/log_stream";
+import { maximalMarginalRelevance } from "@langchain/core/utils/math";
 import { FakeListChatModel } from "@langchain/core/utils/testing";
+import { ContextualCompressionRetriever } from "@langchain/classic/retrievers/contextual_compression";
+import { EnsembleRetriever } from "@langchain/classic/retrievers/ensemble";
 import { MultiQueryRetriever } from "@langchain/classic/retrievers/multi_query";
+import { ParentDocumentRetriever } from "@langchain/classic/retrievers/parent_document";
+import { ScoreThresholdRetriever } from "@langchain/classic/retrievers/score_threshold";
+import { InMemoryRecordManager } from "@langchain/community/indexes/memory";
+import { FaissStore } from "@langchain/community/vectorstores/faiss";
+import { RecursiveCharacterTextSplitter } from "@langchain/textsplitters";
+import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
 import { DPRRetriever } from "../../src/retrievers/dpr-retriever.js";
 import { HybridRetriever } from "../../src/retrievers/hybrid-retriever.js";
 import { TwoStageRetriever } from "../../src/retrievers/two-stage-retriever.js";
 import { BM25Retriever } from "../../src/retrievers/bm25/bm25-retriever.js";
 import { RETRIEVAL_TIMINGS_EVENT, type RetrievalTimings } from "../../src/retrievers/types.js";
-import { makeRealStack, type RealStack } from "../retrievers/helpers.js";
+import { CORPUS, makeRealStack, type RealStack } from "../retrievers/helpers.js";
 
 /** Records every run start with its parent, by name, and the custom events. */
 class RunRecorder extends BaseCallbackHandler {
@@ -146,5 +173,188 @@ describe("LangChain behaviours: retrievers", () => {
     const timings = events.find((e) => e.event === "on_custom_event")!.data as RetrievalTimings;
     expect(timings.cacheHit).toBe(false);
     expect(timings.rerankMs).toBeGreaterThan(0);
+  });
+});
+
+/** Collects console.warn lines while `fn` runs. */
+async function withWarnings<T>(fn: () => Promise<T>): Promise<{ result: T; warnings: string[] }> {
+  const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+  try {
+    const result = await fn();
+    return { result, warnings: warn.mock.calls.map((c) => String(c[0])) };
+  } finally {
+    warn.mockRestore();
+  }
+}
+
+const dot = (a: readonly number[], b: readonly number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
+
+describe("LangChain behaviours: FaissDPRStore with the DPR model", () => {
+  let stack: RealStack;
+  beforeAll(async () => {
+    stack = await makeRealStack();
+  });
+  afterAll(async () => {
+    await stack?.cleanup();
+  });
+
+  it("asRetriever() (default k 4) on 3 documents returns them with one warning; an empty store returns []", async () => {
+    const small = await FaissDPRStore.fromDocuments(CORPUS.slice(0, 3), stack.embeddings);
+    const { result, warnings } = await withWarnings(async () => [
+      await small.asRetriever().invoke("vitamin C"),
+      await small.asRetriever().invoke("rickets"),
+      await new FaissDPRStore(stack.embeddings).asRetriever().invoke("anything"),
+    ]);
+    expect(result[0]!.map((d) => d.id).sort()).toEqual(["d1", "d2", "d3"]);
+    expect(result[1]).toHaveLength(3);
+    expect(result[2]).toEqual([]);
+    expect(warnings).toEqual(["FaissDPRStore: k (4) is greater than the number of stored documents (3), setting k to 3 (warned once per store)"]);
+    // ScoreThresholdRetriever grows k by kIncrement until fewer come back: one round on 3 documents
+    const threshold = ScoreThresholdRetriever.fromVectorStore(small, { minSimilarityScore: -1e9, kIncrement: 10, maxK: 100 });
+    expect((await withWarnings(() => threshold.invoke("vitamin C"))).result).toHaveLength(3);
+  });
+
+  it("the indexing API (community InMemoryRecordManager) with forceUpdate re-adds ids in place; getByIds reads them back", async () => {
+    const store = new FaissDPRStore(stack.embeddings);
+    const records = new InMemoryRecordManager();
+    await records.createSchema();
+    const docs = CORPUS.map((d) => new Document({ pageContent: d.pageContent, metadata: { source: d.id } }));
+    const first = await index({ docsSource: docs, recordManager: records, vectorStore: store, options: { cleanup: "full" } });
+    expect(first).toEqual({ numAdded: 8, numUpdated: 0, numDeleted: 0, numSkipped: 0 });
+    const again = await index({ docsSource: docs, recordManager: records, vectorStore: store, options: { cleanup: "full", forceUpdate: true } });
+    expect(again).toEqual({ numAdded: 0, numUpdated: 8, numDeleted: 0, numSkipped: 0 });
+    expect(store.size).toBe(8);
+    const keys = await records.listKeys();
+    const back = await store.getByIds(keys);
+    expect(back.map((d) => d.id)).toEqual(keys);
+    expect(back.map((d) => d.metadata.source).sort()).toEqual(CORPUS.map((d) => d.id).sort());
+    // the same ranking as a store built directly: upserts replaced vectors, they did not duplicate
+    const direct = await store.similaritySearchWithScore("lemons and scurvy", 8);
+    const reference = await stack.store.similaritySearchWithScore("lemons and scurvy", 8);
+    expect(direct.map(([d]) => d.metadata.source)).toEqual(reference.map(([d]) => d.id));
+    direct.forEach(([, score], i) => expect(score).toBeCloseTo(reference[i]![1], 5));
+  });
+
+  it("asRetriever({ searchType: 'mmr' }) picks what @langchain/core's maximalMarginalRelevance picks (cosine)", async () => {
+    const query = "vitamin deficiency diseases";
+    const mmr = await stack.store.asRetriever({ searchType: "mmr", k: 3, searchKwargs: { fetchK: 8, lambda: 0.3 } }).invoke(query);
+    const q = await stack.embeddings.embedQuery(query);
+    const candidates = await stack.store.similaritySearchVectorWithScore(q, 8);
+    const vectors = await stack.embeddings.embedDocuments(candidates.map(([d]) => d.pageContent));
+    const expected = maximalMarginalRelevance(q, vectors, 0.3, 3).map((i) => candidates[i]![0].id);
+    expect(mmr.map((d) => d.id)).toEqual(expected);
+  });
+
+  it("ParentDocumentRetriever stores chunks in FaissDPRStore and returns their parents", async () => {
+    const parents = [
+      new Document({ pageContent: `${CORPUS[0]!.pageContent} ${CORPUS[2]!.pageContent} ${CORPUS[5]!.pageContent}`, metadata: { topic: "scurvy" } }),
+      new Document({ pageContent: `${CORPUS[3]!.pageContent} ${CORPUS[4]!.pageContent}`, metadata: { topic: "anatomy" } }),
+    ];
+    const retriever = new ParentDocumentRetriever({
+      vectorstore: new FaissDPRStore(stack.embeddings),
+      byteStore: new InMemoryStore<Uint8Array>(),
+      childSplitter: new RecursiveCharacterTextSplitter({ chunkSize: 70, chunkOverlap: 0 }),
+      childK: 2,
+    });
+    await retriever.addDocuments(parents);
+    const child = retriever.vectorstore as FaissDPRStore;
+    expect(child.size).toBeGreaterThan(parents.length); // split into sentences
+    const got = await retriever.invoke(CORPUS[4]!.pageContent);
+    expect(got[0]!.metadata.topic).toBe("anatomy"); // the chunk's own text finds its parent first
+    expect(got.map((d) => d.pageContent)).toContain(parents[1]!.pageContent);
+  });
+
+  it("EnsembleRetriever over a DPR retriever and BM25Retriever.fromDocuments, reranked in ContextualCompressionRetriever", async () => {
+    const bm25 = await BM25Retriever.fromDocuments(CORPUS, { k: 4 });
+    const ensemble = new EnsembleRetriever({ retrievers: [stack.store.asRetriever({ k: 4 }), bm25], weights: [0.5, 0.5] });
+    const fused = await ensemble.invoke("scurvy lemons");
+    expect(fused.length).toBeGreaterThanOrEqual(4);
+    expect(fused.map((d) => d.id)).toContain("d6"); // BM25's best match survives fusion
+    const compressed = await new ContextualCompressionRetriever({ baseRetriever: ensemble, baseCompressor: stack.reranker }).invoke("scurvy lemons");
+    // LangChain's reranker argument order: rerank(documents, query, { topN })
+    const reranked = await stack.reranker.rerank(fused, "scurvy lemons", { topN: fused.length });
+    expect(compressed.map((d) => d.id)).toEqual(reranked.map((r) => fused[r.index]!.id));
+    expect(compressed.map((d) => d.metadata.relevanceScore)).toEqual(reranked.map((r) => r.relevanceScore));
+  });
+
+  it("in LCEL: batch and stream through retriever.pipe(...)", async () => {
+    const chain = new DPRRetriever({ vectorStore: stack.store, k: 2, cache: false }).pipe(
+      RunnableLambda.from((docs: DocumentInterface[]) => docs.map((d) => d.id).join(",")),
+    );
+    const questions = ["insulin", "malaria mosquitoes", "bones"];
+    const batched = await chain.batch(questions);
+    const single = await Promise.all(questions.map((q) => chain.invoke(q)));
+    expect(batched).toEqual(single);
+    const chunks: string[] = [];
+    for await (const c of await chain.stream("insulin")) chunks.push(c);
+    expect(chunks.join("")).toBe(single[0]);
+  });
+});
+
+describe("LangChain behaviours: migrating from other LangChain stores", () => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const FIX = path.join(here, "..", "fixtures", "langchain");
+  let stack: RealStack;
+  beforeAll(async () => {
+    stack = await makeRealStack();
+  });
+  afterAll(async () => {
+    await stack?.cleanup();
+  });
+
+  it("a @langchain/community FaissStore built with DPREmbeddings opens converted and ranks as FaissDPRStore does", async () => {
+    const dir = path.join(stack.root, "faissstore");
+    const community = await FaissStore.fromDocuments(CORPUS, stack.embeddings);
+    await community.save(dir);
+    await expect(FaissDPRStore.loadFromFaissStore(dir, stack.embeddings)).rejects.toThrow(/is an L2 index .*Pass \{ metric: "convert-to-inner-product" \}/);
+    const migrated = await FaissDPRStore.loadFromFaissStore(dir, stack.embeddings, { metric: "convert-to-inner-product" });
+    expect(migrated.size).toBe(CORPUS.length);
+    for (const q of ["scurvy", "blood sugar", "mosquitoes and malaria"]) {
+      const got = await new DPRRetriever({ vectorStore: migrated, k: 5, cache: false, includeScores: true }).invoke(q);
+      const want = await stack.store.similaritySearchWithScore(q, 5);
+      // FaissStore gives documents its own uuids (not Document.id); the metadata came along
+      expect(got.map((d) => d.metadata.id)).toEqual(want.map(([d]) => d.id));
+      got.forEach((d, i) => expect(d.metadata.score as number).toBeCloseTo(want[i]![1], 4));
+    }
+    // the migrated store is a FaissDPRStore: it saves and loads in our format
+    await migrated.save(path.join(stack.root, "migrated"));
+    expect((await FaissDPRStore.load(path.join(stack.root, "migrated"), stack.embeddings)).size).toBe(CORPUS.length);
+  });
+
+  it("a LangChain Python save_local folder opens and serves a retriever with faiss's inner-product ranking", async () => {
+    const corpus = JSON.parse(await readFile(path.join(FIX, "corpus.json"), "utf8")) as {
+      dims: number;
+      documents: Array<{ id: string; page_content: string }>;
+      vectors: number[][];
+    };
+    // index.faiss as Python's faiss writes it (faiss-node is the same library), index.pkl from the generator
+    const dir = path.join(stack.root, "python");
+    await mkdir(dir, { recursive: true });
+    await copyFile(path.join(FIX, "python", "index.pkl"), path.join(dir, "index.pkl"));
+    const faissNode = createRequire(import.meta.url)("faiss-node") as { IndexFlatIP: new (d: number) => { add(x: number[]): void; write(f: string): void } };
+    const flat = new faissNode.IndexFlatIP(corpus.dims);
+    for (const v of corpus.vectors) flat.add(v);
+    flat.write(path.join(dir, "index.faiss"));
+    /** Embeds a document id as its stored vector (the fixture's vectors stand for a model's). */
+    class FixtureEmbeddings extends Embeddings {
+      constructor() {
+        super({});
+      }
+      async embedQuery(text: string): Promise<number[]> {
+        return corpus.vectors[corpus.documents.findIndex((d) => d.id === text)]!;
+      }
+      async embedDocuments(texts: string[]): Promise<number[][]> {
+        return Promise.all(texts.map((t) => this.embedQuery(t)));
+      }
+    }
+    const store = await FaissDPRStore.loadFromPythonSaveLocal(dir, new FixtureEmbeddings());
+    const retriever = store.asRetriever({ k: 3 });
+    const queries = ["doc-apple", "doc-dpr", "doc-pasta"];
+    const results = await retriever.batch(queries);
+    results.forEach((docs, qi) => {
+      const q = corpus.vectors[corpus.documents.findIndex((d) => d.id === queries[qi])]!;
+      const byIp = corpus.documents.map((d, i) => [dot(q, corpus.vectors[i]!), d.page_content] as const).sort((a, b) => b[0] - a[0]);
+      expect(docs.map((d) => d.pageContent)).toEqual(byIp.slice(0, 3).map(([, text]) => text));
+    });
   });
 });
