@@ -16,7 +16,7 @@ import { copyFile, mkdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BaseCallbackHandler } from "@langchain/core/callbacks/base";
 import { Document, type DocumentInterface } from "@langchain/core/documents";
 import { Embeddings } from "@langchain/core/embeddings";
@@ -41,6 +41,7 @@ import { TwoStageRetriever } from "../../src/retrievers/two-stage-retriever.js";
 import { BM25Retriever } from "../../src/retrievers/bm25/bm25-retriever.js";
 import { RETRIEVAL_TIMINGS_EVENT, type RetrievalTimings } from "../../src/retrievers/types.js";
 import { CORPUS, makeRealStack, type RealStack } from "../retrievers/helpers.js";
+import { dot, withWarnings } from "../vectorstores/helpers.js";
 
 /** Records every run start with its parent, by name, and the custom events. */
 class RunRecorder extends BaseCallbackHandler {
@@ -175,19 +176,6 @@ describe("LangChain behaviours: retrievers", () => {
     expect(timings.rerankMs).toBeGreaterThan(0);
   });
 });
-
-/** Collects console.warn lines while `fn` runs. */
-async function withWarnings<T>(fn: () => Promise<T>): Promise<{ result: T; warnings: string[] }> {
-  const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
-  try {
-    const result = await fn();
-    return { result, warnings: warn.mock.calls.map((c) => String(c[0])) };
-  } finally {
-    warn.mockRestore();
-  }
-}
-
-const dot = (a: readonly number[], b: readonly number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
 describe("LangChain behaviours: FaissDPRStore with the DPR model", () => {
   let stack: RealStack;

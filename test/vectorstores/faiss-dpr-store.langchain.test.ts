@@ -12,7 +12,7 @@ import { RecordManager, index, type ListKeyOptions, type UpdateOptions } from "@
 import { maximalMarginalRelevance } from "@langchain/core/utils/math";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
-import { HashEmbeddings, clustered, rows } from "./helpers.js";
+import { HashEmbeddings, clustered, rows, withWarnings } from "./helpers.js";
 
 const D = 16;
 let tmp: string;
@@ -25,15 +25,6 @@ afterAll(async () => {
 
 const texts = ["dense passage retrieval with bert", "cooking pasta at home", "faiss inner product search"];
 
-async function withWarnings<T>(fn: () => Promise<T>): Promise<{ result: T; warnings: string[] }> {
-  const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
-  try {
-    const result = await fn();
-    return { result, warnings: warn.mock.calls.map((c) => String(c[0])) };
-  } finally {
-    warn.mockRestore();
-  }
-}
 
 /**
  * A record manager kept in memory (the contract of @langchain/core's RecordManager, as

@@ -3,6 +3,7 @@
  * small deterministic Embeddings (hashed bag of words → unit vector) so no model is needed.
  */
 import { Embeddings } from "@langchain/core/embeddings";
+import { vi } from "vitest";
 import { seededUniform } from "../../src/utils/random.js";
 
 export const rng = seededUniform;
@@ -86,4 +87,15 @@ export function rows(data: Float32Array, d: number): Float32Array[] {
   const out: Float32Array[] = [];
   for (let i = 0; i < data.length; i += d) out.push(data.subarray(i, i + d));
   return out;
+}
+
+/** Runs `fn` with console.warn captured: its result and the warnings it printed (first argument of each). */
+export async function withWarnings<T>(fn: () => Promise<T>): Promise<{ result: T; warnings: string[] }> {
+  const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+  try {
+    const result = await fn();
+    return { result, warnings: warn.mock.calls.map((c) => String(c[0])) };
+  } finally {
+    warn.mockRestore();
+  }
 }
