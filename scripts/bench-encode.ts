@@ -23,7 +23,7 @@ import { parseArgs } from "node:util";
 
 import { DPREmbeddings } from "../src/embeddings/dpr-embeddings.js";
 import type { OnnxEncoder } from "../src/runtime/onnx-encoder.js";
-import { createRandomDPRModel } from "../src/models/model-dir.js";
+import { createRandomDPRModel } from "../src/testing/index.js";
 import { OnnxSession, type OnnxIntInput } from "../src/runtime/onnx-session.js";
 import type { Encoding } from "../src/tokenizers/bert-tokenizer.js";
 import { seededUniform } from "../src/utils/random.js";

@@ -25,7 +25,7 @@ import { loadBeirDataset } from "../src/data/beir.js";
 import type { Passage } from "../src/data/types.js";
 import { BM25Index } from "../src/retrievers/bm25/bm25-index.js";
 import { CrossEncoderReranker } from "../src/rerankers/cross-encoder-reranker.js";
-import { createRandomCrossEncoder, type CrossEncoderShape } from "../src/rerankers/cross-encoder-dir.js";
+import { createRandomCrossEncoder, type CrossEncoderShape } from "../src/testing/index.js";
 import { BertTokenizer } from "../src/tokenizers/bert-tokenizer.js";
 
 const { values } = parseArgs({

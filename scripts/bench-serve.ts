@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Document } from "@langchain/core/documents";
-import { createRandomDPRModel, type RandomModelShape } from "../src/models/model-dir.js";
+import { createRandomDPRModel, type RandomModelShape } from "../src/testing/index.js";
 import { DPREmbeddings } from "../src/embeddings/dpr-embeddings.js";
 import { FaissDPRStore } from "../src/vectorstores/faiss-dpr-store.js";
 import { DPRRetriever } from "../src/retrievers/dpr-retriever.js";

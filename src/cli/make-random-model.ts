@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { DEMO_DATASET } from "../models/defaults.js";
-import { createRandomDPRModel, type RandomModelShape } from "../models/model-dir.js";
+import { createRandomDPRModel, type RandomModelShape } from "../testing/random-models.js";
 import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
 import { PACKAGE_ROOT } from "./package.js";
 import { MAKE_RANDOM_MODEL_USAGE } from "./usage.js";

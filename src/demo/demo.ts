@@ -18,7 +18,7 @@ import { loadBeirCorpus, loadBeirQueries } from "../data/beir.js";
 import type { Passage } from "../data/types.js";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { RetrievalEvaluator, type EvaluationReport } from "../eval/evaluate.js";
-import { createRandomDPRModel } from "../models/model-dir.js";
+import { createRandomDPRModel } from "../testing/random-models.js";
 import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
 import { BM25Index } from "../retrievers/bm25/bm25-index.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";

@@ -21,15 +21,13 @@
  * download leaves no partial file under a real name; the next call resumes by fetching
  * only what is missing.
  */
-import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, posix } from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 
-import { tempPathFor, writeFileAtomic } from "../utils/atomic-file.js";
+import { writeFileAtomic, writeStreamAtomic } from "../utils/atomic-file.js";
 import { readBertCheckpoint } from "./checkpoint.js";
 import { exportBertOnnx } from "./onnx/bert-graph.js";
 import { isFile } from "../utils/fs.js";
@@ -217,23 +215,20 @@ async function downloadFile(ctx: Ctx, path: string, dest: string, optional: bool
   const lengthHeader = res.headers.get("content-length");
   const expected = lengthHeader !== null && res.headers.get("content-encoding") === null ? Number(lengthHeader) : undefined;
   await mkdir(dirname(dest), { recursive: true });
-  const tmp = tempPathFor(dest);
-  let received = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      received += chunk.length;
-      cb(null, chunk);
-    },
-  });
   try {
-    await pipeline(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), counter, createWriteStream(tmp));
-    if (expected !== undefined && Number.isFinite(expected) && received !== expected) {
-      throw new Error(`received ${received} of ${expected} bytes`);
-    }
-    await rename(tmp, dest);
+    await writeStreamAtomic(dest, async (write) => {
+      let received = 0;
+      for await (const chunk of Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>)) {
+        received += (chunk as Uint8Array).byteLength;
+        await write(chunk as Uint8Array);
+      }
+      if (expected !== undefined && Number.isFinite(expected) && received !== expected) {
+        throw new Error(`received ${received} of ${expected} bytes`);
+      }
+    });
   } catch (err) {
-    await rm(tmp, { force: true });
-    const detail = (err as Error).message + ((err as { cause?: Error }).cause ? ` (${(err as { cause?: Error }).cause!.message})` : "");
+    const cause = (err as { cause?: Error }).cause;
+    const detail = (err as Error).message + (cause ? ` (${cause.message})` : "");
     throw new Error(`${OWNER}: download of ${url} was interrupted: ${detail}`);
   }
   return true;

@@ -27,6 +27,6 @@ export {
 } from "./model-dir.js";
 export { downloadModel, type HubDownloadParams } from "./hub.js";
 export { DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER, DEMO_DATASET } from "./defaults.js";
-export { crossEncoderConfig, writeCrossEncoderDir, type CrossEncoderDirSpec } from "../rerankers/cross-encoder-dir.js";
+export { writeCrossEncoderDir, type CrossEncoderDirSpec } from "../rerankers/cross-encoder-dir.js";
 export { readTorchCheckpoint, readCheckpointShards, floatWeights, type LoadedTensor, type TorchDtype } from "./pytorch/index.js";
 export { readSentenceTransformersSettings, type SentenceTransformersSettings } from "./sentence-transformers.js";

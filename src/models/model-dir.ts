@@ -21,19 +21,16 @@
  *   or the encoder files at the top level  (also shared)
  * ```
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
 
 import type { BertConfig, BertWeights } from "./types.js";
-import { BERT_BASE_CONFIG, MINILM_L6_CONFIG, tinyBertConfig } from "./config.js";
 import { exportBertOnnx, type BertOnnxOptions } from "./onnx/bert-graph.js";
 import { writeSafetensors } from "./safetensors.js";
-import { randomBertWeights } from "./weights.js";
 import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
-import { buildWordPieceVocab } from "../tokenizers/vocab.js";
 import { readSentenceTransformersSettings } from "./sentence-transformers.js";
 import { pathExists } from "../utils/fs.js";
+import { replaceDirAtomically } from "../utils/atomic-file.js";
 
 /** How token vectors become one vector per text: token 0, the masked mean, or the masked maximum. */
 export type PoolingMode = "cls" | "mean" | "max";
@@ -305,42 +302,6 @@ export async function resolveDPRModelDir(dir: string, owner = "model-dir"): Prom
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-function tempSibling(target: string): string {
-  return join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-}
-
-/**
- * Replaces folder `target` with the folder built by `build(tmpDir)`. The new folder is built
- * beside the target and renamed into place; an existing target is moved aside first and only
- * deleted once the new one is in place (restored if the swap fails), so a failure never loses
- * the previous good copy.
- */
-export async function replaceDirAtomically(target: string, build: (tmpDir: string) => Promise<void>): Promise<void> {
-  const abs = resolve(target);
-  await mkdir(dirname(abs), { recursive: true });
-  const tmp = tempSibling(abs);
-  await mkdir(tmp, { recursive: true });
-  try {
-    await build(tmp);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
-  let old: string | undefined;
-  if (await pathExists(abs)) {
-    old = `${tmp}.old`;
-    await rename(abs, old);
-  }
-  try {
-    await rename(tmp, abs);
-  } catch (err) {
-    if (old) await rename(old, abs);
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
-  if (old) await rm(old, { recursive: true, force: true });
-}
-
 /** What goes into one encoder folder. */
 export interface EncoderDirSpec {
   config: BertConfig;
@@ -406,69 +367,4 @@ export async function saveDPRModel(dir: string, spec: DPRModelSpec): Promise<voi
     }
     await writeFile(join(tmp, DPR_CONFIG_FILE), JSON.stringify(dprConfig, null, 2) + "\n");
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Random models (tests, benchmarks, demos: no pretrained weights are needed)
-
-/** Encoder shapes {@link createRandomDPRModel} can make. */
-export type RandomModelShape = "bert-base" | "minilm" | "tiny";
-
-/** Options of {@link createRandomDPRModel}. */
-export interface RandomDPRModelOptions {
-  /** bert-base (12x768, the facebook/dpr-* shape), minilm (6x384) or tiny (2x32). */
-  shape: RandomModelShape;
-  /** Texts the WordPiece vocabulary is learnt from. */
-  texts: Iterable<string>;
-  /** Vocabulary size (default 30522 for bert-base/minilm, 2000 for tiny); padded with [unused] entries. */
-  vocabSize?: number;
-  /** Question encoder seed; the passage encoder uses seed + 1. Default 42. */
-  seed?: number;
-  /** Also write model_quantized.onnx (int8). Default false. */
-  quantize?: boolean;
-  /** One shared encoder (encoder/) instead of two. Default false. */
-  shared?: boolean;
-  /** Also write model.safetensors. Default true. */
-  safetensors?: boolean;
-  /** Settings for dpr_config.json. */
-  dprConfig?: Partial<DPRModelConfig>;
-}
-
-/** The BERT config of a {@link RandomModelShape} with the given vocabulary size. */
-export function randomModelConfig(shape: RandomModelShape, vocabSize: number): BertConfig {
-  switch (shape) {
-    case "bert-base":
-      return { ...BERT_BASE_CONFIG, vocab_size: vocabSize };
-    case "minilm":
-      return { ...MINILM_L6_CONFIG, vocab_size: vocabSize };
-    case "tiny":
-      return tinyBertConfig({ vocab_size: vocabSize });
-    default:
-      throw new Error(`createRandomDPRModel: shape '${String(shape)}' is not one of bert-base, minilm, tiny`);
-  }
-}
-
-/**
- * Writes a randomly initialised DPR model folder (random BERT weights, a WordPiece vocabulary
- * learnt from `texts`) in the model folder format. The vectors mean nothing; the folder has
- * exactly the files, shapes and costs of a real model of that shape.
- */
-export async function createRandomDPRModel(dir: string, opts: RandomDPRModelOptions): Promise<{ config: BertConfig }> {
-  const vocabSize = opts.vocabSize ?? (opts.shape === "tiny" ? 2000 : 30522);
-  const config = randomModelConfig(opts.shape, vocabSize);
-  const tokenizer = BertTokenizer.fromVocab(buildWordPieceVocab(opts.texts, { vocabSize, lowercase: true }), { lowercase: true });
-  const seed = opts.seed ?? 42;
-  const encoder = (s: number) => ({
-    config,
-    weights: randomBertWeights(config, { seed: s }),
-    onnx: { quantize: opts.quantize },
-    safetensors: opts.safetensors,
-  });
-  await saveDPRModel(dir, {
-    question: encoder(seed),
-    passage: opts.shared ? undefined : encoder(seed + 1),
-    tokenizer,
-    dprConfig: opts.dprConfig,
-  });
-  return { config };
 }

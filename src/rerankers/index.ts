@@ -11,10 +11,6 @@ export {
   type RerankResult,
 } from "./cross-encoder-reranker.js";
 export {
-  createRandomCrossEncoder,
-  crossEncoderConfig,
   writeCrossEncoderDir,
   type CrossEncoderDirSpec,
-  type CrossEncoderShape,
-  type RandomCrossEncoderOptions,
 } from "./cross-encoder-dir.js";

@@ -9,10 +9,11 @@
  * BMP, Greek final sigma, empty pairs), has no truncation, and was slower in
  * scripts/bench-tokenizer.ts.
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { bertNormalize, bertPreTokenize, type BertNormalizerOptions } from "./bert-text.js";
 import { pathExists } from "../utils/fs.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
 
 /** User-facing options (the keys of a `tokenizer_config.json`, camel-cased). */
 export interface BertTokenizerOptions {
@@ -93,14 +94,6 @@ function fail(message: string): never {
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
-
-/** Writes a file without ever leaving a half-written copy: temp file in the same folder, then rename. */
-async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  await writeFile(tmp, data, "utf8");
-  await rename(tmp, path);
-}
-
 
 async function readJson(path: string): Promise<Record<string, unknown>> {
   const text = await readFile(path, "utf8");

@@ -16,7 +16,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readSafetensors, writeSafetensors } from "../models/safetensors.js";
-import { replaceDirAtomically } from "../models/model-dir.js";
+import { replaceDirAtomically } from "../utils/atomic-file.js";
 import type { BertWeights } from "../models/types.js";
 import { pathExists } from "../utils/fs.js";
 import type { EpochRecord } from "./loop.js";

@@ -10,11 +10,12 @@
  *   on the corpus, fine-tuning on the train split (dev: 10% of it), each for a share of the minutes
  *   given, then test metrics of the best model, evaluated on the training backend.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { loadBeirDataset } from "../data/beir.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
 import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
 import { GPU_CHECK_STAGES, GPU_CHECK_USAGE as USAGE } from "../cli/usage.js";
 import { BACKEND_ORDER, describeBackend, selectBackend, type BackendChoice } from "./backend.js";
@@ -100,7 +101,7 @@ async function gpuCheck(argv: string[], io: CliIO): Promise<number> {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "?", memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${process.platform}-${process.arch}` },
     stages: {},
   };
-  const save = () => writeFile(join(out, "report.json"), JSON.stringify(report, null, 2) + "\n");
+  const save = () => writeFileAtomic(join(out, "report.json"), JSON.stringify(report, null, 2) + "\n");
   const log = (line: string) => io.stderr(`${WHO} [${((performance.now() - started) / 1000).toFixed(0)} s]: ${line}\n`);
   let failed = false;
   const stage = async (name: Stage, run: () => Promise<unknown>) => {

@@ -21,7 +21,7 @@
  */
 import "@tensorflow/tfjs"; // registers TF.js's gradient functions (not part of tfjs-core)
 import * as tf from "@tensorflow/tfjs-core";
-import { rename, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { TrainingExample } from "../data/types.js";
 import type { TitleJoin } from "../models/model-dir.js";
@@ -37,7 +37,7 @@ import { AdamW } from "./optimizer.js";
 import { DEFAULT_MAX_GRAD_NORM, requireFraction, requireInteger, requirePositive, runLength, warmupLinearSchedule } from "./recipe.js";
 import { sequencePadMultiple } from "./webgpu.js";
 import { SeededRandom } from "./random.js";
-import { pathExists } from "../utils/fs.js";
+import { moveDirAtomically } from "../utils/atomic-file.js";
 
 export type { EpochRecord } from "./loop.js";
 
@@ -160,20 +160,6 @@ export interface TrainResult {
   firstLoss: number;
   lastLoss: number;
   resumedFromStep?: number;
-}
-
-/** Moves folder `src` to `target`, replacing it; the old target is removed only after the move. */
-async function moveDirInto(src: string, target: string): Promise<void> {
-  const old = `${target}.old-${process.pid}`;
-  const had = await pathExists(target);
-  if (had) await rename(target, old);
-  try {
-    await rename(src, target);
-  } catch (err) {
-    if (had) await rename(old, target);
-    throw err;
-  }
-  if (had) await rm(old, { recursive: true, force: true });
 }
 
 /** "batch 32: 32 questions × 32 tokens, 64 passages × 128 tokens" (for error messages). */
@@ -438,7 +424,7 @@ export class DPRTrainer {
       keep: async (epoch, best, view) => {
         if (!best) return rm(tmpDir(epoch), { recursive: true, force: true });
         if (this.devEvaluation === "backend") await exportTo(tmpDir(epoch), view, epoch);
-        await moveDirInto(tmpDir(epoch), join(this.outputDir, "model"));
+        await moveDirAtomically(tmpDir(epoch), join(this.outputDir, "model"));
       },
       summary: (m) =>
         `recall@1 ${m["recall@1"]?.toFixed(4)} recall@20 ${m["recall@20"]?.toFixed(4)} MRR@10 ${m["mrr@10"]?.toFixed(4)} nDCG@10 ${m["ndcg@10"]?.toFixed(4)}`,

@@ -224,15 +224,19 @@ function replaceOnce(src: string, find: string | RegExp, replacement: string, wh
 /** Writes (once per source hash) the patched threaded Node bundle; returns its path. */
 function writeThreadedBundle(pkgDir: string): string {
   let src = readFileSync(join(pkgDir, "dist", "tf-backend-wasm.node.js"), "utf8");
-  const hash = createHash("sha256").update(src).digest("hex").slice(0, 12);
+  // Resolve tfjs-core / tfjs-backend-cpu to the very files this process uses (one engine, one registry).
+  // The bundle embeds these absolute paths, so they are part of its cache key: two checkouts (or an
+  // install that moved) never share a bundle that requires another tree's files.
+  const deps = ["@tensorflow/tfjs-core", "@tensorflow/tfjs-backend-cpu"].map((dep) => [dep, require.resolve(dep)] as const);
+  const key = createHash("sha256").update(src).update(pkgDir);
+  for (const [, resolved] of deps) key.update("\0" + resolved);
+  const hash = key.digest("hex").slice(0, 12);
   // `-w2`: the revision of the patch below (bundles written by an earlier revision are not reused).
   const outDir = join(tmpdir(), `langchain-dpr-tfjs-wasm-${PINNED_TFJS_VERSION}-${hash}-w2`);
   const outPath = join(outDir, "tf-backend-wasm.threaded.cjs");
   if (existsSync(outPath)) return outPath;
   const workerPath = join(outDir, "worker.cjs");
-  // Resolve tfjs-core / tfjs-backend-cpu to the very files this process uses (one engine, one registry).
-  for (const dep of ["@tensorflow/tfjs-core", "@tensorflow/tfjs-backend-cpu"]) {
-    const resolved = require.resolve(dep);
+  for (const [dep, resolved] of deps) {
     src = src.split(`require('${dep}')`).join(`require(${JSON.stringify(resolved)})`);
   }
   src = replaceOnce(

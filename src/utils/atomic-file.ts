@@ -1,21 +1,77 @@
 /**
- * Atomic file writing, used by every save in the project: data goes to a temporary file in the
- * destination folder, is flushed to disk (fsync), and only then renamed over the destination.
- * A crash or an error mid-write never leaves a truncated file at the destination and never
- * loses the previous good copy.
+ * Atomic saving, the one implementation every save in the project uses. A file goes to a temporary
+ * file in the destination folder, is flushed to disk (fsync), and only then renamed over the
+ * destination; a folder is built as a temporary sibling, flushed, and swapped in. A crash or an
+ * error mid-write never leaves a truncated file or half a folder at the destination and never loses
+ * the previous good copy. Temporary names all match {@link isTempName}, so leftovers of killed
+ * saves can be recognised and removed.
+ *
+ * What is not promised: durability of the rename itself across a power loss on file systems that
+ * do not order metadata (the parent folder is fsynced where the platform allows it).
+ *
+ * @module
  */
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+
+import { pathExists } from "./fs.js";
 
 /** Data accepted by {@link writeFileAtomic}: a string (UTF-8), bytes, or a sequence of byte chunks. */
 export type AtomicData = string | Uint8Array | Iterable<Uint8Array>;
 
-/** A temporary path in the same folder as `path` (so that `rename` is atomic). */
+/** A temporary path in the same folder as `path` (so that `rename` is atomic); its name matches {@link isTempName}. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+}
+
+const TEMP_NAME = /^\..+\.tmp-\d+-[0-9a-f]{8}(\.old)?$/;
+
+/** Whether a file or folder name is one {@link tempPathFor} makes (a leftover when no save is running). */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+
+/** Flushes a folder's entries (new names, renames) to disk; a no-op where folders cannot be opened (Windows). */
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, "r");
+  } catch {
+    return;
+  }
+  try {
+    await handle.sync();
+  } catch {
+    // some file systems refuse fsync on a folder; the rename is still atomic
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Flushes one file written by other means (a native writer, for instance) to disk. */
+export async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Flushes every file under `dir`, then each folder, so a tree renamed into place is on disk. */
+async function syncTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      await syncTree(p);
+    } else if (entry.isFile()) {
+      await fsyncFile(p);
+    }
+  }
+  await fsyncDir(dir);
 }
 
 function chunksOf(data: AtomicData): Iterable<Uint8Array> {
@@ -57,6 +113,7 @@ export async function commitTemp(tmp: string, path: string): Promise<void> {
     await rm(tmp, { force: true });
     throw err;
   }
+  await fsyncDir(dirname(path));
 }
 
 /** Writes `data` to `path` atomically (temp file in the same folder, fsync, rename). */
@@ -88,9 +145,51 @@ export async function writeStreamAtomic(
       await handle.close();
     }
     await rename(tmp, path);
+    await fsyncDir(dirname(path));
   } catch (err) {
     stream.destroy();
     await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Moves folder `src` to `target`, replacing it: an existing target is renamed aside first and
+ * deleted only once `src` is in place (restored if the move fails). Both must be on one file system.
+ */
+export async function moveDirAtomically(src: string, target: string): Promise<void> {
+  const abs = resolve(target);
+  await syncTree(src);
+  let old: string | undefined;
+  if (await pathExists(abs)) {
+    old = `${tempPathFor(abs)}.old`;
+    await rename(abs, old);
+  }
+  try {
+    await rename(src, abs);
+  } catch (err) {
+    if (old) await rename(old, abs);
+    throw err;
+  }
+  await fsyncDir(dirname(abs));
+  if (old) await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * Replaces folder `target` with the folder built by `build(tmpDir)`: the new folder is built
+ * beside the target, flushed, and swapped in by {@link moveDirAtomically}. When `build` throws,
+ * the temporary folder is removed and the previous target is untouched.
+ */
+export async function replaceDirAtomically(target: string, build: (tmpDir: string) => Promise<void>): Promise<void> {
+  const abs = resolve(target);
+  await mkdir(dirname(abs), { recursive: true });
+  const tmp = tempPathFor(abs);
+  await mkdir(tmp, { recursive: true });
+  try {
+    await build(tmp);
+    await moveDirAtomically(tmp, abs);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
     throw err;
   }
 }

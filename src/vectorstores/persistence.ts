@@ -7,10 +7,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { FaissIndex } from "../native/faiss-index.js";
+import { isTempName, writeFileAtomic, writeStreamAtomic } from "../utils/atomic-file.js";
 import { OWNER } from "./matrix.js";
 import type { StoreState } from "./state.js";
 import type { MMRSimilarity, StoredDoc } from "./types.js";
@@ -51,27 +52,8 @@ export interface SavedStore {
   docs: Map<number, StoredDoc>;
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await open(dir, "r");
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-async function writeFileSynced(file: string, write: (h: Awaited<ReturnType<typeof open>>) => Promise<void>): Promise<void> {
-  const h = await open(file, "w");
-  try {
-    await write(h);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
 async function writeDocs(state: StoreState, file: string): Promise<void> {
-  await writeFileSynced(file, async (h) => {
+  await writeStreamAtomic(file, async (write) => {
     let chunk: string[] = [];
     let chunkChars = 0;
     for (const label of [...state.docs.keys()].sort((a, b) => a - b)) {
@@ -80,12 +62,12 @@ async function writeDocs(state: StoreState, file: string): Promise<void> {
       chunk.push(line);
       chunkChars += line.length;
       if (chunkChars > 1 << 20) {
-        await h.write(chunk.join("\n") + "\n");
+        await write(chunk.join("\n") + "\n");
         chunk = [];
         chunkChars = 0;
       }
     }
-    if (chunk.length > 0) await h.write(chunk.join("\n") + "\n");
+    if (chunk.length > 0) await write(chunk.join("\n") + "\n");
   });
 }
 
@@ -96,7 +78,7 @@ export async function saveStore(state: StoreState, directory: string, settings: 
   const generation = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
   const indexFile = `index.${generation}.faiss`;
   const docsFile = `docs.${generation}.jsonl`;
-  await state.index.write(path.join(directory, indexFile));
+  await state.index.write(path.join(directory, indexFile)); // fsynced by the addon
   await writeDocs(state, path.join(directory, docsFile));
   const manifest: Manifest = {
     format: FORMAT,
@@ -112,13 +94,10 @@ export async function saveStore(state: StoreState, directory: string, settings: 
     nextLabel: state.nextLabel,
     tombstones: [...state.tombstones].sort((a, b) => a - b),
   };
-  const tmp = path.join(directory, `${MANIFEST}.tmp-${generation}`);
-  await writeFileSynced(tmp, (h) => h.writeFile(JSON.stringify(manifest, null, 2)));
-  await rename(tmp, path.join(directory, MANIFEST));
-  await fsyncDir(directory);
+  await writeFileAtomic(path.join(directory, MANIFEST), JSON.stringify(manifest, null, 2));
   // clean older generations and leftovers of interrupted saves
   for (const name of await readdir(directory)) {
-    const ours = /^(index\..+\.faiss|docs\..+\.jsonl|manifest\.json\.tmp-.+)$/.test(name);
+    const ours = /^(index\..+\.faiss|docs\..+\.jsonl|manifest\.json\.tmp-.+)$/.test(name) || isTempName(name);
     if (ours && name !== indexFile && name !== docsFile) await rm(path.join(directory, name), { force: true });
   }
 }

@@ -7,13 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
 import {
   DEFAULT_DPR_CONFIG,
-  createRandomDPRModel,
   parseDPRConfig,
   readDPRConfig,
-  replaceDirAtomically,
   resolveDPRModelDir,
 } from "../../src/models/model-dir.js";
 import { Lazy, OnnxSession } from "../../src/runtime/onnx-session.js";
+import { createRandomDPRModel } from "../../src/testing/index.js";
+import { replaceDirAtomically } from "../../src/utils/atomic-file.js";
 import { TEXTS, removeDir } from "./fixtures.js";
 
 let root: string;

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runEvaluateCli } from "../../src/eval/evaluate-cli.js";
 import { rankLikeTrecEval } from "../../src/eval/metrics.js";
 import { readTrecRun } from "../../src/eval/trec.js";
-import { createRandomCrossEncoder } from "../../src/rerankers/cross-encoder-dir.js";
+import { createRandomCrossEncoder } from "../../src/testing/index.js";
 import { CrossEncoderReranker } from "../../src/rerankers/cross-encoder-reranker.js";
 import { writeTinyBeir, writeTinyDpr, type TinyBeir } from "./evaluate-fixture.js";
 

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, readFile, readdir, rename, rm, writeFile, mkdir, cp } from "node:fs/promises";
-import { createRandomCrossEncoder } from "../../src/rerankers/cross-encoder-dir.js";
+import { createRandomCrossEncoder } from "../../src/testing/index.js";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";

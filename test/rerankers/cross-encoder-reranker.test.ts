@@ -12,7 +12,8 @@ import { Document } from "@langchain/core/documents";
 import { ContextualCompressionRetriever } from "@langchain/classic/retrievers/contextual_compression";
 
 import { CrossEncoderReranker } from "../../src/rerankers/cross-encoder-reranker.js";
-import { createRandomCrossEncoder, writeCrossEncoderDir } from "../../src/rerankers/cross-encoder-dir.js";
+import { writeCrossEncoderDir } from "../../src/rerankers/cross-encoder-dir.js";
+import { createRandomCrossEncoder } from "../../src/testing/index.js";
 import { referenceBertForward } from "../../src/models/reference.js";
 import { writeEncoderDir } from "../../src/models/model-dir.js";
 import { randomBertWeights } from "../../src/models/weights.js";

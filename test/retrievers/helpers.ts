@@ -19,7 +19,7 @@ import { buildWordPieceVocab } from "../../src/tokenizers/vocab.js";
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
 import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
 import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
-import { createRandomCrossEncoder } from "../../src/rerankers/cross-encoder-dir.js";
+import { createRandomCrossEncoder } from "../../src/testing/index.js";
 import { CrossEncoderReranker } from "../../src/rerankers/cross-encoder-reranker.js";
 
 const tokenize = (s: string): string[] => s.toLowerCase().match(/[a-z0-9]+/g) ?? [];

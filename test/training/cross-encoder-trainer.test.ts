@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { Document } from "@langchain/core/documents";
 import { loadBeirDataset, type BeirDataset } from "../../src/data/beir.js";
 import type { TrainingExample } from "../../src/data/types.js";
-import { createRandomDPRModel } from "../../src/models/model-dir.js";
+import { createRandomDPRModel } from "../../src/testing/index.js";
 import { readBertCheckpoint } from "../../src/models/checkpoint.js";
 import type { BertConfig } from "../../src/models/types.js";
 import { CrossEncoderReranker } from "../../src/rerankers/cross-encoder-reranker.js";

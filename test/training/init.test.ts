@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tinyBertConfig } from "../../src/models/config.js";
-import { createRandomDPRModel } from "../../src/models/model-dir.js";
+import { createRandomDPRModel } from "../../src/testing/index.js";
 import { writeSafetensors } from "../../src/models/safetensors.js";
 import { randomBertWeights } from "../../src/models/weights.js";
 import type { BertWeights } from "../../src/models/types.js";

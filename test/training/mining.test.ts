@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { loadBeirDataset, type BeirDataset } from "../../src/data/beir.js";
 import { readDprJson } from "../../src/data/dpr.js";
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
-import { createRandomDPRModel } from "../../src/models/model-dir.js";
+import { createRandomDPRModel } from "../../src/testing/index.js";
 import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
 import {
   HardNegativeMiner,

@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isTempName } from "../../src/utils/atomic-file.js";
 import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
 import { HashEmbeddings } from "./helpers.js";
 
@@ -49,7 +50,7 @@ async function killDuringSave(dir: string, pattern: RegExp): Promise<{ killedBy:
 describe("FaissDPRStore.save under SIGKILL", () => {
   for (const [label, pattern] of [
     ["index file", /^index\..*\.faiss$/],
-    ["documents file", /^docs\..*\.jsonl$/],
+    ["documents file", /^\.docs\..*\.jsonl\.tmp-/], // written to a temporary name, then renamed
   ] as const) {
     it(`leaves the previous copy loadable when killed while writing the ${label}`, async () => {
       const dir = path.join(tmp, label.replace(" ", "-"));
@@ -67,6 +68,7 @@ describe("FaissDPRStore.save under SIGKILL", () => {
       const files = await readdir(dir);
       expect(files.filter((f) => f.endsWith(".faiss"))).toHaveLength(1);
       expect(files.filter((f) => f.endsWith(".jsonl"))).toHaveLength(1);
+      expect(files.filter(isTempName)).toEqual([]);
       await store.dispose();
     });
   }
