@@ -5,7 +5,17 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   {
-    ignores: ["node_modules/", "dist/", "build/", ".cache/", "runs/", "prebuilds/", "src/native/build/", "notebooks/", "scripts/gpu/results/"],
+    ignores: [
+      "node_modules/",
+      "dist/",
+      "build/",
+      ".cache/",
+      "runs/",
+      "prebuilds/",
+      "src/native/build/",
+      "notebooks/",
+      "scripts/gpu/results/",
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

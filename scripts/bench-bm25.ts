@@ -58,7 +58,10 @@ function miniSearch(): System {
   const analyzer = new EnglishAnalyzer();
   let ms: MiniSearch<{ id: string; content: string }>;
   const search = (q: string, k: number): BM25Hit[] =>
-    ms.search(q, { bm25: { k: 0.9, b: 0.4, d: 0 } }).slice(0, k).map((r) => ({ id: String(r.id), score: r.score }));
+    ms
+      .search(q, { bm25: { k: 0.9, b: 0.4, d: 0 } })
+      .slice(0, k)
+      .map((r) => ({ id: String(r.id), score: r.score }));
   return {
     name: "MiniSearch 7.2 (same analyzer, BM25 k1=0.9 b=0.4 d=0)",
     async build(corpus) {
@@ -89,9 +92,21 @@ async function benchDataset(name: string): Promise<Row[]> {
     t = performance.now();
     system.searchBatch(allQueries, DEPTH);
     const batchQps = allQueries.length / ((performance.now() - t) / 1000);
-    const hits = system.searchBatch(ds.queries.map((q) => q.text), DEPTH);
+    const hits = system.searchBatch(
+      ds.queries.map((q) => q.text),
+      DEPTH,
+    );
     const ev = evaluateRun(runFromHits(ds.queries.map((q, i) => [q.id, hits[i]!])), ds.qrels, { cutoffs: { ndcg: [10], recall: [100] } });
-    rows.push({ dataset: name, system: system.name, docs: corpus.length, buildMs, singleQps, batchQps, ndcg10: ev.mean["ndcg@10"]!, recall100: ev.mean["recall@100"]! });
+    rows.push({
+      dataset: name,
+      system: system.name,
+      docs: corpus.length,
+      buildMs,
+      singleQps,
+      batchQps,
+      ndcg10: ev.mean["ndcg@10"]!,
+      recall100: ev.mean["recall@100"]!,
+    });
     console.error(`${name}: ${system.name} done`);
   }
   return rows;
@@ -105,12 +120,19 @@ for (const name of names) {
   }
   rows.push(...(await benchDataset(name)));
 }
-console.log(`Machine: ${cpus()[0]?.model ?? "unknown CPU"} × ${cpus().length}, Node ${process.version}; top-${DEPTH} per query; queries/s over all queries.jsonl lines; test split for metrics.\n`);
+console.log(
+  `Machine: ${cpus()[0]?.model ?? "unknown CPU"} × ${cpus().length}, Node ${process.version}; top-${DEPTH} per query; ` +
+    `queries/s over all queries.jsonl lines; test split for metrics.\n`,
+);
 console.log("| dataset | system | passages | build s | single q/s | batch q/s | q/s vs first row | nDCG@10 | R@100 |");
 console.log("|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   const base = rows.find((x) => x.dataset === r.dataset)!;
-  console.log(`| ${r.dataset} | ${r.system} | ${r.docs} | ${(r.buildMs / 1000).toFixed(2)} | ${r.singleQps.toFixed(0)} | ${r.batchQps.toFixed(0)} | ${(r.batchQps / base.batchQps).toFixed(2)}× | ${r.ndcg10.toFixed(4)} | ${r.recall100.toFixed(4)} |`);
+  console.log(
+    `| ${r.dataset} | ${r.system} | ${r.docs} | ${(r.buildMs / 1000).toFixed(2)} | ${r.singleQps.toFixed(0)} | ` +
+      `${r.batchQps.toFixed(0)} | ${(r.batchQps / base.batchQps).toFixed(2)}× | ${r.ndcg10.toFixed(4)} | ` +
+      `${r.recall100.toFixed(4)} |`,
+  );
 }
 const jsonPath = arg("json");
 if (jsonPath) await writeFile(jsonPath, JSON.stringify(rows, null, 2) + "\n");

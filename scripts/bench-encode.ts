@@ -56,9 +56,11 @@ const FIXTURE = fileURLToPath(new URL("../test/fixtures/passages/pubmedqa-300.js
 const SHARED = ["scifact", "nfcorpus", "pubmedqa"].map((d) => `/work/shared/datasets/${d}/corpus.jsonl`);
 
 async function exists(p: string): Promise<boolean> {
-  return access(p).then(() => true, () => false);
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }
-
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -91,7 +93,9 @@ async function loadPassages(files: string[], n: number, random: () => number): P
 function feedsFor(batch: Encoding[], int64 = true): Record<string, OnnxIntInput> {
   const b = batch.length;
   const seq = Math.max(...batch.map((e) => e.inputIds.length));
-  const ids = new BigInt64Array(b * seq), mask = new BigInt64Array(b * seq), types = new BigInt64Array(b * seq);
+  const ids = new BigInt64Array(b * seq),
+    mask = new BigInt64Array(b * seq),
+    types = new BigInt64Array(b * seq);
   batch.forEach((e, r) => {
     e.inputIds.forEach((v, j) => {
       ids[r * seq + j] = BigInt(v);
@@ -117,10 +121,13 @@ const log = (s: string) => console.log(s);
 const modelDir = values.model ?? join(tmpdir(), "langchain-dpr-bench", "bert-base");
 if (!(await exists(join(modelDir, "question_encoder", "model.onnx")))) {
   log(`writing a random bert-base DPR model (fp32 + int8) to ${modelDir} ...`);
-  const fixtureTexts = (await readFile(FIXTURE, "utf8")).split("\n").filter(Boolean).flatMap((l) => {
-    const o = JSON.parse(l) as { title?: string; text?: string };
-    return [o.title ?? "", o.text ?? ""];
-  });
+  const fixtureTexts = (await readFile(FIXTURE, "utf8"))
+    .split("\n")
+    .filter(Boolean)
+    .flatMap((l) => {
+      const o = JSON.parse(l) as { title?: string; text?: string };
+      return [o.title ?? "", o.text ?? ""];
+    });
   await createRandomDPRModel(modelDir, { shape: "bert-base", texts: fixtureTexts, quantize: true, safetensors: false });
 }
 const random = seededUniform(Number(values.seed));
@@ -135,9 +142,20 @@ await emb.ready();
 const { question, passage } = await emb.getEncoders();
 
 // Passage length distribution (tokens after truncation to 256).
-const tokenized = await passage.tokenize(passages.map((p) => (p.title ? { text: p.title, pair: p.text } : { text: p.text })), 256);
+const tokenized = await passage.tokenize(
+  passages.map((p) => (p.title ? { text: p.title, pair: p.text } : { text: p.text })),
+  256,
+);
 const lens = tokenized.map((e) => e.inputIds.length);
-report.passageTokens = { n: lens.length, p10: pct(lens, 10), p50: pct(lens, 50), p90: pct(lens, 90), min: Math.min(...lens), max: Math.max(...lens), mean: lens.reduce((a, b) => a + b, 0) / lens.length };
+report.passageTokens = {
+  n: lens.length,
+  p10: pct(lens, 10),
+  p50: pct(lens, 50),
+  p90: pct(lens, 90),
+  min: Math.min(...lens),
+  max: Math.max(...lens),
+  mean: lens.reduce((a, b) => a + b, 0) / lens.length,
+};
 log(`passages: ${lens.length}, tokens (max 256) p10/p50/p90 = ${pct(lens, 10)}/${pct(lens, 50)}/${pct(lens, 90)}`);
 /** Tokens the model processes (batch max length x batch size, summed) when batches are cut from `ls` in order. */
 const paddedTokens = (ls: number[], size = batchSize) => {
@@ -151,8 +169,19 @@ const paddedTokens = (ls: number[], size = batchSize) => {
 const padSorted = paddedTokens([...lens].sort((a, b) => b - a));
 const padNaive = paddedTokens(lens);
 report.paddedTokens = { real: lens.reduce((a, b) => a + b, 0), sorted: padSorted, inputOrder: padNaive, ratio: padNaive / padSorted };
-log(`tokens processed incl. padding: sorted ${padSorted}, input order ${padNaive} (${(padNaive / padSorted).toFixed(2)}x); real tokens ${lens.reduce((a, b) => a + b, 0)}`);
-const padTable = [8, 16, 32, 64].map((b) => ({ batch: b, ratio: paddedTokens(lens, b) / paddedTokens([...lens].sort((x, y) => y - x), b) }));
+log(
+  `tokens processed incl. padding: sorted ${padSorted}, input order ${padNaive} ` +
+    `(${(padNaive / padSorted).toFixed(2)}x); real tokens ${lens.reduce((a, b) => a + b, 0)}`,
+);
+const padTable = [8, 16, 32, 64].map((b) => ({
+  batch: b,
+  ratio:
+    paddedTokens(lens, b) /
+    paddedTokens(
+      [...lens].sort((x, y) => y - x),
+      b,
+    ),
+}));
 report.paddedTokenRatioByBatch = padTable;
 log(`padding work, input order / sorted, by batch size: ${padTable.map((r) => `${r.batch}: ${r.ratio.toFixed(2)}x`).join(", ")}`);
 if (values["padding-only"]) {
@@ -162,10 +191,12 @@ if (values["padding-only"]) {
 const rawQ = await OnnxSession.create((await question.describe()).modelPath, { intraOpNumThreads: threads });
 const rawP = await OnnxSession.create((await passage.describe()).modelPath, { intraOpNumThreads: threads });
 
-
 // ---------------------------------------------------------------------------------------------
 // Query latency at batch 1: full path vs bare session.run, interleaved.
-const queryWords = passages.map((p) => p.text).join(" ").split(/\s+/);
+const queryWords = passages
+  .map((p) => p.text)
+  .join(" ")
+  .split(/\s+/);
 async function queryBench(enc: OnnxEncoder, raw: OnnxSession, tokens: number, label: string) {
   const e = new DPREmbeddings({ modelPath: modelDir, intraOpNumThreads: threads, maxQueryLength: tokens, quantized: label === "int8" });
   const mk = (i: number) => queryWords.slice((i * 37) % (queryWords.length - 64), ((i * 37) % (queryWords.length - 64)) + 60).join(" ");
@@ -174,7 +205,9 @@ async function queryBench(enc: OnnxEncoder, raw: OnnxSession, tokens: number, la
     await e.embedQueryVector(mk(i));
     await raw.run(feedsFor(await enc.tokenize([{ text: mk(i) }], tokens)), ["last_hidden_state"]);
   }
-  const full: number[] = [], bare: number[] = [], js: number[] = [];
+  const full: number[] = [],
+    bare: number[] = [],
+    js: number[] = [];
   for (let i = 0; i < nQueries; i++) {
     const q = mk(i + 5);
     full.push(await time(() => e.embedQueryVector(q)));
@@ -186,15 +219,19 @@ async function queryBench(enc: OnnxEncoder, raw: OnnxSession, tokens: number, la
   await e.dispose();
   const r = {
     tokens,
-    fullP50: median(full), fullP95: pct(full, 95),
-    runP50: median(bare), runP95: pct(bare, 95),
+    fullP50: median(full),
+    fullP95: pct(full, 95),
+    runP50: median(bare),
+    runP95: pct(bare, 95),
     tokenizeAndTensorsP50: median(js),
     overheadPct: (100 * (median(full) - median(bare))) / median(bare),
     directJsPct: (100 * median(js)) / median(bare),
   };
   log(
-    `query ${label} ${tokens} tok: p50 ${r.fullP50.toFixed(1)} ms, p95 ${r.fullP95.toFixed(1)} ms | bare session.run p50 ${r.runP50.toFixed(1)} ms | ` +
-      `overhead (p50 diff) ${r.overheadPct.toFixed(1)}%, tokenize+tensors ${r.tokenizeAndTensorsP50.toFixed(2)} ms = ${r.directJsPct.toFixed(2)}% of run`,
+    `query ${label} ${tokens} tok: p50 ${r.fullP50.toFixed(1)} ms, p95 ${r.fullP95.toFixed(1)} ms | bare session.run ` +
+      `p50 ${r.runP50.toFixed(1)} ms | ` +
+      `overhead (p50 diff) ${r.overheadPct.toFixed(1)}%, tokenize+tensors ${r.tokenizeAndTensorsP50.toFixed(2)} ms = ` +
+      `${r.directJsPct.toFixed(2)}% of run`,
   );
   return r;
 }
@@ -206,12 +243,20 @@ report.queryFp32 = [await queryBench(qEnc, rawQ, 12, "fp32"), await queryBench(q
 // interleaved over a few rounds (the best round of each is compared).
 async function passageBench(e: DPREmbeddings, raw: OnnxSession, label: string) {
   const items = passages;
-  const naiveEmb = new DPREmbeddings({ modelPath: modelDir, intraOpNumThreads: threads, batchSize, sortByLength: false, quantized: e.quantized });
+  const naiveEmb = new DPREmbeddings({
+    modelPath: modelDir,
+    intraOpNumThreads: threads,
+    batchSize,
+    sortByLength: false,
+    quantized: e.quantized,
+  });
   await naiveEmb.ready();
   const order = tokenized.map((_, i) => i).sort((a, b) => tokenized[b]!.inputIds.length - tokenized[a]!.inputIds.length || a - b);
   const batches: Record<string, OnnxIntInput>[] = [];
   for (let s = 0; s < order.length; s += batchSize) batches.push(feedsFor(order.slice(s, s + batchSize).map((i) => tokenized[i]!)));
-  const sorted: number[] = [], naive: number[] = [], bare: number[] = [];
+  const sorted: number[] = [],
+    naive: number[] = [],
+    bare: number[] = [];
   for (let r = 0; r < rounds; r++) {
     sorted.push(await time(() => e.embedPassagesMatrix(items)));
     naive.push(await time(() => naiveEmb.embedPassagesMatrix(items)));
@@ -223,7 +268,10 @@ async function passageBench(e: DPREmbeddings, raw: OnnxSession, label: string) {
   // Our JS work measured directly: tokenize + build tensors (+ CLS copy, negligible).
   const { passage: enc } = await e.getEncoders();
   const jsMs = await time(async () => {
-    const toks = await enc.tokenize(items.map((p) => (p.title ? { text: p.title, pair: p.text } : { text: p.text })), 256);
+    const toks = await enc.tokenize(
+      items.map((p) => (p.title ? { text: p.title, pair: p.text } : { text: p.text })),
+      256,
+    );
     const o = toks.map((_, i) => i).sort((a, b) => toks[b]!.inputIds.length - toks[a]!.inputIds.length);
     for (let s = 0; s < o.length; s += batchSize) feedsFor(o.slice(s, s + batchSize).map((i) => toks[i]!));
   });
@@ -240,7 +288,8 @@ async function passageBench(e: DPREmbeddings, raw: OnnxSession, label: string) {
   };
   log(
     `passages ${label}: sorted ${r.sortedPassagesPerSec.toFixed(2)}/s, input order ${r.naivePassagesPerSec.toFixed(2)}/s ` +
-      `(sorting ${r.sortSpeedup.toFixed(2)}x), bare session.run ${r.barePassagesPerSec.toFixed(2)}/s (overhead ${r.overheadPct.toFixed(1)}%; ` +
+      `(sorting ${r.sortSpeedup.toFixed(2)}x), bare session.run ${r.barePassagesPerSec.toFixed(2)}/s (overhead ` +
+      `${r.overheadPct.toFixed(1)}%; ` +
       `tokenize+tensors ${jsMs.toFixed(1)} ms = ${r.directJsPct.toFixed(2)}% of run)`,
   );
   return r;
@@ -271,10 +320,15 @@ if (hasInt8) {
   const b = await q8.embedPassagesMatrix(passages.slice(0, 16));
   let minCos = 1;
   for (let i = 0; i < 16; i++) {
-    let d = 0, na = 0, nb = 0;
+    let d = 0,
+      na = 0,
+      nb = 0;
     for (let k = 0; k < a.dim; k++) {
-      const x = a.data[i * a.dim + k]!, y = b.data[i * a.dim + k]!;
-      d += x * y; na += x * x; nb += y * y;
+      const x = a.data[i * a.dim + k]!,
+        y = b.data[i * a.dim + k]!;
+      d += x * y;
+      na += x * x;
+      nb += y * y;
     }
     minCos = Math.min(minCos, d / Math.sqrt(na * nb));
   }
@@ -283,7 +337,10 @@ if (hasInt8) {
   const q8p50 = (report.queryInt8 as Array<{ fullP50: number }>)[0]!.fullP50;
   const p32 = (report.passagesFp32 as { sortedPassagesPerSec: number }).sortedPassagesPerSec;
   const p8 = (report.passagesInt8 as { sortedPassagesPerSec: number }).sortedPassagesPerSec;
-  log(`int8 vs fp32: query 32 tok ${(q32 / q8p50).toFixed(2)}x faster, passages ${(p8 / p32).toFixed(2)}x, min cosine to fp32 ${minCos.toFixed(4)}`);
+  log(
+    `int8 vs fp32: query 32 tok ${(q32 / q8p50).toFixed(2)}x faster, passages ${(p8 / p32).toFixed(2)}x, min cosine to ` +
+      `fp32 ${minCos.toFixed(4)}`,
+  );
   await Promise.all([q8.dispose(), rawQ8.dispose(), rawP8.dispose()]);
 }
 

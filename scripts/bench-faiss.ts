@@ -55,7 +55,6 @@ function parseArgs(argv: string[]): Args {
 // ---------------------------------------------------------------------------------------------
 // data
 
-
 function gaussFill(out: Float32Array, r: () => number): void {
   for (let i = 0; i < out.length; i += 2) {
     const u = Math.max(r(), 1e-12);
@@ -170,7 +169,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const log = (s: string): void => console.error(`[bench-faiss] ${s}`);
   const rawBytes = n * d * 4;
-  log(`n=${n} d=${d} queries=${nq} k=${k} threads=${FaissIndex.getNumThreads()} simd=${faissSimdKernel()} raw=${(rawBytes / 2 ** 20).toFixed(0)} MiB`);
+  log(
+    `n=${n} d=${d} queries=${nq} k=${k} threads=${FaissIndex.getNumThreads()} simd=${faissSimdKernel()} ` +
+      `raw=${(rawBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
 
   // data: n/100 centres, points with noise comparable to the centre spread
   const t0 = performance.now();
@@ -218,7 +220,18 @@ async function main(): Promise<void> {
   FaissIndex.setNumThreads(1);
   const flatSingle1 = summary(await singleQuery(flat, undefined, Math.min(nq, 50)));
   FaissIndex.setNumThreads(2);
-  rows.push({ index: "Flat (ours)", setting: "threads=2", n, build_s: flatAddS, add_vectors_per_s: n / flatAddS, peak_rss_over_raw: flatPeak, p50_ms: flatSingle.p50, p95_ms: flatSingle.p95, batch_qps: flatBatchQps, recall_at_k: 1 });
+  rows.push({
+    index: "Flat (ours)",
+    setting: "threads=2",
+    n,
+    build_s: flatAddS,
+    add_vectors_per_s: n / flatAddS,
+    peak_rss_over_raw: flatPeak,
+    p50_ms: flatSingle.p50,
+    p95_ms: flatSingle.p95,
+    batch_qps: flatBatchQps,
+    recall_at_k: 1,
+  });
   rows.push({ index: "Flat (ours)", setting: "threads=1", n, p50_ms: flatSingle1.p50, p95_ms: flatSingle1.p95 });
   log(`Flat one query p50 ${ms(flatSingle.p50)} (1 thread ${ms(flatSingle1.p50)}), batch ${flatBatchQps.toFixed(0)} QPS`);
 
@@ -237,7 +250,16 @@ async function main(): Promise<void> {
     }
     const js = summary(times);
     jsP50 = js.p50;
-    rows.push({ index: "JS brute force", setting: "Float32Array loop", n, p50_ms: js.p50, p95_ms: js.p95, batch_qps: 1000 / js.mean, recall_at_k: 1, note: `top-1 agrees with faiss on ${agree}/${reps}` });
+    rows.push({
+      index: "JS brute force",
+      setting: "Float32Array loop",
+      n,
+      p50_ms: js.p50,
+      p95_ms: js.p95,
+      batch_qps: 1000 / js.mean,
+      recall_at_k: 1,
+      note: `top-1 agrees with faiss on ${agree}/${reps}`,
+    });
     log(`JS brute force p50 ${ms(js.p50)}; ours is ${(js.p50 / flatSingle.p50).toFixed(1)}× faster`);
   }
 
@@ -246,9 +268,12 @@ async function main(): Promise<void> {
   let stockP50 = NaN;
   if (!a.skipStock) {
     const require = createRequire(import.meta.url);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const fnode = require("faiss-node") as {
-      IndexFlatIP: new (d: number) => { add(x: number[]): void; search(x: number[], k: number): { distances: number[]; labels: number[] }; ntotal(): number };
+      IndexFlatIP: new (d: number) => {
+        add(x: number[]): void;
+        search(x: number[], k: number): { distances: number[]; labels: number[] };
+        ntotal(): number;
+      };
     };
     const idx = new fnode.IndexFlatIP(d);
     tb = performance.now();
@@ -269,12 +294,28 @@ async function main(): Promise<void> {
     tb = performance.now();
     idx.search(Array.from(queries), k);
     const stockQps = nq / ((performance.now() - tb) / 1000);
-    rows.push({ index: "faiss-node stock IndexFlatIP", setting: "number[] API", n, build_s: stockAddS, add_vectors_per_s: n / stockAddS, p50_ms: st.p50, p95_ms: st.p95, batch_qps: stockQps, recall_at_k: 1 });
+    rows.push({
+      index: "faiss-node stock IndexFlatIP",
+      setting: "number[] API",
+      n,
+      build_s: stockAddS,
+      add_vectors_per_s: n / stockAddS,
+      p50_ms: st.p50,
+      p95_ms: st.p95,
+      batch_qps: stockQps,
+      recall_at_k: 1,
+    });
     log(`faiss-node stock add ${stockAddS.toFixed(1)} s, one query p50 ${ms(st.p50)}, batch ${stockQps.toFixed(0)} QPS`);
   }
 
   // ---- approximate indexes
-  const approx = async (factory: string, nUse: number, knobName: "nprobe" | "efSearch", values: number[], trainN: number): Promise<void> => {
+  const approx = async (
+    factory: string,
+    nUse: number,
+    knobName: "nprobe" | "efSearch",
+    values: number[],
+    trainN: number,
+  ): Promise<void> => {
     const raw = nUse * d * 4;
     const truthUse = nUse === n ? truth : await flatSubsetTruth(nUse);
     resetPeak();
@@ -298,7 +339,19 @@ async function main(): Promise<void> {
       const res = await idx.search(queries, k, knobs);
       const qps = nq / ((performance.now() - tq) / 1000);
       const recall = recallAt(k, truthUse.labels, res.labels, nq);
-      rows.push({ index: factory, setting: `${knobName}=${v}`, n: nUse, build_s: buildS, add_vectors_per_s: nUse / buildS, peak_rss_over_raw: peak, p50_ms: one.p50, p95_ms: one.p95, batch_qps: qps, recall_at_k: recall, note: `train ${trainS.toFixed(1)} s` });
+      rows.push({
+        index: factory,
+        setting: `${knobName}=${v}`,
+        n: nUse,
+        build_s: buildS,
+        add_vectors_per_s: nUse / buildS,
+        peak_rss_over_raw: peak,
+        p50_ms: one.p50,
+        p95_ms: one.p95,
+        batch_qps: qps,
+        recall_at_k: recall,
+        note: `train ${trainS.toFixed(1)} s`,
+      });
       log(`  ${knobName}=${v}: p50 ${ms(one.p50)}, ${qps.toFixed(0)} QPS, recall@${k} ${recall.toFixed(3)}`);
     }
     await idx.dispose();
@@ -311,21 +364,39 @@ async function main(): Promise<void> {
     return r;
   };
 
-  const nlist = a.nlist ?? Math.max(16, Math.round(4 * Math.sqrt(n) / 64) * 64);
+  const nlist = a.nlist ?? Math.max(16, Math.round((4 * Math.sqrt(n)) / 64) * 64);
   if (a.kinds.has("ivf")) await approx(`IVF${nlist},Flat`, n, "nprobe", [1, 4, 16, 64], 39 * nlist);
   // PQ training is the slow part on this libfaiss (no SIMD): train on 10k vectors (≥ 39 × 256)
   if (a.kinds.has("ivfpq")) await approx(`IVF${nlist},PQ64np`, n, "nprobe", [4, 16, 64], 10_000);
   if (a.kinds.has("hnsw")) await approx("HNSW32", Math.min(n, a.hnswN), "efSearch", [16, 64, 256], 0);
 
   // ---- report
-  const cols: Array<keyof Row> = ["index", "setting", "n", "build_s", "add_vectors_per_s", "peak_rss_over_raw", "p50_ms", "p95_ms", "batch_qps", "recall_at_k", "note"];
-  const fmt = (v: unknown): string => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v.toFixed(3)) : v === undefined ? "" : String(v));
+  const cols: Array<keyof Row> = [
+    "index",
+    "setting",
+    "n",
+    "build_s",
+    "add_vectors_per_s",
+    "peak_rss_over_raw",
+    "p50_ms",
+    "p95_ms",
+    "batch_qps",
+    "recall_at_k",
+    "note",
+  ];
+  const fmt = (v: unknown): string =>
+    typeof v === "number" ? (Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v.toFixed(3)) : v === undefined ? "" : String(v);
   console.log(`| ${cols.join(" | ")} |`);
   console.log(`|${cols.map(() => "---").join("|")}|`);
   for (const r of rows) console.log(`| ${cols.map((c) => fmt(r[c])).join(" | ")} |`);
   console.log("");
-  console.log(`Flat add: ours ${flatAddS.toFixed(3)} s vs faiss-node stock ${stockAddS.toFixed(1)} s (${(stockAddS / flatAddS).toFixed(0)}×)`);
-  console.log(`One-query Flat: ours ${ms(flatSingle.p50)} vs JS ${ms(jsP50)} (${(jsP50 / flatSingle.p50).toFixed(1)}×) vs faiss-node ${ms(stockP50)} (stock is ${(jsP50 / stockP50).toFixed(1)}× JS)`);
+  console.log(
+    `Flat add: ours ${flatAddS.toFixed(3)} s vs faiss-node stock ${stockAddS.toFixed(1)} s (${(stockAddS / flatAddS).toFixed(0)}×)`,
+  );
+  console.log(
+    `One-query Flat: ours ${ms(flatSingle.p50)} vs JS ${ms(jsP50)} (${(jsP50 / flatSingle.p50).toFixed(1)}×) vs ` +
+      `faiss-node ${ms(stockP50)} (stock is ${(jsP50 / stockP50).toFixed(1)}× JS)`,
+  );
   console.log(`Flat peak RSS over raw vector bytes: ${flatPeak.toFixed(2)}`);
   if (a.json) writeFileSync(a.json, JSON.stringify({ args: { ...a, kinds: [...a.kinds] }, rows }, null, 2));
   await flat.dispose();

@@ -100,8 +100,15 @@ async function benchShape(label: string, config: BertConfig, batchSeq: number): 
     const exportMs = performance.now() - t;
     const standard = await exportBertOnnx(join(dir, "standard"), config, weights, { quantize: true, fused: false });
     const size = async (p: string) => (await stat(p)).size + (await stat(`${p}.data`)).size;
-    console.log(`\n## ${label}: ${config.num_hidden_layers} layers, hidden ${config.hidden_size}, ${config.num_attention_heads} heads, ffn ${config.intermediate_size}, vocab ${config.vocab_size}`);
-    console.log(`random init ${initMs.toFixed(0)} ms; export fp32+int8 ${exportMs.toFixed(0)} ms; fp32 ${((await size(fused.modelPath)) / 2 ** 20).toFixed(1)} MiB, int8 ${((await size(fused.quantizedPath!)) / 2 ** 20).toFixed(1)} MiB (model.onnx + .data)`);
+    console.log(
+      `\n## ${label}: ${config.num_hidden_layers} layers, hidden ${config.hidden_size}, ${config.num_attention_heads} ` +
+        `heads, ffn ${config.intermediate_size}, vocab ${config.vocab_size}`,
+    );
+    console.log(
+      `random init ${initMs.toFixed(0)} ms; export fp32+int8 ${exportMs.toFixed(0)} ms; fp32 ` +
+        `${((await size(fused.modelPath)) / 2 ** 20).toFixed(1)} MiB, int8 ` +
+        `${((await size(fused.quantizedPath!)) / 2 ** 20).toFixed(1)} MiB (model.onnx + .data)`,
+    );
 
     // Baseline first: the plain standard-op fp32 graph.
     const variants: Variant[] = [
@@ -112,11 +119,26 @@ async function benchShape(label: string, config: BertConfig, batchSeq: number): 
     ];
     const mib = (b: number) => (b / 2 ** 20).toFixed(0);
     for (const v of variants) {
-      const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child-load", v.path, String(config.vocab_size), "--threads", String(threads)], { encoding: "utf8" });
+      const child = spawnSync(
+        process.execPath,
+        [
+          ...process.execArgv,
+          fileURLToPath(import.meta.url),
+          "--child-load",
+          v.path,
+          String(config.vocab_size),
+          "--threads",
+          String(threads),
+        ],
+        { encoding: "utf8" },
+      );
       const line = child.stdout.trim().split("\n").pop() ?? "";
       if (child.status !== 0 || !line.startsWith("{")) throw new Error(`bench: child load of ${v.path} failed: ${child.stderr}`);
       const r = JSON.parse(line) as { loadMs: number; rssBefore: number; rssAfterLoad: number; rssAfterRun: number };
-      console.log(`load ${v.name}: ${r.loadMs.toFixed(0)} ms, RSS ${mib(r.rssBefore)} -> ${mib(r.rssAfterLoad)} MiB after load, ${mib(r.rssAfterRun)} MiB after one query (fresh process)`);
+      console.log(
+        `load ${v.name}: ${r.loadMs.toFixed(0)} ms, RSS ${mib(r.rssBefore)} -> ${mib(r.rssAfterLoad)} MiB after load, ` +
+          `${mib(r.rssAfterRun)} MiB after one query (fresh process)`,
+      );
     }
 
     const sessions = [];
@@ -143,7 +165,10 @@ async function benchShape(label: string, config: BertConfig, batchSeq: number): 
       for (let i = 0; i < a.length; i++) maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
       const cos = lengths.map((_, r) => cosine(a.subarray(r * H, (r + 1) * H), b.subarray(r * H, (r + 1) * H)));
       const cosC = lengths.map((_, r) => cosine(centred(a, r), centred(b, r)));
-      console.log(`accuracy ${variants[m].name} vs standard fp32, pooled CLS of 16 inputs (8..53 tokens): max abs err ${maxErr.toExponential(2)}, cosine ${stats(cos)}, mean-centred cosine ${stats(cosC)}`);
+      console.log(
+        `accuracy ${variants[m].name} vs standard fp32, pooled CLS of 16 inputs (8..53 tokens): max abs err ` +
+          `${maxErr.toExponential(2)}, cosine ${stats(cos)}, mean-centred cosine ${stats(cosC)}`,
+      );
     }
 
     // Latency: variants interleaved run by run so all see the same machine load.
@@ -172,9 +197,15 @@ async function benchShape(label: string, config: BertConfig, batchSeq: number): 
     }
     const p50 = qTimes.map((x) => percentile(x, 0.5));
     const pps = bTimes.map((x) => (32 * 1000) / percentile(x, 0.5));
-    console.log(`latency, ${threads} intra-op threads: query 1x32 p50 of ${queryRuns} runs; batch 32x${batchSeq} median of ${batchRuns} runs after ${batchWarmup} warm-up`);
+    console.log(
+      `latency, ${threads} intra-op threads: query 1x32 p50 of ${queryRuns} runs; batch 32x${batchSeq} median of ` +
+        `${batchRuns} runs after ${batchWarmup} warm-up`,
+    );
     variants.forEach((v, m) =>
-      console.log(`  ${v.name.padEnd(14)} query ${p50[m].toFixed(1)} ms (x${(p50[0] / p50[m]).toFixed(2)} vs standard fp32)   batch ${pps[m].toFixed(1)} passages/s (x${(pps[m] / pps[0]).toFixed(2)})`),
+      console.log(
+        `  ${v.name.padEnd(14)} query ${p50[m].toFixed(1)} ms (x${(p50[0] / p50[m]).toFixed(2)} vs standard fp32)   ` +
+          `batch ${pps[m].toFixed(1)} passages/s (x${(pps[m] / pps[0]).toFixed(2)})`,
+      ),
     );
     for (const s of sessions) await s.release();
   } finally {
@@ -186,7 +217,12 @@ if (args[0] === "--child-load") {
   await childLoad(args[1], Number(args[2]));
 } else {
   const shapes = arg("shapes", "base,minilm").split(",");
-  console.log(`# bench-onnx-export: onnxruntime-node ${ort.env.versions.common}, node ${process.version}, ${threads} intra-op threads, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(
+    `# bench-onnx-export: onnxruntime-node ${ort.env.versions.common}, node ${process.version}, ${threads} intra-op ` +
+      `threads, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
+  );
   for (const shape of shapes) {
     if (shape === "base") await benchShape("bert-base", BERT_BASE_CONFIG, 256);
     else if (shape === "minilm") await benchShape("minilm-l6", MINILM_L6_CONFIG, 256);

@@ -56,7 +56,10 @@ const FIXTURE = fileURLToPath(new URL("../test/fixtures/passages/pubmedqa-300.js
 const SCIFACT = fileURLToPath(new URL("../../shared/datasets/scifact", import.meta.url));
 
 async function exists(p: string): Promise<boolean> {
-  return access(p).then(() => true, () => false);
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 function pct(xs: number[], p: number): number {
@@ -70,7 +73,10 @@ async function loadData(): Promise<{ source: string; corpus: Passage[]; queries:
     const ds = await loadBeirDataset(dir, "test");
     return { source: `${dir} (test queries)`, corpus: ds.corpus, queries: ds.queries.map((q) => q.text) };
   }
-  const rows = (await readFile(FIXTURE, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { id: string; title: string; text: string });
+  const rows = (await readFile(FIXTURE, "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { id: string; title: string; text: string });
   // The fixture's titles are PubMedQA questions: use them as queries, and index the abstracts alone.
   return {
     source: "test/fixtures/passages/pubmedqa-300.jsonl (questions as queries)",
@@ -104,7 +110,11 @@ interface ShapeResult {
   maxScoreDiff: number;
 }
 
-async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; queries: string[] }, index: BM25Index): Promise<ShapeResult> {
+async function benchShape(
+  shape: CrossEncoderShape,
+  data: { corpus: Passage[]; queries: string[] },
+  index: BM25Index,
+): Promise<ShapeResult> {
   const dir = join(tmpdir(), "langchain-dpr-bench", `cross-encoder-${shape}`);
   if (!(await exists(join(dir, "model.onnx")))) {
     const t = performance.now();
@@ -141,15 +151,25 @@ async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; q
   const times = { sorted: [] as number[], naive: [] as number[] };
   // Process CPU time (user + system, all onnxruntime threads): less sensitive than wall time to other load on a shared machine.
   const cpu = { sorted: [] as number[], naive: [] as number[] };
-  let real = 0, padSorted = 0, padNaive = 0, tokenizeMs = 0, maxScoreDiff = 0;
+  let real = 0,
+    padSorted = 0,
+    padNaive = 0,
+    tokenizeMs = 0,
+    maxScoreDiff = 0;
   for (let i = 0; i < measured.length; i++) {
     const { query, docs } = measured[i]!;
     const t0 = performance.now();
-    const enc = tokenizer.encodeBatch(docs.map((d) => ({ text: query, pair: sorted.passageText(d) })), { maxLength });
+    const enc = tokenizer.encodeBatch(
+      docs.map((d) => ({ text: query, pair: sorted.passageText(d) })),
+      { maxLength },
+    );
     tokenizeMs += performance.now() - t0;
     const lengths = enc.map((e) => e.inputIds.length);
     real += lengths.reduce((a, b) => a + b, 0);
-    padSorted += paddedTokens([...lengths].sort((a, b) => b - a), batchSize);
+    padSorted += paddedTokens(
+      [...lengths].sort((a, b) => b - a),
+      batchSize,
+    );
     padNaive += paddedTokens(lengths, batchSize);
     // Interleave: alternate which mode runs first.
     const order: Array<"sorted" | "naive"> = i % 2 === 0 ? ["sorted", "naive"] : ["naive", "sorted"];
@@ -197,17 +217,25 @@ async function benchShape(shape: CrossEncoderShape, data: { corpus: Passage[]; q
 
 async function main(): Promise<void> {
   const data = await loadData();
-  console.log(`bench-rerank: ${data.source}; ${data.corpus.length} passages; ${nCandidates} BM25 candidates/query; batch ${batchSize}; max length ${maxLength}; threads ${threads || "ORT default"}`);
+  console.log(
+    `bench-rerank: ${data.source}; ${data.corpus.length} passages; ${nCandidates} BM25 candidates/query; batch ` +
+      `${batchSize}; max length ${maxLength}; threads ${threads || "ORT default"}`,
+  );
   const index = await BM25Index.fromPassages(data.corpus);
   const results: ShapeResult[] = [];
   for (const shape of shapes) results.push(await benchShape(shape, data, index));
   console.log("");
-  console.log("| shape | queries | tokens/pair | padded (sorted / naive) | tokenize ms/q | sorted ms/q (p50, p90) | naive ms/q (p50, p90) | pairs/s sorted / naive | naive/sorted time | CPU s/q sorted / naive (ratio) |");
+  console.log(
+    "| shape | queries | tokens/pair | padded (sorted / naive) | tokenize ms/q | sorted ms/q (p50, p90) | naive ms/q " +
+      "(p50, p90) | pairs/s sorted / naive | naive/sorted time | CPU s/q sorted / naive (ratio) |",
+  );
   console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     console.log(
-      `| ${r.shape} | ${r.queries} | ${(r.realTokensPerQuery / r.pairsPerQuery).toFixed(0)} | ${(100 * r.paddedShareSorted).toFixed(1)}% / ${(100 * r.paddedShareNaive).toFixed(1)}% | ` +
-        `${r.tokenizeMsPerQuery.toFixed(1)} | ${r.sorted.medianMs.toFixed(0)}, ${r.sorted.p90Ms.toFixed(0)} | ${r.naive.medianMs.toFixed(0)}, ${r.naive.p90Ms.toFixed(0)} | ` +
+      `| ${r.shape} | ${r.queries} | ${(r.realTokensPerQuery / r.pairsPerQuery).toFixed(0)} | ` +
+        `${(100 * r.paddedShareSorted).toFixed(1)}% / ${(100 * r.paddedShareNaive).toFixed(1)}% | ` +
+        `${r.tokenizeMsPerQuery.toFixed(1)} | ${r.sorted.medianMs.toFixed(0)}, ${r.sorted.p90Ms.toFixed(0)} | ` +
+        `${r.naive.medianMs.toFixed(0)}, ${r.naive.p90Ms.toFixed(0)} | ` +
         `${r.sorted.pairsPerSec.toFixed(1)} / ${r.naive.pairsPerSec.toFixed(1)} | ${r.speedupTotal.toFixed(2)}x | ` +
         `${(r.sorted.cpuMsPerQuery / 1000).toFixed(1)} / ${(r.naive.cpuMsPerQuery / 1000).toFixed(1)} (${r.cpuRatio.toFixed(2)}x) |`,
     );

@@ -81,7 +81,15 @@ const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), "bench-serve-"));
-  const results: Record<string, unknown> = { shape, requests, timeCapMs, threads, maxConcurrent, cpus: cpus().length, node: process.version };
+  const results: Record<string, unknown> = {
+    shape,
+    requests,
+    timeCapMs,
+    threads,
+    maxConcurrent,
+    cpus: cpus().length,
+    node: process.version,
+  };
   try {
     const passages = (await readFile(FIXTURE, "utf8"))
       .split("\n")
@@ -91,7 +99,9 @@ async function main(): Promise<void> {
     const modelDir = join(root, "model");
     const indexDir = join(root, "index");
     let t = performance.now();
-    await createRandomDPRModel(modelDir, { shape, texts: passages.flatMap((p) => [p.title, p.text]),
+    await createRandomDPRModel(modelDir, {
+      shape,
+      texts: passages.flatMap((p) => [p.title, p.text]),
       safetensors: false,
       // the tiny shape has 128 positions
       dprConfig: shape === "tiny" ? { maxPassageLength: 128 } : undefined,
@@ -120,7 +130,13 @@ async function main(): Promise<void> {
       lat.push(performance.now() - s);
       if (performance.now() - tb > timeCapMs) break;
     }
-    const baseline = { n: lat.length, qps: lat.length / ((performance.now() - tb) / 1000), p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), stages: retriever.getStats() };
+    const baseline = {
+      n: lat.length,
+      qps: lat.length / ((performance.now() - tb) / 1000),
+      p50Ms: percentile(lat, 50),
+      p99Ms: percentile(lat, 99),
+      stages: retriever.getStats(),
+    };
     results.baseline = baseline;
     await local.dispose();
     await emb.dispose();
@@ -128,26 +144,54 @@ async function main(): Promise<void> {
 
     // 2. Concurrency × cache. Both servers run side by side and the runs alternate (off, on, off,
     //    on, ...) in short repetitions, so drifting load from other processes hits both alike.
-    const common = ["--model", modelDir, "--index", indexDir, "--threads", String(threads), "--max-concurrent", String(maxConcurrent), "--k", "10", "--max-queue", "1000"];
+    const common = [
+      "--model",
+      modelDir,
+      "--index",
+      indexDir,
+      "--threads",
+      String(threads),
+      "--max-concurrent",
+      String(maxConcurrent),
+      "--k",
+      "10",
+      "--max-queue",
+      "1000",
+    ];
     const off = await spawnServe([...common, "--no-cache"]);
     const on = await spawnServe(common);
     const runs: Array<LoadTestResult & { cache: boolean; hitRate: number }> = [];
     try {
-      for (const { url } of [off, on]) await runLoadTest({ url, concurrency: 4, requests: 40, timeCapMs: 5000, query: (i) => `warm-up ${i} ${questions[i]}` });
+      for (const { url } of [off, on])
+        await runLoadTest({ url, concurrency: 4, requests: 40, timeCapMs: 5000, query: (i) => `warm-up ${i} ${questions[i]}` });
       for (const c of levels) {
         const parts: Record<"off" | "on", LoadTestResult[]> = { off: [], on: [] };
         for (let rep = 0; rep < reps; rep++) {
           // a fresh Zipf(1) sequence per repetition; the same one for both servers
           const sample = zipfSampler(questions.length, 1, 1000 * c + rep);
           const seq = Array.from({ length: requests }, () => questions[sample()]!);
-          for (const [name, srv] of [["off", off], ["on", on]] as const) {
-            parts[name].push(await runLoadTest({ url: srv.url, concurrency: c, requests: Math.ceil(requests / reps), timeCapMs: timeCapMs / reps, query: (i) => seq[i]! }));
+          for (const [name, srv] of [
+            ["off", off],
+            ["on", on],
+          ] as const) {
+            parts[name].push(
+              await runLoadTest({
+                url: srv.url,
+                concurrency: c,
+                requests: Math.ceil(requests / reps),
+                timeCapMs: timeCapMs / reps,
+                query: (i) => seq[i]!,
+              }),
+            );
           }
         }
         for (const name of ["off", "on"] as const) {
           const r = mergeLoadResults(parts[name]);
           runs.push({ ...r, cache: name === "on", hitRate: r.ok > 0 ? r.cacheHits / r.ok : NaN });
-          console.error(`cache ${name.padEnd(3)} c=${c}: ${r.sent} sent, ${fmt(r.okPerSecond)} ok/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, hits ${r.cacheHits}, statuses ${JSON.stringify(r.statuses)}`);
+          console.error(
+            `cache ${name.padEnd(3)} c=${c}: ${r.sent} sent, ${fmt(r.okPerSecond)} ok/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ` +
+              `${fmt(r.p99Ms, 2)} ms, hits ${r.cacheHits}, statuses ${JSON.stringify(r.statuses)}`,
+          );
         }
       }
     } finally {
@@ -159,11 +203,26 @@ async function main(): Promise<void> {
     // 3. Past saturation: 64 clients, 2 slots; bounded queue (2) vs. a queue that takes everyone (64).
     const sat: Array<LoadTestResult & { maxQueue: number }> = [];
     for (const maxQueue of [2, 64]) {
-      const { proc, url } = await spawnServe(["--model", modelDir, "--index", indexDir, "--threads", String(threads), "--max-concurrent", "2", "--max-queue", String(maxQueue), "--no-cache"]);
+      const { proc, url } = await spawnServe([
+        "--model",
+        modelDir,
+        "--index",
+        indexDir,
+        "--threads",
+        String(threads),
+        "--max-concurrent",
+        "2",
+        "--max-queue",
+        String(maxQueue),
+        "--no-cache",
+      ]);
       try {
         const r = await runLoadTest({ url, concurrency: 64, requests, timeCapMs, query: (i) => questions[i % questions.length]! });
         sat.push({ ...r, maxQueue, okLatencies: [], rejectLatencies: [] });
-        console.error(`saturation max-queue ${maxQueue}: ${fmt(r.okPerSecond)} ok/s, 503 rate ${fmt(r.rejectRate * 100)}%, ok p50 ${fmt(r.p50Ms, 2)} ms p99 ${fmt(r.p99Ms, 2)} ms, 503 p50 ${fmt(r.p50RejectMs, 2)} ms`);
+        console.error(
+          `saturation max-queue ${maxQueue}: ${fmt(r.okPerSecond)} ok/s, 503 rate ${fmt(r.rejectRate * 100)}%, ok p50 ` +
+            `${fmt(r.p50Ms, 2)} ms p99 ${fmt(r.p99Ms, 2)} ms, 503 p50 ${fmt(r.p50RejectMs, 2)} ms`,
+        );
       } finally {
         await stop(proc);
       }
@@ -172,14 +231,26 @@ async function main(): Promise<void> {
 
     // Report.
     const lines: string[] = [];
-    lines.push(`Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}; model ${shape} (random weights), 300 passages, Flat index, k=10, onnxruntime threads ${threads}, server max-concurrent ${maxConcurrent}.`);
+    lines.push(
+      `Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}; model ${shape} (random ` +
+        `weights), 300 passages, Flat index, k=10, onnxruntime threads ${threads}, server max-concurrent ` +
+        `${maxConcurrent}.`,
+    );
     lines.push("");
-    lines.push(`Baseline (in-process DPRRetriever.retrieve, sequential, no HTTP, no cache): ${fmt(baseline.qps)} q/s, p50 ${fmt(baseline.p50Ms, 2)} ms, p99 ${fmt(baseline.p99Ms, 2)} ms (encode p50 ${fmt(baseline.stages.encode.p50, 2)} ms, search p50 ${fmt(baseline.stages.search.p50, 3)} ms).`);
+    lines.push(
+      `Baseline (in-process DPRRetriever.retrieve, sequential, no HTTP, no cache): ${fmt(baseline.qps)} q/s, p50 ` +
+        `${fmt(baseline.p50Ms, 2)} ms, p99 ${fmt(baseline.p99Ms, 2)} ms (encode p50 ` +
+        `${fmt(baseline.stages.encode.p50, 2)} ms, search p50 ${fmt(baseline.stages.search.p50, 3)} ms).`,
+    );
     lines.push("");
     lines.push("| cache | clients | requests | ok/s | p50 ms | p99 ms | cache hits | ok/s vs baseline |");
     lines.push("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (const r of runs) {
-      lines.push(`| ${r.cache ? "on" : "off"} | ${r.concurrency} | ${r.sent} | ${fmt(r.okPerSecond)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.cache ? `${fmt((r.hitRate ?? 0) * 100)}%` : "–"} | ${fmt(r.okPerSecond / baseline.qps, 2)}× |`);
+      lines.push(
+        `| ${r.cache ? "on" : "off"} | ${r.concurrency} | ${r.sent} | ${fmt(r.okPerSecond)} | ${fmt(r.p50Ms, 2)} | ` +
+          `${fmt(r.p99Ms, 2)} | ${r.cache ? `${fmt((r.hitRate ?? 0) * 100)}%` : "–"} | ` +
+          `${fmt(r.okPerSecond / baseline.qps, 2)}× |`,
+      );
     }
     lines.push("");
     lines.push("Past saturation (64 clients, max-concurrent 2, cache off):");
@@ -187,7 +258,10 @@ async function main(): Promise<void> {
     lines.push("| max-queue | requests | ok/s | 503 rate | ok p50 ms | ok p99 ms | 503 p50 ms |");
     lines.push("|---:|---:|---:|---:|---:|---:|---:|");
     for (const r of sat) {
-      lines.push(`| ${r.maxQueue} | ${r.sent} | ${fmt(r.okPerSecond)} | ${fmt(r.rejectRate * 100)}% | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.p50RejectMs, 2)} |`);
+      lines.push(
+        `| ${r.maxQueue} | ${r.sent} | ${fmt(r.okPerSecond)} | ${fmt(r.rejectRate * 100)}% | ${fmt(r.p50Ms, 2)} | ` +
+          `${fmt(r.p99Ms, 2)} | ${fmt(r.p50RejectMs, 2)} |`,
+      );
     }
     console.log(lines.join("\n"));
     if (values.out) await writeFile(values.out, JSON.stringify(results, null, 2) + "\n");
@@ -197,6 +271,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : String(e));
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
   process.exit(1);
 });

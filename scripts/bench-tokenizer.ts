@@ -31,7 +31,9 @@ const { values } = parseArgs({
   },
 });
 const fixtureDir = fileURLToPath(new URL("../test/fixtures/passages/", import.meta.url));
-const corpusFiles = values.corpus ? values.corpus.split(",") : [join(fixtureDir, "pubmedqa-300.jsonl"), join(fixtureDir, "hard-cases.jsonl")];
+const corpusFiles = values.corpus
+  ? values.corpus.split(",")
+  : [join(fixtureDir, "pubmedqa-300.jsonl"), join(fixtureDir, "hard-cases.jsonl")];
 const limit = Number(values.limit);
 const reps = Number(values.reps);
 
@@ -52,7 +54,10 @@ const work = mkdtempSync(join(tmpdir(), "bench-tokenizer-"));
 let modelDir = values.model;
 if (!modelDir) {
   const t0 = performance.now();
-  const vocab = buildWordPieceVocab(docs.flatMap((d) => [d.title, d.text]), { vocabSize: 30522 });
+  const vocab = buildWordPieceVocab(
+    docs.flatMap((d) => [d.title, d.text]),
+    { vocabSize: 30522 },
+  );
   modelDir = join(work, "tok");
   await BertTokenizer.fromVocab(vocab).save(modelDir);
   console.log(`trained a 30522-entry vocabulary on ${docs.length} docs in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -71,7 +76,10 @@ let jsBad = 0;
 let checked = 0;
 const jsExamples: string[] = [];
 for (const d of docs) {
-  for (const [a, b] of [[d.text, null], [d.title, d.text]] as Array<[string, string | null]>) {
+  for (const [a, b] of [
+    [d.text, null],
+    [d.title, d.text],
+  ] as Array<[string, string | null]>) {
     const ref = (await rust.encode(a, b)).getIds();
     const o = ours.encode(a, b, { maxLength: 1_000_000 }).inputIds;
     const j = hfjs.encode(a, { text_pair: b }).ids;
@@ -155,10 +163,15 @@ const rows: Array<[string, number, number, number]> = contenders.map((c) => {
 const base = rows[0][1];
 console.log(`\nspeed (${totalTokens} passage tokens, ${queryTokens} query tokens, median of ${reps}):`);
 const baseCpu = rows[0][3];
-console.log(`  ${"".padEnd(46)} ${"wall: M tok/s".padStart(14)} ${"ms/pass".padStart(9)} ${"vs ours".padStart(8)}   ${"cpu: M tok/cpu-s".padStart(17)} ${"vs ours".padStart(8)}`);
+console.log(
+  `  ${"".padEnd(46)} ${"wall: M tok/s".padStart(14)} ${"ms/pass".padStart(9)} ${"vs ours".padStart(8)}   ` +
+    `${"cpu: M tok/cpu-s".padStart(17)} ${"vs ours".padStart(8)}`,
+);
 for (const [name, tps, ms, tpc] of rows) {
   console.log(
-    `  ${name.padEnd(46)} ${(tps / 1e6).toFixed(2).padStart(14)} ${ms.toFixed(1).padStart(9)} ${(tps / base).toFixed(2).padStart(7)}x   ${(tpc / 1e6).toFixed(2).padStart(17)} ${(tpc / baseCpu).toFixed(2).padStart(7)}x`,
+    `  ${name.padEnd(46)} ${(tps / 1e6).toFixed(2).padStart(14)} ${ms.toFixed(1).padStart(9)} ` +
+      `${(tps / base).toFixed(2).padStart(7)}x   ${(tpc / 1e6).toFixed(2).padStart(17)} ` +
+      `${(tpc / baseCpu).toFixed(2).padStart(7)}x`,
   );
 }
 const perPassageUs = (rows[0][2] * 1000) / pairs.length;

@@ -15,7 +15,10 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { dir: { type: "string" }, runs: { type: "string", default: "2" } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { dir: { type: "string" }, runs: { type: "string", default: "2" } },
+});
 const dir = resolve(positionals[0] ?? values.dir ?? ".cache/bench-torch");
 const runs = Number(values.runs);
 mkdirSync(dir, { recursive: true });
@@ -49,7 +52,9 @@ with open("${dir}/model.safetensors", "wb") as f:
     for k in sorted(floats): f.write(floats[k].contiguous().numpy().astype("<f4").tobytes())
 print(sum(v.numel() for v in floats.values()))
 `;
-if (!["model.safetensors", "pytorch_model.bin", "pytorch_model-legacy.bin", "pytorch_model-fp16.bin"].every((f) => existsSync(join(dir, f)))) {
+if (
+  !["model.safetensors", "pytorch_model.bin", "pytorch_model-legacy.bin", "pytorch_model-fp16.bin"].every((f) => existsSync(join(dir, f)))
+) {
   process.stderr.write(`bench-torch-load: generating a BERT-base checkpoint in ${dir} with /usr/bin/python3 (torch) ...\n`);
   writeFileSync(join(dir, "generate.py"), GENERATE);
   execFileSync("/usr/bin/python3", [join(dir, "generate.py")], { stdio: "inherit" });
@@ -82,7 +87,9 @@ const cases: [string, string, string][] = [
   ["pytorch_model.bin, zip format, float16 (widened)", "torch", join(dir, "pytorch_model-fp16.bin")],
 ];
 const weightBytes = child("torch", join(dir, "pytorch_model.bin")).floats * 4;
-console.log(`weights: ${(weightBytes / 1e6).toFixed(1)} MB of float32 (${weightBytes / 4} parameters); ${runs} run(s) each, fresh process per run`);
+console.log(
+  `weights: ${(weightBytes / 1e6).toFixed(1)} MB of float32 (${weightBytes / 4} parameters); ${runs} run(s) each, fresh process per run`,
+);
 console.log("| load | seconds | peak RSS MB | peak RSS / weights | (peak RSS − empty child) / weights |");
 console.log("|---|---:|---:|---:|---:|");
 let empty = 0;
@@ -93,6 +100,7 @@ for (const [label, what, file] of cases) {
   const secs = Math.min(...rs.map((r) => r.seconds));
   console.log(
     `| ${label} | ${what === "empty" ? "–" : secs.toFixed(2)} | ${(best.maxRssBytes / 1e6).toFixed(0)} | ` +
-      `${what === "empty" ? "–" : (best.maxRssBytes / weightBytes).toFixed(2)} | ${what === "empty" ? "–" : ((best.maxRssBytes - empty) / weightBytes).toFixed(2)} |`,
+      `${what === "empty" ? "–" : (best.maxRssBytes / weightBytes).toFixed(2)} | ` +
+      `${what === "empty" ? "–" : ((best.maxRssBytes - empty) / weightBytes).toFixed(2)} |`,
   );
 }

@@ -47,12 +47,25 @@ if (values.from) {
   const shapes: Record<string, BertConfig> = { base: BERT_BASE_CONFIG, minilm: MINILM_L6_CONFIG, tiny: tinyBertConfig() };
   const base = shapes[values.shape ?? "tiny"];
   if (!base) throw new Error(`make-random-encoder: --shape must be one of ${Object.keys(shapes).join(", ")}, got '${values.shape}'`);
-  const config: BertConfig = { ...base, ...(values.vocab ? { vocab_size: Number(values.vocab) } : {}), ...(labels !== undefined ? { num_labels: labels } : {}) };
+  const config: BertConfig = {
+    ...base,
+    ...(values.vocab ? { vocab_size: Number(values.vocab) } : {}),
+    ...(labels !== undefined ? { num_labels: labels } : {}),
+  };
   const start = performance.now();
   const weights = randomBertWeights(config, { seed: Number(values.seed), pooler: pooler === "bert", numLabels: labels });
   await mkdir(values.out, { recursive: true });
-  await writeFileAtomic(join(values.out, "config.json"), [Buffer.from(JSON.stringify({ architectures: [labels ? "BertForSequenceClassification" : "BertModel"], ...config }, null, 2) + "\n")]);
-  await writeSafetensors(join(values.out, "model.safetensors"), weights, { format: "pt", producer: "langchain-dpr make-random-encoder", seed: String(values.seed) });
+  await writeFileAtomic(join(values.out, "config.json"), [
+    Buffer.from(JSON.stringify({ architectures: [labels ? "BertForSequenceClassification" : "BertModel"], ...config }, null, 2) + "\n"),
+  ]);
+  await writeSafetensors(join(values.out, "model.safetensors"), weights, {
+    format: "pt",
+    producer: "langchain-dpr make-random-encoder",
+    seed: String(values.seed),
+  });
   const { modelPath, quantizedPath } = await exportBertOnnx(values.out, config, weights, onnxOptions);
-  console.log(`wrote config.json, model.safetensors, ${modelPath}${quantizedPath ? `, ${quantizedPath}` : ""} in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  console.log(
+    `wrote config.json, model.safetensors, ${modelPath}${quantizedPath ? `, ${quantizedPath}` : ""} in ` +
+      `${((performance.now() - start) / 1000).toFixed(1)} s`,
+  );
 }

@@ -54,11 +54,19 @@ try {
   session.endProfiling();
   await session.release();
   times.sort((a, b) => a - b);
-  console.log(`${values.shape}${values.fused ? " (fused)" : ""}: ${config.num_hidden_layers} layers x ${config.hidden_size}, ${tokens} tokens, ${threads} threads: ` +
-    `p50 ${times[Math.floor(runs / 2)]!.toFixed(2)} ms over ${runs} runs (one session)`);
+  console.log(
+    `${values.shape}${values.fused ? " (fused)" : ""}: ${config.num_hidden_layers} layers x ${config.hidden_size}, ` +
+      `${tokens} tokens, ${threads} threads: ` +
+      `p50 ${times[Math.floor(runs / 2)]!.toFixed(2)} ms over ${runs} runs (one session)`,
+  );
   const file = (await readdir(dir)).find((f) => f.startsWith("profile") && f.endsWith(".json"));
   if (file) {
-    const events = JSON.parse(await readFile(join(dir, file), "utf8")) as Array<{ cat?: string; name: string; dur: number; args?: { op_name?: string } }>;
+    const events = JSON.parse(await readFile(join(dir, file), "utf8")) as Array<{
+      cat?: string;
+      name: string;
+      dur: number;
+      args?: { op_name?: string };
+    }>;
     const byOp = new Map<string, { us: number; n: number }>();
     for (const e of events) {
       if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
@@ -72,7 +80,10 @@ try {
     const all = runs + 5;
     console.log(`kernel time per run ${(total / all / 1000).toFixed(2)} ms, by operator type:`);
     for (const [op, s] of [...byOp].sort((a, b) => b[1].us - a[1].us).slice(0, 12)) {
-      console.log(`  ${op.padEnd(28)} ${(s.us / all / 1000).toFixed(3)} ms  ${((100 * s.us) / total).toFixed(1)}%  (${Math.round(s.n / all)} per run)`);
+      console.log(
+        `  ${op.padEnd(28)} ${(s.us / all / 1000).toFixed(3)} ms  ${((100 * s.us) / total).toFixed(1)}%  ` +
+          `(${Math.round(s.n / all)} per run)`,
+      );
     }
   }
 } finally {

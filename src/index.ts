@@ -51,13 +51,32 @@ export { crossEncoderText } from "./rerankers/cross-encoder-text.js";
 
 // Retrievers: BM25, fusion, hybrid, two-stage, cached DPR retriever.
 export { BM25Index, type BM25IndexParams, type BM25Hit } from "./retrievers/bm25/bm25-index.js";
-export { BM25Retriever, type BM25RetrieverParams, type BM25RetrieverFromParams, type BM25DocumentMetadata } from "./retrievers/bm25/bm25-retriever.js";
-export { reciprocalRankFusion, linearFusion, type RankedItem, type FusedItem, type RRFOptions, type LinearFusionOptions, type ScoreNormalization } from "./retrievers/fusion.js";
+export {
+  BM25Retriever,
+  type BM25RetrieverParams,
+  type BM25RetrieverFromParams,
+  type BM25DocumentMetadata,
+} from "./retrievers/bm25/bm25-retriever.js";
+export {
+  reciprocalRankFusion,
+  linearFusion,
+  type RankedItem,
+  type FusedItem,
+  type RRFOptions,
+  type LinearFusionOptions,
+  type ScoreNormalization,
+} from "./retrievers/fusion.js";
 export { HybridRetriever, type HybridRetrieverParams, type FusionMethod } from "./retrievers/hybrid-retriever.js";
 export { TwoStageRetriever, type TwoStageRetrieverParams } from "./retrievers/two-stage-retriever.js";
 export { DPRRetriever, type DPRRetrieverParams, type DPRRetrieverStats, type QueryCacheOptions } from "./retrievers/dpr-retriever.js";
 export type { LatencySummary } from "./retrievers/latency-stats.js";
-export { RETRIEVAL_TIMINGS_EVENT, type RetrievalTimings, type RetrieveOptions, type RetrievalResult, type RetrievalService } from "./retrievers/types.js";
+export {
+  RETRIEVAL_TIMINGS_EVENT,
+  type RetrievalTimings,
+  type RetrieveOptions,
+  type RetrievalResult,
+  type RetrievalService,
+} from "./retrievers/types.js";
 export { matchesFilter, type MetadataFilter } from "./retrievers/filter.js";
 
 // Loading models: the shipped defaults, the Hugging Face hub, and the settings a model folder carries.

@@ -29,7 +29,13 @@ export async function runDemoCli(argv: string[], io: CliIO = PROCESS_IO): Promis
     }
     const questions = parseNumberFlag(WHO, "--questions", values.questions, { integer: true, min: 0 });
     const topK = parseNumberFlag(WHO, "--top", values.top, { integer: true, min: 1 });
-    await runDemo({ dprModel: values.dpr, crossEncoder: values["cross-encoder"], questions, topK, print: (line) => io.stdout(`${line}\n`) });
+    await runDemo({
+      dprModel: values.dpr,
+      crossEncoder: values["cross-encoder"],
+      questions,
+      topK,
+      print: (line) => io.stdout(`${line}\n`),
+    });
     return 0;
   });
 }

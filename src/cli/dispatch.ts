@@ -71,7 +71,8 @@ export async function runCli(argv: readonly string[], options: RunCliOptions = {
       return 0;
     });
   }
-  if (name.startsWith("-")) return reportCliError(new UsageError(`${WHO}: unknown option '${name}'; a command comes first`), { who: WHO, usage: mainUsage(), io });
+  if (name.startsWith("-"))
+    return reportCliError(new UsageError(`${WHO}: unknown option '${name}'; a command comes first`), { who: WHO, usage: mainUsage(), io });
   const command = findCommand(name);
   if (!command) return reportCliError(unknownCommand(name), { who: WHO, usage: mainUsage(), io });
   if (wantsHelp(rest)) {

@@ -45,11 +45,13 @@ export async function checkpointEncoderDirs(dir: string): Promise<string[]> {
   if (found.length === 0) {
     const hint = (await isDir(join(dir, "model"))) ? ` (a training run folder? its model is ${join(dir, "model")})` : "";
     throw new Error(
-      `${WHO}: ${dir} is not a checkpoint folder: expected config.json + model.safetensors, or ${ENCODER_SUBDIRS.map((s) => `${s}/`).join(", ")} with them${hint}`,
+      `${WHO}: ${dir} is not a checkpoint folder: expected config.json + model.safetensors, or ` +
+        `${ENCODER_SUBDIRS.map((s) => `${s}/`).join(", ")} with them${hint}`,
     );
   }
   for (const d of found) {
-    if (!(await isFile(join(d, "model.safetensors")))) throw new Error(`${WHO}: ${d} has no model.safetensors (export converts safetensors weights to ONNX)`);
+    if (!(await isFile(join(d, "model.safetensors"))))
+      throw new Error(`${WHO}: ${d} has no model.safetensors (export converts safetensors weights to ONNX)`);
   }
   return found;
 }
@@ -57,7 +59,10 @@ export async function checkpointEncoderDirs(dir: string): Promise<string[]> {
 async function isClassifier(encoderDir: string): Promise<boolean> {
   try {
     const config = JSON.parse(await readFile(join(encoderDir, "config.json"), "utf8")) as { architectures?: unknown };
-    return Array.isArray(config.architectures) && config.architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"));
+    return (
+      Array.isArray(config.architectures) &&
+      config.architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"))
+    );
   } catch {
     return false;
   }
@@ -95,7 +100,8 @@ export async function exportCheckpoint(from: string, out: string = from, options
     }
     written.push({ dir: target, modelPath, quantizedPath, classifier });
   }
-  if (dst !== src && (await isFile(join(src, "dpr_config.json")))) await copyFile(join(src, "dpr_config.json"), join(dst, "dpr_config.json"));
+  if (dst !== src && (await isFile(join(src, "dpr_config.json"))))
+    await copyFile(join(src, "dpr_config.json"), join(dst, "dpr_config.json"));
   return written;
 }
 
@@ -124,7 +130,12 @@ export async function runExportCli(argv: string[], io: CliIO = PROCESS_IO): Prom
       throw new UsageError(`${WHO}: --pooler must be cls, bert or none, got '${pooler}'`);
     }
     const t0 = performance.now();
-    const written = await exportCheckpoint(values.from, values.out ?? values.from, { pooler, quantize: values.quantize, fused: values.fused, classifier: values.classifier });
+    const written = await exportCheckpoint(values.from, values.out ?? values.from, {
+      pooler,
+      quantize: values.quantize,
+      fused: values.fused,
+      classifier: values.classifier,
+    });
     for (const w of written) {
       io.stdout(`wrote ${w.modelPath}${w.quantizedPath ? ` and ${w.quantizedPath}` : ""}${w.classifier ? " (classifier head)" : ""}\n`);
     }

@@ -115,7 +115,10 @@ export async function listBeirSplits(dir: string): Promise<string[]> {
   } catch {
     throw new Error(`${WHO}: no qrels folder in ${dir}`);
   }
-  return names.filter((n) => n.endsWith(".tsv")).map((n) => n.slice(0, -4)).sort();
+  return names
+    .filter((n) => n.endsWith(".tsv"))
+    .map((n) => n.slice(0, -4))
+    .sort();
 }
 
 /**

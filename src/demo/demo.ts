@@ -20,7 +20,6 @@ import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { RetrievalEvaluator, type EvaluationReport } from "../eval/evaluate.js";
 import { createRandomDPRModel } from "../testing/random-models.js";
 import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
-import { BM25Index } from "../retrievers/bm25/bm25-index.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";
 import { ProgressBar } from "../utils/progress.js";
 import { DEMO_DATASET, DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER } from "../models/defaults.js";
@@ -58,7 +57,13 @@ export interface DemoResult {
   /** True when there is no trained cross-encoder: the demo then does not rerank. */
   noCrossEncoder: boolean;
   indexed: number;
-  answers: Array<{ question: string; top: Array<{ id: string; score: number; relevanceScore?: number }>; encodeMs: number; searchMs: number; rerankMs: number }>;
+  answers: Array<{
+    question: string;
+    top: Array<{ id: string; score: number; relevanceScore?: number }>;
+    encodeMs: number;
+    searchMs: number;
+    rerankMs: number;
+  }>;
   report: EvaluationReport;
 }
 
@@ -75,7 +80,13 @@ async function resolveModels(opts: DemoOptions, passages: Passage[], print: (l: 
     if (!existsSync(dprModel)) {
       print(`No shipped DPR model at ${DEFAULT_DPR_MODEL}: building a random one in ${dprModel} ...`);
       await mkdir(cacheDir, { recursive: true });
-      await createRandomDPRModel(dprModel, { shape: "tiny", texts: texts(), vocabSize: 4000, safetensors: false, dprConfig: { maxPassageLength: 128 } });
+      await createRandomDPRModel(dprModel, {
+        shape: "tiny",
+        texts: texts(),
+        vocabSize: 4000,
+        safetensors: false,
+        dprConfig: { maxPassageLength: 128 },
+      });
     }
   }
   if (opts.crossEncoder === undefined && !existsSync(DEFAULT_CROSS_ENCODER)) {
@@ -119,9 +130,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const chunk = 64;
     const t0 = performance.now();
     for (let i = 0; i < passages.length; i += chunk) {
-      const docs = passages.slice(i, i + chunk).map(
-        (p) => new Document({ pageContent: p.text, metadata: { id: p.id, ...(p.title ? { title: p.title } : {}) }, id: p.id }),
-      );
+      const docs = passages
+        .slice(i, i + chunk)
+        .map((p) => new Document({ pageContent: p.text, metadata: { id: p.id, ...(p.title ? { title: p.title } : {}) }, id: p.id }));
       await store.addDocuments(docs);
       bar.update(Math.min(i + chunk, passages.length), passages.length, "passages");
     }
@@ -168,7 +179,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     print("|---|---|---|---|---|---|");
     for (const m of report.methods) {
       print(
-        `| ${m.method} | ${fmt(m.metrics["ndcg@10"]!)} | ${fmt(m.metrics["recall@10"]!)} | ${fmt(m.metrics["mrr@10"]!)} | ${fmt(m.metrics["recall@100"]!)} | ${fmt(m.latency.total.p50, 1)} |`,
+        `| ${m.method} | ${fmt(m.metrics["ndcg@10"]!)} | ${fmt(m.metrics["recall@10"]!)} | ${fmt(m.metrics["mrr@10"]!)} ` +
+          `| ${fmt(m.metrics["recall@100"]!)} | ${fmt(m.latency.total.p50, 1)} |`,
       );
     }
     if (randomDpr) print("(random-weight DPR model: the DPR and hybrid rows are a pipeline check, not a result)");

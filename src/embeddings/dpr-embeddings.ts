@@ -74,7 +74,15 @@ export type DPRFromPretrainedParams = Omit<DPREmbeddingsParams, "modelPath" | "q
 const OWNER = "DPREmbeddings";
 
 type ModelSettingKey = "maxQueryLength" | "maxPassageLength" | "pooling" | "normalize" | "titleJoin" | "queryPrompt" | "passagePrompt";
-const MODEL_SETTING_KEYS: ModelSettingKey[] = ["maxQueryLength", "maxPassageLength", "pooling", "normalize", "titleJoin", "queryPrompt", "passagePrompt"];
+const MODEL_SETTING_KEYS: ModelSettingKey[] = [
+  "maxQueryLength",
+  "maxPassageLength",
+  "pooling",
+  "normalize",
+  "titleJoin",
+  "queryPrompt",
+  "passagePrompt",
+];
 
 interface Encoders {
   question: OnnxEncoder;
@@ -370,4 +378,3 @@ function toRows(m: EmbeddingMatrix): number[][] {
   for (let i = 0; i < m.count; i++) rows[i] = Array.from(m.data.subarray(i * m.dim, (i + 1) * m.dim));
   return rows;
 }
-

@@ -79,13 +79,15 @@ export function parseEvaluateArgs(argv: string[]): EvaluateCliOptions | null {
   let alpha: number | undefined;
   if (values.alpha !== undefined) {
     alpha = Number(values.alpha);
-    if (values.alpha.trim() === "" || !Number.isFinite(alpha) || alpha < 0 || alpha > 1) throw new UsageError(`${WHO}: --alpha must be a number in [0, 1], got "${values.alpha}"`);
+    if (values.alpha.trim() === "" || !Number.isFinite(alpha) || alpha < 0 || alpha > 1)
+      throw new UsageError(`${WHO}: --alpha must be a number in [0, 1], got "${values.alpha}"`);
     if (hybrid !== "linear") throw new UsageError(`${WHO}: --alpha only applies to --hybrid linear`);
   }
   let rrfK: number | undefined;
   if (values["rrf-k"] !== undefined) {
     rrfK = Number(values["rrf-k"]);
-    if (values["rrf-k"].trim() === "" || !Number.isFinite(rrfK) || rrfK < 0) throw new UsageError(`${WHO}: --rrf-k must be a number ≥ 0, got "${values["rrf-k"]}"`);
+    if (values["rrf-k"].trim() === "" || !Number.isFinite(rrfK) || rrfK < 0)
+      throw new UsageError(`${WHO}: --rrf-k must be a number ≥ 0, got "${values["rrf-k"]}"`);
   }
   const methods = values.methods
     ?.split(",")
@@ -157,7 +159,11 @@ export interface WriteEvaluationOptions {
  * packages are installed) and, optionally, one TREC run per method into `outDir` (created if
  * needed). Every file is written atomically.
  */
-export async function writeEvaluationOutputs(report: EvaluationReport, outDir: string, options: WriteEvaluationOptions = {}): Promise<WrittenOutputs> {
+export async function writeEvaluationOutputs(
+  report: EvaluationReport,
+  outDir: string,
+  options: WriteEvaluationOptions = {},
+): Promise<WrittenOutputs> {
   try {
     await mkdir(outDir, { recursive: true });
   } catch (err) {
@@ -168,7 +174,8 @@ export async function writeEvaluationOutputs(report: EvaluationReport, outDir: s
   const plots = options.plots ?? install === undefined;
   const plotsSkipped = plots
     ? undefined
-    : `SVG plots not drawn: ${install === undefined ? "turned off" : `the optional packages vega and vega-lite are not installed (${install})`}`;
+    : `SVG plots not drawn: ` +
+      `${install === undefined ? "turned off" : `the optional packages vega and vega-lite are not installed (${install})`}`;
   const markdownText = renderMarkdownReport(report, plots ? f : null, plotsSkipped && `${plotsSkipped}.`);
   const out: WrittenOutputs = { markdown: join(outDir, f.markdown), json: join(outDir, f.json), trecRuns: [], markdownText, plotsSkipped };
   if (plots) {
@@ -243,7 +250,9 @@ export async function runEvaluateCli(argv: string[], streams: CliStreams = PROCE
       const written = await writeEvaluationOutputs(report, options.outDir, { trecRuns: options.trecRuns });
       streams.stdout(written.markdownText);
       if (written.plotsSkipped) streams.stderr(`${WHO}: ${written.plotsSkipped}; the report is written without them\n`);
-      const files = [written.markdown, written.json, written.recallSvg, written.latencySvg, ...written.trecRuns].filter((f) => f !== undefined);
+      const files = [written.markdown, written.json, written.recallSvg, written.latencySvg, ...written.trecRuns].filter(
+        (f) => f !== undefined,
+      );
       streams.stderr(`wrote ${files.join(", ")}\n`);
       return 0;
     } finally {

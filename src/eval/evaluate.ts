@@ -296,21 +296,34 @@ export class RetrievalEvaluator {
     if (this.maxQueryLength !== undefined) checkPositiveInt(this.maxQueryLength, "maxQueryLength");
     if (this.maxPassageLength !== undefined) checkPositiveInt(this.maxPassageLength, "maxPassageLength");
     if (this.embeddings !== undefined && (this.maxQueryLength !== undefined || this.maxPassageLength !== undefined)) {
-      throw new Error(`${WHO}: maxQueryLength/maxPassageLength apply to a model loaded from dprModelPath; set them on the embeddings object instead`);
+      throw new Error(
+        `${WHO}: maxQueryLength/maxPassageLength apply to a model loaded from dprModelPath; set them on the embeddings object instead`,
+      );
     }
-    if (this.dprModelPath === undefined && this.embeddings === undefined && (this.maxQueryLength !== undefined || this.maxPassageLength !== undefined)) {
-      throw new Error(`${WHO}: maxQueryLength/maxPassageLength (--max-query-length/--max-passage-length) need a DPR model (--dpr <model dir>)`);
+    if (
+      this.dprModelPath === undefined &&
+      this.embeddings === undefined &&
+      (this.maxQueryLength !== undefined || this.maxPassageLength !== undefined)
+    ) {
+      throw new Error(
+        `${WHO}: maxQueryLength/maxPassageLength (--max-query-length/--max-passage-length) need a DPR model (--dpr <model dir>)`,
+      );
     }
     if (this.rerankDepth > this.depth) {
-      throw new Error(`${WHO}: rerankDepth (${this.rerankDepth}) cannot exceed depth (${this.depth}): the reranker only sees first-stage results`);
+      throw new Error(
+        `${WHO}: rerankDepth (${this.rerankDepth}) cannot exceed depth (${this.depth}): the reranker only sees first-stage results`,
+      );
     }
     if (this.hybrid !== "rrf" && this.hybrid !== "linear") {
       throw new Error(`${WHO}: hybrid fusion must be "rrf" or "linear", got ${JSON.stringify(this.hybrid)}`);
     }
-    if (!(Number.isFinite(this.alpha) && this.alpha >= 0 && this.alpha <= 1)) throw new Error(`${WHO}: alpha must be in [0, 1], got ${this.alpha}`);
+    if (!(Number.isFinite(this.alpha) && this.alpha >= 0 && this.alpha <= 1))
+      throw new Error(`${WHO}: alpha must be in [0, 1], got ${this.alpha}`);
     if (!(Number.isFinite(this.rrfK) && this.rrfK >= 0)) throw new Error(`${WHO}: rrfK must be a finite number ≥ 0, got ${this.rrfK}`);
-    if (this.dprModelPath !== undefined && this.embeddings !== undefined) throw new Error(`${WHO}: give dprModelPath or embeddings, not both`);
-    if (this.crossEncoderPath !== undefined && this.reranker !== undefined) throw new Error(`${WHO}: give crossEncoderPath or reranker, not both`);
+    if (this.dprModelPath !== undefined && this.embeddings !== undefined)
+      throw new Error(`${WHO}: give dprModelPath or embeddings, not both`);
+    if (this.crossEncoderPath !== undefined && this.reranker !== undefined)
+      throw new Error(`${WHO}: give crossEncoderPath or reranker, not both`);
     // Resolve the method list now so that bad combinations fail before any work.
     this.methods = this.resolveMethods();
   }
@@ -333,7 +346,8 @@ export class RetrievalEvaluator {
       const m = parseMethod(raw);
       if (seen.has(m)) throw new Error(`${WHO}: method "${m}" listed twice`);
       if (methodNeedsDpr(m) && !this.hasDpr) throw new Error(`${WHO}: method "${m}" needs a DPR model (--dpr <model dir>)`);
-      if (methodNeedsReranker(m) && !this.hasReranker) throw new Error(`${WHO}: method "${m}" needs a cross-encoder (--cross-encoder <dir>)`);
+      if (methodNeedsReranker(m) && !this.hasReranker)
+        throw new Error(`${WHO}: method "${m}" needs a cross-encoder (--cross-encoder <dir>)`);
       seen.add(m);
     }
     return EVALUATION_METHODS.filter((m) => seen.has(m));
@@ -406,13 +420,19 @@ export class RetrievalEvaluator {
       const docs = data.corpus.map((p) => new Document({ pageContent: p.text, metadata: p.title ? { title: p.title } : {}, id: p.id }));
       await store.addVectors(matrix, docs, { ids: data.corpus.map((p) => p.id) });
       faissAddMs = performance.now() - ta;
-      this.progress("faiss-index", n, n, `faiss "${this.indexFactory}" index of ${n} × ${dim} built in ${(faissAddMs / 1000).toFixed(1)} s`);
+      this.progress(
+        "faiss-index",
+        n,
+        n,
+        `faiss "${this.indexFactory}" index of ${n} × ${dim} built in ${(faissAddMs / 1000).toFixed(1)} s`,
+      );
     }
 
     // The first stages, as an application builds them.
     const stages = new Map<FirstStage, RetrievalService>();
     if (bm25) stages.set("bm25", bm25);
-    if (store && firstStages.has("dpr")) stages.set("dpr", new DPRRetriever({ vectorStore: store, k: this.depth, fetchK: this.depth, cache: false }));
+    if (store && firstStages.has("dpr"))
+      stages.set("dpr", new DPRRetriever({ vectorStore: store, k: this.depth, fetchK: this.depth, cache: false }));
     if (store && bm25 && firstStages.has("hybrid")) {
       stages.set(
         "hybrid",
@@ -541,7 +561,12 @@ export class RetrievalEvaluator {
         faissAddMs,
       },
       methods: results,
-      machine: { cpuModel: cpuList[0]?.model ?? "unknown", cpus: cpuList.length, platform: `${platform()}-${arch()}`, node: process.version },
+      machine: {
+        cpuModel: cpuList[0]?.model ?? "unknown",
+        cpus: cpuList.length,
+        platform: `${platform()}-${arch()}`,
+        node: process.version,
+      },
       startedAt: startedAt.toISOString(),
       elapsedMs: performance.now() - t0,
       runs,

@@ -24,7 +24,15 @@ export {
   type RetrievalEvaluatorParams,
   type StageLatency,
 } from "./evaluate.js";
-export { ARTICLE_RECALL_NOTE, DEFAULT_REPORT_FILES, NO_PLOTS_NOTE, REPORT_METRICS, renderMarkdownReport, reportToJson, type ReportFiles } from "./report.js";
+export {
+  ARTICLE_RECALL_NOTE,
+  DEFAULT_REPORT_FILES,
+  NO_PLOTS_NOTE,
+  REPORT_METRICS,
+  renderMarkdownReport,
+  reportToJson,
+  type ReportFiles,
+} from "./report.js";
 export { latencySpec, recallCurveSpec, renderSvg } from "./plots.js";
 export {
   EVALUATE_USAGE,

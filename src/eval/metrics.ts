@@ -125,7 +125,8 @@ export function averagePrecisionAt(ranked: readonly string[], rels: ReadonlyMap<
   checkK(k, "map");
   const total = numRelevant(rels);
   if (total === 0) return NaN;
-  let hits = 0, sum = 0;
+  let hits = 0,
+    sum = 0;
   for (let i = 0; i < Math.min(k, ranked.length); i++) {
     if ((rels.get(ranked[i]!) ?? 0) > 0) {
       hits++;
@@ -165,7 +166,8 @@ export function evaluateRun(run: Run, qrels: Qrels, options: EvaluateOptions = {
   const cutoffs: MetricCutoffs = options.cutoffs ?? DEFAULT_CUTOFFS;
   const names: [MetricName, number, string][] = [];
   for (const metric of Object.keys(cutoffs) as MetricName[]) {
-    if (!(metric in METRIC_FUNCTIONS)) throw new Error(`metrics: unknown metric "${metric}" (known: ${Object.keys(METRIC_FUNCTIONS).join(", ")})`);
+    if (!(metric in METRIC_FUNCTIONS))
+      throw new Error(`metrics: unknown metric "${metric}" (known: ${Object.keys(METRIC_FUNCTIONS).join(", ")})`);
     for (const k of cutoffs[metric] ?? []) {
       checkK(k, metric);
       names.push([metric, k, `${metric}@${k}`]);
@@ -207,7 +209,8 @@ export function evaluateRun(run: Run, qrels: Qrels, options: EvaluateOptions = {
  */
 export function articleHitRateAt(run: Run, qrels: Qrels, k: number): number {
   checkK(k, "articleHitRate");
-  let hits = 0, queries = 0;
+  let hits = 0,
+    queries = 0;
   for (const [qid, rels] of qrels) {
     if (numRelevant(rels) === 0) continue;
     queries++;

@@ -16,7 +16,11 @@ const RECALL_KS = [1, 5, 10, 20, 100];
 /** Vega-Lite spec: recall@k against k (log scale), one line per method. */
 export function recallCurveSpec(report: EvaluationReport): TopLevelSpec {
   const values = report.methods.flatMap((r) =>
-    RECALL_KS.filter((k) => Number.isFinite(r.metrics[`recall@${k}`])).map((k) => ({ method: r.method, k, recall: r.metrics[`recall@${k}`]! })),
+    RECALL_KS.filter((k) => Number.isFinite(r.metrics[`recall@${k}`])).map((k) => ({
+      method: r.method,
+      k,
+      recall: r.metrics[`recall@${k}`]!,
+    })),
   );
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -38,7 +42,12 @@ export function recallCurveSpec(report: EvaluationReport): TopLevelSpec {
 export function latencySpec(report: EvaluationReport): TopLevelSpec {
   const values = report.methods.flatMap((r) =>
     // Log scale: stages span µs (a BM25 search) to 100s of ms (reranking); clamp to 1 µs so log works.
-    r.stages.map((stage) => ({ method: r.method, stage, p50: Math.max(r.latency[stage].p50, 1e-3), p95: Math.max(r.latency[stage].p95, 1e-3) })),
+    r.stages.map((stage) => ({
+      method: r.method,
+      stage,
+      p50: Math.max(r.latency[stage].p50, 1e-3),
+      p95: Math.max(r.latency[stage].p95, 1e-3),
+    })),
   );
   const stages = [...LATENCY_STAGES];
   return {
@@ -53,8 +62,14 @@ export function latencySpec(report: EvaluationReport): TopLevelSpec {
       color: { field: "stage", type: "nominal", title: "stage", sort: stages },
     },
     layer: [
-      { mark: { type: "bar" }, encoding: { y: { field: "p50", type: "quantitative", title: "milliseconds (log scale)", scale: { type: "log" }, stack: null } } },
-      { mark: { type: "tick", thickness: 2 }, encoding: { y: { field: "p95", type: "quantitative", scale: { type: "log" } }, color: { value: "black" } } },
+      {
+        mark: { type: "bar" },
+        encoding: { y: { field: "p50", type: "quantitative", title: "milliseconds (log scale)", scale: { type: "log" }, stack: null } },
+      },
+      {
+        mark: { type: "tick", thickness: 2 },
+        encoding: { y: { field: "p95", type: "quantitative", scale: { type: "log" } }, color: { value: "black" } },
+      },
     ],
   };
 }

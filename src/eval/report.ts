@@ -16,7 +16,9 @@ export const REPORT_METRICS = ["recall@1", "recall@5", "recall@10", "recall@20",
  */
 export const ARTICLE_RECALL_NOTE =
   'The design article\'s "recall" divides relevant passages found in the top 10 by 10 × queries, which is micro-averaged precision@10 ' +
-  "(a query with one relevant passage found at rank 1 counts 0.1), not standard recall@10 (relevant found in the top 10 / relevant passages of the query, averaged over queries); it is shown in the last column for comparison with the article's figures.";
+  "(a query with one relevant passage found at rank 1 counts 0.1), not standard recall@10 (relevant found in the top 10 " +
+  "/ relevant passages of the query, averaged over queries); it is shown in the last column for comparison with the " +
+  "article's figures.";
 
 /** File names written next to each other by {@link writeEvaluationOutputs}. */
 export interface ReportFiles {
@@ -71,16 +73,27 @@ export function renderMarkdownReport(
       (d.skippedQueries.length > 0 ? `; ${d.skippedQueries.length} skipped (no relevant passage)` : "") +
       ".",
   );
-  lines.push(`- DPR model: ${s.dprModel ? `\`${s.dprModel}\` (dimension ${s.dprDimension ?? "?"})` : "none"}; cross-encoder: ${s.crossEncoder ? `\`${s.crossEncoder}\`` : "none"}.`);
+  lines.push(
+    `- DPR model: ${s.dprModel ? `\`${s.dprModel}\` (dimension ${s.dprDimension ?? "?"})` : "none"}; cross-encoder: ` +
+      `${s.crossEncoder ? `\`${s.crossEncoder}\`` : "none"}.`,
+  );
   const fusion = s.hybrid.fusion === "rrf" ? `RRF (k = ${s.hybrid.rrfK})` : `linear, min-max normalised (alpha = ${s.hybrid.alpha} dense)`;
   const threads = s.faissThreads !== null ? `, ${s.faissThreads} OpenMP thread${s.faissThreads === 1 ? "" : "s"}` : "";
-  lines.push(`- Index: faiss \`${s.indexFactory}\` (inner product${threads}); hybrid fusion: ${fusion}; depth ${s.depth}; rerank depth ${s.rerankDepth}.`);
+  lines.push(
+    `- Index: faiss \`${s.indexFactory}\` (inner product${threads}); hybrid fusion: ${fusion}; depth ${s.depth}; rerank ` +
+      `depth ${s.rerankDepth}.`,
+  );
   const buildParts = [`BM25 index ${ms(b.bm25Ms)} ms`];
-  if (b.corpusEncodeMs !== null) buildParts.push(`corpus encoding ${(b.corpusEncodeMs / 1000).toFixed(1)} s (${fmt(b.passagesPerSecond ?? NaN, 1)} passages/s)`);
+  if (b.corpusEncodeMs !== null)
+    buildParts.push(`corpus encoding ${(b.corpusEncodeMs / 1000).toFixed(1)} s (${fmt(b.passagesPerSecond ?? NaN, 1)} passages/s)`);
   if (b.faissAddMs !== null) buildParts.push(`faiss add ${ms(b.faissAddMs)} ms`);
   lines.push(`- Build: ${buildParts.join("; ")}.`);
   const m = report.machine;
-  lines.push(`- Machine: ${m.cpuModel}, ${m.cpus} cores, ${m.platform}, Node ${m.node}; started ${report.startedAt}, took ${(report.elapsedMs / 1000).toFixed(1)} s.`, "");
+  lines.push(
+    `- Machine: ${m.cpuModel}, ${m.cpus} cores, ${m.platform}, Node ${m.node}; started ${report.startedAt}, took ` +
+      `${(report.elapsedMs / 1000).toFixed(1)} s.`,
+    "",
+  );
 
   lines.push("## Quality (trec_eval definitions, graded qrels)", "");
   lines.push(`| method | ${REPORT_METRICS.map((k) => k.replace("recall", "R")).join(" | ")} | article "recall" |`);
@@ -100,7 +113,8 @@ export function renderMarkdownReport(
   }
   lines.push(
     "",
-    "Queries run one at a time through the shipped retrievers (BM25Retriever, DPRRetriever, HybridRetriever; TwoStageRetriever for reranking), " +
+    "Queries run one at a time through the shipped retrievers (BM25Retriever, DPRRetriever, HybridRetriever; " +
+      "TwoStageRetriever for reranking), " +
       "and reranking runs in a second pass after every first stage. The stages are the retrievers' own timings: " +
       "hybrid search is HybridRetriever's two searches and the fusion; total is the per-query sum of the method's stages.",
     "",

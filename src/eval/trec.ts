@@ -44,7 +44,8 @@ export async function readTrecRun(path: string): Promise<Run> {
   lines.forEach((raw, i) => {
     if (raw.trim() === "") return;
     const cols = raw.trim().split(/\s+/);
-    if (cols.length !== 6) throw new Error(`${WHO}: expected 6 columns "qid Q0 docid rank score tag" at ${path}:${i + 1}, got ${cols.length}`);
+    if (cols.length !== 6)
+      throw new Error(`${WHO}: expected 6 columns "qid Q0 docid rank score tag" at ${path}:${i + 1}, got ${cols.length}`);
     const [qid, , docId, , scoreText] = cols as [string, string, string, string, string, string];
     const score = Number(scoreText);
     if (!Number.isFinite(score)) throw new Error(`${WHO}: score must be a number at ${path}:${i + 1}, got "${scoreText}"`);

@@ -13,8 +13,12 @@ import { canonicalizeBertWeights, validateBertWeights } from "./weights.js";
 import { pathExists } from "../utils/fs.js";
 
 /** Weights files of a checkpoint folder, in the order they are preferred. */
-export const CHECKPOINT_WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"] as const;
-
+export const CHECKPOINT_WEIGHT_FILES = [
+  "model.safetensors",
+  "model.safetensors.index.json",
+  "pytorch_model.bin",
+  "pytorch_model.bin.index.json",
+] as const;
 
 /**
  * Reads the weights of a checkpoint folder as float tensors: `model.safetensors`, else its sharded
@@ -22,7 +26,10 @@ export const CHECKPOINT_WEIGHT_FILES = ["model.safetensors", "model.safetensors.
  * sharded index. Integer buffers (e.g. `embeddings.position_ids`) are left out.
  * @throws Error naming the folder when it has none of these files, or the file and the problem.
  */
-export async function readCheckpointWeights(dir: string, owner = "readBertCheckpoint"): Promise<{ weights: BertWeights; path: string; metadata: Record<string, string> }> {
+export async function readCheckpointWeights(
+  dir: string,
+  owner = "readBertCheckpoint",
+): Promise<{ weights: BertWeights; path: string; metadata: Record<string, string> }> {
   for (const file of CHECKPOINT_WEIGHT_FILES) {
     const path = join(dir, file);
     if (!(await pathExists(path))) continue;
@@ -44,7 +51,10 @@ export async function readCheckpointWeights(dir: string, owner = "readBertCheckp
  * names (DPR, `bert.`-prefixed and TF-style checkpoints) and validates them against the config.
  * @throws Error naming the file and the problem (missing file, bad header, shape mismatch).
  */
-export async function readBertCheckpoint(dir: string, owner = "readBertCheckpoint"): Promise<{ config: BertConfig; weights: BertWeights; metadata: Record<string, string> }> {
+export async function readBertCheckpoint(
+  dir: string,
+  owner = "readBertCheckpoint",
+): Promise<{ config: BertConfig; weights: BertWeights; metadata: Record<string, string> }> {
   const config = await readBertConfig(join(dir, "config.json"));
   const { weights: tensors, path, metadata } = await readCheckpointWeights(dir, owner);
   const weights = canonicalizeBertWeights(tensors);

@@ -44,7 +44,8 @@ export function parseBertConfig(json: unknown, source: string): BertConfig {
   const act = raw.hidden_act ?? "gelu";
   if (typeof act !== "string" || !(SUPPORTED_HIDDEN_ACTS as readonly string[]).includes(act)) {
     throw new Error(
-      `${where}: hidden_act ${typeof act === "string" ? `'${act}'` : JSON.stringify(act)} is not supported; expected one of ${SUPPORTED_HIDDEN_ACTS.join(", ")}`,
+      `${where}: hidden_act ${typeof act === "string" ? `'${act}'` : JSON.stringify(act)} is not supported; expected ` +
+        `one of ${SUPPORTED_HIDDEN_ACTS.join(", ")}`,
     );
   }
   const eps = raw.layer_norm_eps ?? 1e-12;
@@ -52,9 +53,7 @@ export function parseBertConfig(json: unknown, source: string): BertConfig {
     throw new Error(`${where}: 'layer_norm_eps' must be a positive number, got ${JSON.stringify(eps)}`);
   }
   if (ints.hidden_size % ints.num_attention_heads !== 0) {
-    throw new Error(
-      `${where}: hidden_size ${ints.hidden_size} is not divisible by num_attention_heads ${ints.num_attention_heads}`,
-    );
+    throw new Error(`${where}: hidden_size ${ints.hidden_size} is not divisible by num_attention_heads ${ints.num_attention_heads}`);
   }
   const config: BertConfig = {
     vocab_size: ints.vocab_size,
@@ -67,7 +66,10 @@ export function parseBertConfig(json: unknown, source: string): BertConfig {
     layer_norm_eps: eps,
     hidden_act: act as HiddenAct,
   };
-  const optionalNumber = (key: "pad_token_id" | "hidden_dropout_prob" | "attention_probs_dropout_prob" | "initializer_range" | "num_labels", integer: boolean) => {
+  const optionalNumber = (
+    key: "pad_token_id" | "hidden_dropout_prob" | "attention_probs_dropout_prob" | "initializer_range" | "num_labels",
+    integer: boolean,
+  ) => {
     const value = raw[key];
     if (value === undefined || value === null) return;
     if (typeof value !== "number" || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < 0) {
@@ -85,7 +87,8 @@ export function parseBertConfig(json: unknown, source: string): BertConfig {
     config.num_labels = Object.keys(raw.id2label).length;
   }
   if (raw.model_type !== undefined) {
-    if (typeof raw.model_type !== "string") throw new Error(`${where}: 'model_type' must be a string, got ${JSON.stringify(raw.model_type)}`);
+    if (typeof raw.model_type !== "string")
+      throw new Error(`${where}: 'model_type' must be a string, got ${JSON.stringify(raw.model_type)}`);
     if (!SUPPORTED_MODEL_TYPES.includes(raw.model_type)) {
       throw new Error(
         `${where}: model_type '${raw.model_type}' is not supported: this project runs BERT-family encoders with a WordPiece ` +

@@ -56,8 +56,14 @@ const OWNER = "hub";
 const MARKER = ".complete.json";
 const ENCODER_PREFIXES = ["", "question_encoder/", "passage_encoder/", "ctx_encoder/", "encoder/", "0_Transformer/"];
 const SMALL_FILES = [
-  "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+  "config.json",
+  "vocab.txt",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "modules.json",
+  "sentence_bert_config.json",
+  "config_sentence_transformers.json",
 ];
 /** Weights sources of an encoder folder, in order of preference (the index files name their shards). */
 const WEIGHT_SOURCES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
@@ -248,7 +254,6 @@ async function withRetries<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   throw lastErr;
 }
 
-
 /**
  * For encoder folders that have weights (safetensors, PyTorch, sharded or not) but no ONNX graph
  * (e.g. the facebook/dpr-* repositories), writes `model.onnx` from the weights: a sequence classifier
@@ -327,9 +332,7 @@ export async function downloadModel(repo: string, params: HubDownloadParams = {}
     }
   }
   if (!got.some((f) => f.endsWith("config.json"))) {
-    throw new Error(
-      `${OWNER}: ${repo}@${revision} at ${ctx.endpoint} has no model folder files (config.json, vocab.txt, model.onnx, ...)`,
-    );
+    throw new Error(`${OWNER}: ${repo}@${revision} at ${ctx.endpoint} has no model folder files (config.json, vocab.txt, model.onnx, ...)`);
   }
   got.push(...(await exportMissingOnnx(dir, got, { quantized: params.quantized })));
   const marker = { repo, revision, endpoint: ctx.endpoint, quantized: Boolean(params.quantized), files: got };

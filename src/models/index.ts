@@ -5,11 +5,7 @@
 export type { BertConfig, BertWeights, HiddenAct, NamedTensor } from "./types.js";
 export { BERT_BASE_CONFIG, MINILM_L6_CONFIG, SUPPORTED_HIDDEN_ACTS, parseBertConfig, readBertConfig } from "./config.js";
 export { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from "./safetensors.js";
-export {
-  canonicalizeBertWeights,
-  expectedBertWeightShapes,
-  validateBertWeights,
-} from "./weights.js";
+export { canonicalizeBertWeights, expectedBertWeightShapes, validateBertWeights } from "./weights.js";
 export { exportBertOnnx, quantizePerColumn, type BertOnnxOptions } from "./onnx/bert-graph.js";
 export { referenceBertForward, type ReferenceBatch, type ReferenceOutput } from "./reference.js";
 export { exportCheckpointToOnnx, readBertCheckpoint } from "./checkpoint.js";

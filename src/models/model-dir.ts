@@ -49,7 +49,11 @@ export type TitleJoin = "pair" | "space" | "none";
  * segment for "pair", joined with a space for "space", dropped for "none"), then the text. Returns the
  * first segment and, for "pair" with a title, the second.
  */
-export function passageSegments(p: { title?: string | null; text: string }, titleJoin: TitleJoin, prompt = ""): { text: string; pair?: string } {
+export function passageSegments(
+  p: { title?: string | null; text: string },
+  titleJoin: TitleJoin,
+  prompt = "",
+): { text: string; pair?: string } {
   const title = typeof p.title === "string" ? p.title : undefined;
   if (title === undefined || titleJoin === "none") return { text: prompt + p.text };
   // "pair" keeps an empty title as an empty first segment ([CLS] [SEP] text [SEP]), as DPR trained.
@@ -197,7 +201,6 @@ export interface EncoderFiles {
   vocabPath?: string;
 }
 
-
 async function firstExisting(dir: string, names: string[]): Promise<string | undefined> {
   for (const n of names) {
     const p = join(dir, n);
@@ -208,8 +211,10 @@ async function firstExisting(dir: string, names: string[]): Promise<string | und
 
 /** True when `dir` looks like an encoder folder (has a config.json next to a model or tokenizer). */
 export async function isEncoderDir(dir: string): Promise<boolean> {
-  return (await pathExists(join(dir, "config.json"))) &&
-    ((await firstExisting(dir, ["model.onnx", "onnx/model.onnx", "model.safetensors", "vocab.txt", "tokenizer.json"])) !== undefined);
+  return (
+    (await pathExists(join(dir, "config.json"))) &&
+    (await firstExisting(dir, ["model.onnx", "onnx/model.onnx", "model.safetensors", "vocab.txt", "tokenizer.json"])) !== undefined
+  );
 }
 
 /**
@@ -318,9 +323,7 @@ export interface EncoderDirSpec {
 async function writeEncoderFiles(dir: string, spec: EncoderDirSpec): Promise<void> {
   const { config, weights, tokenizer } = spec;
   if (tokenizer.vocabSize > config.vocab_size) {
-    throw new Error(
-      `writeEncoderDir: tokenizer has ${tokenizer.vocabSize} entries but config vocab_size is ${config.vocab_size}`,
-    );
+    throw new Error(`writeEncoderDir: tokenizer has ${tokenizer.vocabSize} entries but config vocab_size is ${config.vocab_size}`);
   }
   const configJson = { architectures: ["BertModel"], model_type: "bert", ...config, ...spec.extraConfig };
   await writeFile(join(dir, "config.json"), JSON.stringify(configJson, null, 2) + "\n");

@@ -43,7 +43,13 @@ function erf(x: number): number {
     Math.exp(
       -z * z -
         1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? 1 - erfc : erfc - 1;
 }
@@ -104,7 +110,10 @@ export function referenceBertForward(config: BertConfig, weights: BertWeights, b
   const eps = config.layer_norm_eps;
   for (let b = 0; b < B; b++) {
     if (batch.inputIds[b].length !== S || batch.attentionMask[b]?.length !== S || batch.tokenTypeIds[b]?.length !== S) {
-      throw new Error(`referenceBertForward: row ${b} lengths differ (input_ids ${batch.inputIds[b].length}, attention_mask ${batch.attentionMask[b]?.length}, token_type_ids ${batch.tokenTypeIds[b]?.length}; expected ${S})`);
+      throw new Error(
+        `referenceBertForward: row ${b} lengths differ (input_ids ${batch.inputIds[b].length}, attention_mask ` +
+          `${batch.attentionMask[b]?.length}, token_type_ids ${batch.tokenTypeIds[b]?.length}; expected ${S})`,
+      );
     }
   }
   if (S > config.max_position_embeddings) {
@@ -122,8 +131,10 @@ export function referenceBertForward(config: BertConfig, weights: BertWeights, b
     for (let s = 0; s < S; s++) {
       const id = batch.inputIds[b][s];
       const tt = batch.tokenTypeIds[b][s];
-      if (!(id >= 0 && id < config.vocab_size)) throw new Error(`referenceBertForward: token id ${id} out of range [0, ${config.vocab_size})`);
-      if (!(tt >= 0 && tt < config.type_vocab_size)) throw new Error(`referenceBertForward: token type ${tt} out of range [0, ${config.type_vocab_size})`);
+      if (!(id >= 0 && id < config.vocab_size))
+        throw new Error(`referenceBertForward: token id ${id} out of range [0, ${config.vocab_size})`);
+      if (!(tt >= 0 && tt < config.type_vocab_size))
+        throw new Error(`referenceBertForward: token type ${tt} out of range [0, ${config.type_vocab_size})`);
       const row = (b * S + s) * H;
       for (let h = 0; h < H; h++) x[row + h] = word.data[id * H + h] + pos.data[s * H + h] + typ.data[tt * H + h];
     }
@@ -161,9 +172,21 @@ export function referenceBertForward(config: BertConfig, weights: BertWeights, b
         }
       }
     }
-    const attnOut = linear(context, rows, tensor(weights, `${p}attention.output.dense.weight`), tensor(weights, `${p}attention.output.dense.bias`));
+    const attnOut = linear(
+      context,
+      rows,
+      tensor(weights, `${p}attention.output.dense.weight`),
+      tensor(weights, `${p}attention.output.dense.bias`),
+    );
     for (let i = 0; i < attnOut.length; i++) attnOut[i] += x[i];
-    layerNormInPlace(attnOut, rows, H, tensor(weights, `${p}attention.output.LayerNorm.weight`), tensor(weights, `${p}attention.output.LayerNorm.bias`), eps);
+    layerNormInPlace(
+      attnOut,
+      rows,
+      H,
+      tensor(weights, `${p}attention.output.LayerNorm.weight`),
+      tensor(weights, `${p}attention.output.LayerNorm.bias`),
+      eps,
+    );
     const inter = linear(attnOut, rows, tensor(weights, `${p}intermediate.dense.weight`), tensor(weights, `${p}intermediate.dense.bias`));
     for (let i = 0; i < inter.length; i++) inter[i] = act(inter[i]);
     const out = linear(inter, rows, tensor(weights, `${p}output.dense.weight`), tensor(weights, `${p}output.dense.bias`));

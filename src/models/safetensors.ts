@@ -72,7 +72,9 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
   if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > buffer.byteLength) {
-    throw new Error(`${where}: header length ${headerLength} exceeds the file size ${buffer.byteLength} (truncated or not a safetensors file)`);
+    throw new Error(
+      `${where}: header length ${headerLength} exceeds the file size ${buffer.byteLength} (truncated or not a safetensors file)`,
+    );
   }
   let header: unknown;
   try {
@@ -93,7 +95,12 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
   const dtypes = new Map<string, string>();
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      if (typeof entry !== "object" || entry === null || Array.isArray(entry) || !Object.values(entry).every((v) => typeof v === "string")) {
+      if (
+        typeof entry !== "object" ||
+        entry === null ||
+        Array.isArray(entry) ||
+        !Object.values(entry).every((v) => typeof v === "string")
+      ) {
         throw new Error(`${where}: __metadata__ must be an object of strings`);
       }
       metadata = { ...(entry as Record<string, string>) };
@@ -114,10 +121,15 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
     const count = (shape as number[]).reduce((a, b) => a * b, 1);
     const expectedBytes = count * DTYPE_BYTES[dtype];
     if (end < begin || end - begin !== expectedBytes) {
-      throw new Error(`${where}: tensor '${name}' ${dtype}${JSON.stringify(shape)} needs ${expectedBytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+      throw new Error(
+        `${where}: tensor '${name}' ${dtype}${JSON.stringify(shape)} needs ${expectedBytes} bytes but data_offsets ` +
+          `[${begin}, ${end}] span ${end - begin}`,
+      );
     }
     if (end > dataLength) {
-      throw new Error(`${where}: tensor '${name}' data_offsets end ${end} is past the end of the data (${dataLength} bytes; file truncated?)`);
+      throw new Error(
+        `${where}: tensor '${name}' data_offsets end ${end} is past the end of the data (${dataLength} bytes; file truncated?)`,
+      );
     }
     ranges.push([begin, end, name]);
     dtypes.set(name, dtype);
@@ -169,7 +181,9 @@ export function encodeSafetensors(tensors: BertWeights, metadata: Record<string,
     const tensor = tensors.get(name) as NamedTensor;
     const count = tensor.shape.reduce((a, b) => a * b, 1);
     if (count !== tensor.data.length) {
-      throw new Error(`writeSafetensors: tensor '${name}' has shape ${JSON.stringify(tensor.shape)} (${count} values) but ${tensor.data.length} values`);
+      throw new Error(
+        `writeSafetensors: tensor '${name}' has shape ${JSON.stringify(tensor.shape)} (${count} values) but ${tensor.data.length} values`,
+      );
     }
     header[name] = { dtype: "F32", shape: tensor.shape, data_offsets: [offset, offset + tensor.data.byteLength] };
     offset += tensor.data.byteLength;

@@ -75,7 +75,9 @@ export function parsePoolingConfig(json: unknown, source: string): SentenceTrans
   }
   const [key, mode] = on[0]!;
   if (mode === undefined) {
-    throw new Error(`${OWNER}: ${source}: ${key} is not supported; supported: pooling_mode_cls_token, pooling_mode_mean_tokens, pooling_mode_max_tokens`);
+    throw new Error(
+      `${OWNER}: ${source}: ${key} is not supported; supported: pooling_mode_cls_token, pooling_mode_mean_tokens, pooling_mode_max_tokens`,
+    );
   }
   if (json["include_prompt"] === false) {
     throw new Error(`${OWNER}: ${source}: include_prompt false (pooling that skips the prompt tokens) is not supported`);
@@ -108,7 +110,8 @@ export async function readSentenceTransformersSettings(dir: string): Promise<Sen
     } else if (type === "Pooling") {
       const configPath = join(dir, path, "config.json");
       const json = await readJson(configPath);
-      if (json === undefined) throw new Error(`${OWNER}: ${modulesPath} names a Pooling module at '${path}' but ${configPath} does not exist`);
+      if (json === undefined)
+        throw new Error(`${OWNER}: ${modulesPath} names a Pooling module at '${path}' but ${configPath} does not exist`);
       out.pooling = parsePoolingConfig(json, configPath);
       pooling = true;
     } else if (type === "Normalize") {
@@ -126,7 +129,9 @@ export async function readSentenceTransformersSettings(dir: string): Promise<Sen
   if (isObject(bert) && bert["max_seq_length"] !== undefined) {
     const n = bert["max_seq_length"];
     if (typeof n !== "number" || !Number.isInteger(n) || n < 2) {
-      throw new Error(`${OWNER}: ${join(dir, "sentence_bert_config.json")}: max_seq_length must be an integer >= 2, got ${JSON.stringify(n)}`);
+      throw new Error(
+        `${OWNER}: ${join(dir, "sentence_bert_config.json")}: max_seq_length must be an integer >= 2, got ${JSON.stringify(n)}`,
+      );
     }
     out.maxSeqLength = n;
   }

@@ -10,10 +10,7 @@ import { seededUniform } from "../utils/random.js";
  * The tensors a {@link BertConfig} needs, in PyTorch layout (Linear weights `[out, in]`).
  * Pooler and classifier tensors are included only when asked for.
  */
-export function expectedBertWeightShapes(
-  config: BertConfig,
-  opts: { pooler?: boolean; numLabels?: number } = {},
-): Map<string, number[]> {
+export function expectedBertWeightShapes(config: BertConfig, opts: { pooler?: boolean; numLabels?: number } = {}): Map<string, number[]> {
   const H = config.hidden_size;
   const I = config.intermediate_size;
   const shapes = new Map<string, number[]>([
@@ -50,7 +47,6 @@ export function expectedBertWeightShapes(
   }
   return shapes;
 }
-
 
 /** Fills `out` with normal(0, std) samples (Box-Muller, both outputs used). */
 function fillNormal(out: Float32Array, std: number, uniform: () => number): void {
@@ -151,26 +147,40 @@ export function validateBertWeights(config: BertConfig, weights: BertWeights, so
   const classifier = weights.get("classifier.weight");
   const expected = expectedBertWeightShapes(config, {
     pooler: weights.has("pooler.dense.weight") || weights.has("pooler.dense.bias"),
-    numLabels: classifier ? classifier.shape[0] : weights.has("classifier.bias") ? config.num_labels ?? 1 : undefined,
+    numLabels: classifier ? classifier.shape[0] : weights.has("classifier.bias") ? (config.num_labels ?? 1) : undefined,
   });
   const where = `validateBertWeights (${source})`;
   const word = weights.get("embeddings.word_embeddings.weight");
   if (word && word.shape.length === 2 && word.shape[0] !== config.vocab_size) {
-    throw new Error(`${where}: vocab_size ${config.vocab_size} in config.json but embeddings.word_embeddings.weight has ${word.shape[0]} rows`);
+    throw new Error(
+      `${where}: vocab_size ${config.vocab_size} in config.json but embeddings.word_embeddings.weight has ${word.shape[0]} rows`,
+    );
   }
   const pos = weights.get("embeddings.position_embeddings.weight");
   if (pos && pos.shape.length === 2 && pos.shape[0] !== config.max_position_embeddings) {
-    throw new Error(`${where}: max_position_embeddings ${config.max_position_embeddings} in config.json but embeddings.position_embeddings.weight has ${pos.shape[0]} rows`);
+    throw new Error(
+      `${where}: max_position_embeddings ${config.max_position_embeddings} in config.json but ` +
+        `embeddings.position_embeddings.weight has ${pos.shape[0]} rows`,
+    );
   }
   const tt = weights.get("embeddings.token_type_embeddings.weight");
   if (tt && tt.shape.length === 2 && tt.shape[0] !== config.type_vocab_size) {
-    throw new Error(`${where}: type_vocab_size ${config.type_vocab_size} in config.json but embeddings.token_type_embeddings.weight has ${tt.shape[0]} rows`);
+    throw new Error(
+      `${where}: type_vocab_size ${config.type_vocab_size} in config.json but embeddings.token_type_embeddings.weight ` +
+        `has ${tt.shape[0]} rows`,
+    );
   }
   if (!weights.has(`encoder.layer.${config.num_hidden_layers - 1}.output.LayerNorm.weight`)) {
-    throw new Error(`${where}: num_hidden_layers ${config.num_hidden_layers} in config.json but encoder.layer.${config.num_hidden_layers - 1}.* is missing`);
+    throw new Error(
+      `${where}: num_hidden_layers ${config.num_hidden_layers} in config.json but ` +
+        `encoder.layer.${config.num_hidden_layers - 1}.* is missing`,
+    );
   }
   if (weights.has(`encoder.layer.${config.num_hidden_layers}.output.LayerNorm.weight`)) {
-    throw new Error(`${where}: num_hidden_layers ${config.num_hidden_layers} in config.json but the weights have more layers (encoder.layer.${config.num_hidden_layers}.* exists)`);
+    throw new Error(
+      `${where}: num_hidden_layers ${config.num_hidden_layers} in config.json but the weights have more layers ` +
+        `(encoder.layer.${config.num_hidden_layers}.* exists)`,
+    );
   }
   if (classifier && config.num_labels !== undefined && classifier.shape[0] !== config.num_labels) {
     throw new Error(`${where}: num_labels ${config.num_labels} in config.json but classifier.weight has ${classifier.shape[0]} rows`);
@@ -179,7 +189,9 @@ export function validateBertWeights(config: BertConfig, weights: BertWeights, so
     const tensor = weights.get(name);
     if (!tensor) throw new Error(`${where}: missing tensor '${name}' (expected shape ${describeShape(shape)})`);
     if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) {
-      throw new Error(`${where}: tensor '${name}' has shape ${describeShape(tensor.shape)}, expected ${describeShape(shape)} from config.json`);
+      throw new Error(
+        `${where}: tensor '${name}' has shape ${describeShape(tensor.shape)}, expected ${describeShape(shape)} from config.json`,
+      );
     }
     const count = shape.reduce((a, b) => a * b, 1);
     if (tensor.data.length !== count) {

@@ -35,7 +35,9 @@ export interface CrossEncoderDirSpec {
 export async function writeCrossEncoderDir(dir: string, spec: CrossEncoderDirSpec): Promise<void> {
   const classifier = spec.weights.get("classifier.weight");
   if (!classifier || classifier.shape.length !== 2) {
-    throw new Error("writeCrossEncoderDir: weights need 'classifier.weight' [num_labels, hidden_size] (e.g. randomBertWeights(config, { numLabels: 1 }))");
+    throw new Error(
+      "writeCrossEncoderDir: weights need 'classifier.weight' [num_labels, hidden_size] (e.g. randomBertWeights(config, { numLabels: 1 }))",
+    );
   }
   if (!spec.weights.has("pooler.dense.weight")) {
     throw new Error("writeCrossEncoderDir: weights need the BERT pooler 'pooler.dense.weight' / 'pooler.dense.bias'");

@@ -153,7 +153,9 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
       throw new Error(`${OWNER}: labelIndex must be a non-negative integer, got ${this.labelIndex}`);
     }
     if (!CROSS_ENCODER_TITLE_JOINS.includes(this.titleJoin)) {
-      throw new Error(`${OWNER}: titleJoin must be one of ${CROSS_ENCODER_TITLE_JOINS.map((j) => `'${j}'`).join(", ")}, got '${String(this.titleJoin)}'`);
+      throw new Error(
+        `${OWNER}: titleJoin must be one of ${CROSS_ENCODER_TITLE_JOINS.map((j) => `'${j}'`).join(", ")}, got '${String(this.titleJoin)}'`,
+      );
     }
     this.loaded = new Lazy(
       () => this.load(),
@@ -176,7 +178,16 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
       modelPath = idOrPath;
     } else {
       if (!isHubId(idOrPath)) throw new Error(`${OWNER}: '${idOrPath}' is neither a folder nor a hub id like owner/name`);
-      modelPath = await downloadModel(idOrPath, { revision, endpoint, cacheDir, token, files, fetch: fetchImpl, retries, quantized: params.quantized });
+      modelPath = await downloadModel(idOrPath, {
+        revision,
+        endpoint,
+        cacheDir,
+        token,
+        files,
+        fetch: fetchImpl,
+        retries,
+        quantized: params.quantized,
+      });
     }
     const instance = new this({ ...rest, modelPath });
     await instance.ready();
@@ -313,7 +324,10 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
       }
       return d;
     });
-    const scores = await this.scorePairs(query, docs.map((d) => this.passageText(d)));
+    const scores = await this.scorePairs(
+      query,
+      docs.map((d) => this.passageText(d)),
+    );
     return scores
       .map((relevanceScore, index) => ({ index, relevanceScore, document: docs[index]! }))
       .sort((a, b) => b.relevanceScore - a.relevanceScore || a.index - b.index)
@@ -351,4 +365,3 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
 function describe(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "an array" : typeof v;
 }
-

@@ -10,7 +10,4 @@ export {
   type CrossEncoderTitleJoin,
   type RerankResult,
 } from "./cross-encoder-reranker.js";
-export {
-  writeCrossEncoderDir,
-  type CrossEncoderDirSpec,
-} from "./cross-encoder-dir.js";
+export { writeCrossEncoderDir, type CrossEncoderDirSpec } from "./cross-encoder-dir.js";

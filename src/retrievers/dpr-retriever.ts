@@ -140,10 +140,7 @@ interface CachedResult {
  * retriever.getStats().search.p95;
  * ```
  */
-export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
-  extends BaseRetriever
-  implements RetrievalService
-{
+export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface> extends BaseRetriever implements RetrievalService {
   static override lc_name(): string {
     return "DPRRetriever";
   }
@@ -211,10 +208,7 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
   }
 
   /** LangChain entry point: {@link retrieve} with the retriever's defaults. */
-  override async _getRelevantDocuments(
-    query: string,
-    runManager?: CallbackManagerForRetrieverRun,
-  ): Promise<DocumentInterface[]> {
+  override async _getRelevantDocuments(query: string, runManager?: CallbackManagerForRetrieverRun): Promise<DocumentInterface[]> {
     return (await this.retrieveInRun(query, {}, runManager)).documents;
   }
 
@@ -360,13 +354,7 @@ export class DPRRetriever<V extends VectorStoreInterface = VectorStoreInterface>
   }
 
   /** The cache key for a call, or undefined when the call cannot be cached. Clears on version change. */
-  private cacheKey(
-    query: string,
-    k: number,
-    rerank: boolean,
-    filter: V["FilterType"] | undefined,
-    useCache: boolean,
-  ): string | undefined {
+  private cacheKey(query: string, k: number, rerank: boolean, filter: V["FilterType"] | undefined, useCache: boolean): string | undefined {
     if (this.cache === undefined || !useCache) return undefined;
     if (typeof filter === "function") return undefined;
     let version = storeVersion(this.vectorStore);

@@ -68,9 +68,7 @@ export interface LinearFusionOptions {
 function checkWeights(module: string, lists: readonly unknown[], weights: number[] | undefined): number[] {
   if (weights === undefined) return lists.map(() => 1);
   if (weights.length !== lists.length) {
-    throw new Error(
-      `${module}: expected one weight per ranked list (${lists.length} lists), got ${weights.length} weights`,
-    );
+    throw new Error(`${module}: expected one weight per ranked list (${lists.length} lists), got ${weights.length} weights`);
   }
   weights.forEach((w, i) => {
     if (!Number.isFinite(w) || w < 0) {
@@ -136,10 +134,7 @@ function sortAndLimit<T>(items: FusedItem<T>[], limit: number | undefined): Fuse
  * // b: 1/62 + 1/61, a: 1/61, c: 1/62 → order b, a, c
  * ```
  */
-export function reciprocalRankFusion<T>(
-  lists: ReadonlyArray<ReadonlyArray<RankedItem<T>>>,
-  options: RRFOptions = {},
-): FusedItem<T>[] {
+export function reciprocalRankFusion<T>(lists: ReadonlyArray<ReadonlyArray<RankedItem<T>>>, options: RRFOptions = {}): FusedItem<T>[] {
   const k = options.k ?? 60;
   if (!Number.isFinite(k) || k < 0) throw new Error(`reciprocalRankFusion: k must be a finite number ≥ 0, got ${k}`);
   const weights = checkWeights("reciprocalRankFusion", lists, options.weights);
@@ -165,9 +160,7 @@ function normalizeList<T>(
   list.forEach((e, ri) => {
     if (firsts.has(e.id)) return;
     if (e.score === undefined) {
-      throw new Error(
-        `linearFusion: list ${li} entry "${e.id}" at rank ${ri + 1} has no score (linear fusion needs scores on every side)`,
-      );
+      throw new Error(`linearFusion: list ${li} entry "${e.id}" at rank ${ri + 1} has no score (linear fusion needs scores on every side)`);
     }
     firsts.set(e.id, e.score);
   });
@@ -207,10 +200,7 @@ function normalizeList<T>(
  * With two lists and `weights = [alpha, 1 - alpha]` this is the usual hybrid
  * `alpha · dense + (1 - alpha) · sparse`.
  */
-export function linearFusion<T>(
-  lists: ReadonlyArray<ReadonlyArray<RankedItem<T>>>,
-  options: LinearFusionOptions = {},
-): FusedItem<T>[] {
+export function linearFusion<T>(lists: ReadonlyArray<ReadonlyArray<RankedItem<T>>>, options: LinearFusionOptions = {}): FusedItem<T>[] {
   const method = options.normalization ?? "minmax";
   if (method !== "minmax" && method !== "zscore") {
     throw new Error(`linearFusion: normalization must be "minmax" or "zscore", got ${JSON.stringify(method)}`);

@@ -100,7 +100,6 @@ function isScoredSearcher(x: unknown): x is ScoredSearcher {
   return typeof x === "object" && x !== null && typeof (x as ScoredSearcher).searchWithScores === "function";
 }
 
-
 function isRetriever(x: unknown): x is BaseRetrieverInterface {
   return typeof x === "object" && x !== null && typeof (x as BaseRetrieverInterface).invoke === "function";
 }
@@ -173,7 +172,8 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
       const s = fields?.[side];
       if (!(s instanceof BM25Index) && !isVectorStore(s) && !isScoredSearcher(s) && !isRetriever(s)) {
         throw new Error(
-          `HybridRetriever: params.${side} must be a vector store, a retriever, a BM25Index or an object with searchWithScores(query, depth)`,
+          `HybridRetriever: params.${side} must be a vector store, a retriever, a BM25Index or an object with ` +
+            `searchWithScores(query, depth)`,
         );
       }
       if (s instanceof BM25Index && !s.storePassages) {
@@ -204,10 +204,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     }
   }
 
-  override async _getRelevantDocuments(
-    query: string,
-    runManager?: CallbackManagerForRetrieverRun,
-  ): Promise<DocumentInterface[]> {
+  override async _getRelevantDocuments(query: string, runManager?: CallbackManagerForRetrieverRun): Promise<DocumentInterface[]> {
     return (await this.retrieveInRun(query, {}, runManager)).documents;
   }
 
@@ -285,9 +282,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
       hits.map(([doc, score], i): RankedItem<DocumentInterface> => {
         const id = this.getId(doc);
         if (id === undefined) {
-          throw new Error(
-            `HybridRetriever: ${side} result at rank ${i + 1} has no id (set Document.id or metadata.id, or pass getId)`,
-          );
+          throw new Error(`HybridRetriever: ${side} result at rank ${i + 1} has no id (set Document.id or metadata.id, or pass getId)`);
         }
         return { id, score, item: doc };
       });

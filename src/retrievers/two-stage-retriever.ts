@@ -44,7 +44,6 @@ export interface TwoStageRetrieverParams extends BaseRetrieverInput {
   includeScores?: boolean;
 }
 
-
 /**
  * First stage top-`candidates` → optional reranker → top-`k`. Returned documents are the first
  * stage's with the reranker's `metadata.relevanceScore`; `includeScores` adds
@@ -92,10 +91,7 @@ export class TwoStageRetriever extends BaseRetriever implements RetrievalService
     return this.reranker !== undefined;
   }
 
-  override async _getRelevantDocuments(
-    query: string,
-    runManager?: CallbackManagerForRetrieverRun,
-  ): Promise<DocumentInterface[]> {
+  override async _getRelevantDocuments(query: string, runManager?: CallbackManagerForRetrieverRun): Promise<DocumentInterface[]> {
     return (await this.retrieveInRun(query, {}, runManager)).documents;
   }
 
@@ -151,7 +147,11 @@ export class TwoStageRetriever extends BaseRetriever implements RetrievalService
     let ranks: number[];
     if (rerank) {
       docs = (await this.reranker!.compressDocuments(candidates, query, run?.getChild("rerank"))).slice(0, k);
-      const positions = carryScores(candidates, candidates.map((_, i) => i), docs);
+      const positions = carryScores(
+        candidates,
+        candidates.map((_, i) => i),
+        docs,
+      );
       scores = positions.map((p) => (p === null ? null : candidateScores[p]!));
       ranks = positions.map((p) => (p === null ? 0 : p + 1));
     } else {

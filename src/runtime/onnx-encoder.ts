@@ -133,9 +133,7 @@ export class OnnxEncoder {
     const attentionMask = find(inputNames, INPUT_ALIASES.attentionMask);
     const tokenTypeIds = find(inputNames, INPUT_ALIASES.tokenTypeIds);
     if (!inputIds || !attentionMask) {
-      throw new Error(
-        `${where} has inputs [${inputNames.join(", ")}]; expected input_ids and attention_mask (token_type_ids optional)`,
-      );
+      throw new Error(`${where} has inputs [${inputNames.join(", ")}]; expected input_ids and attention_mask (token_type_ids optional)`);
     }
     const known = new Set<string>([inputIds, attentionMask, tokenTypeIds].filter((n): n is string => !!n));
     const unknown = inputNames.filter((n) => !known.has(n));
@@ -216,7 +214,14 @@ export class OnnxEncoder {
     const order = batchOrder(encodings, opts.sortByLength ?? true);
     for (let start = 0; start < n; start += opts.batchSize) {
       const idx = order.slice(start, start + opts.batchSize);
-      await this.runBatch(l, idx.map((i) => encodings[i]!), idx, out, dim, opts.pooling);
+      await this.runBatch(
+        l,
+        idx.map((i) => encodings[i]!),
+        idx,
+        out,
+        dim,
+        opts.pooling,
+      );
     }
     if (opts.normalize) normalizeRows(out, dim);
     return { data: out, dim, count: n };
@@ -245,7 +250,10 @@ export class OnnxEncoder {
     const order = batchOrder(encodings, opts.sortByLength ?? true);
     for (let start = 0; start < n; start += opts.batchSize) {
       const idx = order.slice(start, start + opts.batchSize);
-      const feeds = this.buildFeeds(l, idx.map((i) => encodings[i]!));
+      const feeds = this.buildFeeds(
+        l,
+        idx.map((i) => encodings[i]!),
+      );
       const result = (await l.session.run(feeds, [l.logits]))[l.logits]!;
       if (result.dims.length !== 2 || result.dims[0] !== idx.length || result.dims[1]! < 1 || (out && result.dims[1] !== numLabels)) {
         throw new Error(
@@ -280,7 +288,9 @@ export class OnnxEncoder {
       const base = r * seq;
       const len = e.inputIds.length;
       if (int64) {
-        const I = ids as BigInt64Array, M = mask as BigInt64Array, T = types as BigInt64Array;
+        const I = ids as BigInt64Array,
+          M = mask as BigInt64Array,
+          T = types as BigInt64Array;
         for (let j = 0; j < len; j++) {
           I[base + j] = BigInt(e.inputIds[j]!);
           M[base + j] = BigInt(e.attentionMask[j]!);
@@ -288,7 +298,9 @@ export class OnnxEncoder {
         }
         if (pad !== 0) for (let j = len; j < seq; j++) I[base + j] = BigInt(pad);
       } else {
-        const I = ids as Int32Array, M = mask as Int32Array, T = types as Int32Array;
+        const I = ids as Int32Array,
+          M = mask as Int32Array,
+          T = types as Int32Array;
         for (let j = 0; j < len; j++) {
           I[base + j] = e.inputIds[j]!;
           M[base + j] = e.attentionMask[j]!;

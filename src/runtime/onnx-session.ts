@@ -81,7 +81,9 @@ export interface OnnxIntInput {
  * with `ONNXRUNTIME_NODE_INSTALL=cuda12`).
  */
 export function availableExecutionProviders(): { name: string; bundled: boolean }[] {
-  return ort().listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
+  return ort()
+    .listSupportedBackends()
+    .map((b) => ({ name: b.name, bundled: b.bundled }));
 }
 
 function toElementType(t: string): OnnxElementType {
@@ -165,7 +167,10 @@ export class OnnxSession {
       if (gpu.length > 0 && /provider|cuda|tensorrt|webgpu|\.so/i.test(msg)) {
         throw new Error(
           `${owner}: execution provider ${gpu.join("/")} could not be initialised for ${modelPath}: ${msg}. ` +
-            `This onnxruntime-node install ships only: ${supported.filter((s) => s.bundled).map((s) => s.name).join(", ")}; ` +
+            `This onnxruntime-node install ships only: ${supported
+              .filter((s) => s.bundled)
+              .map((s) => s.name)
+              .join(", ")}; ` +
             `CUDA needs an NVIDIA GPU with CUDA 12 and onnxruntime-node's CUDA provider libraries ` +
             `(ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js).`,
         );

@@ -87,7 +87,8 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
   if (!values.model) throw new UsageError("serve: --model <dpr model dir> is required");
   if (!values.index) throw new UsageError("serve: --index <FaissDPRStore dir> is required");
   const fusion = (values.fusion ?? "rrf") as FusionMethod;
-  if (fusion !== "rrf" && fusion !== "linear") throw new UsageError(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
+  if (fusion !== "rrf" && fusion !== "linear")
+    throw new UsageError(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
   const alpha = values.alpha === undefined ? 0.5 : Number(values.alpha);
   if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`serve: --alpha must be in [0, 1], got ${JSON.stringify(values.alpha)}`);
   return {
@@ -153,7 +154,15 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   let service: RetrievalService;
   if (opts.bm25) {
     const bm25 = await BM25Index.load(opts.bm25);
-    const hybrid = new HybridRetriever({ dense: store, sparse: bm25, k: opts.k, denseK: opts.fetchK, sparseK: opts.fetchK, fusion: opts.fusion, alpha: opts.alpha });
+    const hybrid = new HybridRetriever({
+      dense: store,
+      sparse: bm25,
+      k: opts.k,
+      denseK: opts.fetchK,
+      sparseK: opts.fetchK,
+      fusion: opts.fusion,
+      alpha: opts.alpha,
+    });
     service = reranker ? new TwoStageRetriever({ firstStage: hybrid, reranker, candidates: opts.fetchK, k: opts.k }) : hybrid;
   } else {
     service = new DPRRetriever({

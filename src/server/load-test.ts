@@ -92,7 +92,8 @@ function summarize(
 
 /** Runs the load; never throws for HTTP or network errors (they are counted). */
 export async function runLoadTest(opts: LoadTestOptions): Promise<LoadTestResult> {
-  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new Error(`runLoadTest: concurrency must be ≥ 1, got ${opts.concurrency}`);
+  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)
+    throw new Error(`runLoadTest: concurrency must be ≥ 1, got ${opts.concurrency}`);
   const endpoint = `${opts.url}/retrieve`;
   const statuses: Record<string, number> = {};
   const okLatencies: number[] = [];

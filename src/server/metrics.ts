@@ -21,7 +21,8 @@ function escapeHelp(v: string): string {
 
 function labelKey(names: readonly string[], labels: Labels, metric: string): string {
   const extra = Object.keys(labels).filter((k) => !names.includes(k));
-  if (extra.length > 0) throw new Error(`metrics: ${metric} has no label ${JSON.stringify(extra[0])} (labels: ${names.join(", ") || "none"})`);
+  if (extra.length > 0)
+    throw new Error(`metrics: ${metric} has no label ${JSON.stringify(extra[0])} (labels: ${names.join(", ") || "none"})`);
   return names.map((n) => labels[n] ?? "").join("\u0000");
 }
 

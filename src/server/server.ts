@@ -79,7 +79,10 @@ const ALLOWED_FIELDS = new Set(["query", "k", "rerank", "filter"]);
 export function parseRetrieveRequest(body: unknown, limits: RequestLimits): RetrieveRequest {
   const bad = (msg: string) => new HttpError(400, `server: ${msg}`);
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw bad(`request body must be a JSON object like {"query": "...", "k": 10}, got ${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}`);
+    throw bad(
+      `request body must be a JSON object like {"query": "...", "k": 10}, got ` +
+        `${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}`,
+    );
   }
   const b = body as Record<string, unknown>;
   for (const key of Object.keys(b)) {
@@ -106,7 +109,10 @@ export function parseRetrieveRequest(body: unknown, limits: RequestLimits): Retr
   if (b.filter !== undefined) {
     if (!limits.allowFilter) throw bad(`"filter" is not allowed on this server`);
     if (b.filter === null || typeof b.filter !== "object" || Array.isArray(b.filter)) {
-      throw bad(`"filter" must be an object of metadata field → value, got ${b.filter === null ? "null" : Array.isArray(b.filter) ? "an array" : typeof b.filter}`);
+      throw bad(
+        `"filter" must be an object of metadata field → value, got ` +
+          `${b.filter === null ? "null" : Array.isArray(b.filter) ? "an array" : typeof b.filter}`,
+      );
     }
     out.filter = b.filter as Record<string, unknown>;
   }
@@ -196,10 +202,16 @@ export function createServer(options: RetrievalServerOptions): FastifyInstance {
   const registry = new MetricsRegistry();
   const metrics: ServerMetrics = {
     registry,
-    requests: registry.register(new Counter(`${p}http_requests_total`, "HTTP requests by route, method and status code.", ["route", "method", "status"])),
+    requests: registry.register(
+      new Counter(`${p}http_requests_total`, "HTTP requests by route, method and status code.", ["route", "method", "status"]),
+    ),
     requestDuration: registry.register(new Histogram(`${p}http_request_duration_seconds`, "HTTP request duration by route.", ["route"])),
     stageDuration: registry.register(
-      new Histogram(`${p}retrieval_stage_duration_seconds`, "Retrieval latency per stage (encode, search, rerank, total); cache hits count in total only.", ["stage"]),
+      new Histogram(
+        `${p}retrieval_stage_duration_seconds`,
+        "Retrieval latency per stage (encode, search, rerank, total); cache hits count in total only.",
+        ["stage"],
+      ),
     ),
     cacheHits: registry.register(new Counter(`${p}cache_hits_total`, "Retrievals answered from the query cache.")),
     cacheMisses: registry.register(new Counter(`${p}cache_misses_total`, "Retrievals computed (cache miss or cache bypassed).")),
@@ -240,13 +252,17 @@ export function createServer(options: RetrievalServerOptions): FastifyInstance {
 
   app.setErrorHandler((error: FastifyError | HttpError, _req, reply) => {
     const status = typeof error.statusCode === "number" && error.statusCode >= 400 ? error.statusCode : 500;
-    const message = error instanceof HttpError ? error.message : status < 500 ? `server: ${error.message}` : `server: retrieval failed: ${error.message}`;
+    const message =
+      error instanceof HttpError ? error.message : status < 500 ? `server: ${error.message}` : `server: retrieval failed: ${error.message}`;
     if (status >= 500) app.log.error(error);
     void reply.status(status).send({ error: httpReason(status), message });
   });
 
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: "Not Found", message: `server: no route ${req.method} ${req.url} (routes: POST /retrieve, GET /health, GET /metrics, GET /stats)` });
+    void reply.status(404).send({
+      error: "Not Found",
+      message: `server: no route ${req.method} ${req.url} (routes: POST /retrieve, GET /health, GET /metrics, GET /stats)`,
+    });
   });
 
   app.get("/health", async (_req, reply) => {
@@ -283,7 +299,8 @@ export function createServer(options: RetrievalServerOptions): FastifyInstance {
       void reply.header("retry-after", "1");
       throw new HttpError(
         503,
-        `server: saturated (${limiter.inFlight} retrievals running, ${limiter.queued} queued; limits ${limiter.maxConcurrent} + ${limiter.maxQueue}); retry later`,
+        `server: saturated (${limiter.inFlight} retrievals running, ${limiter.queued} queued; limits ` +
+          `${limiter.maxConcurrent} + ${limiter.maxQueue}); retry later`,
       );
     }
     const controller = new AbortController();

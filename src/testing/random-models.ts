@@ -129,7 +129,8 @@ export async function createRandomCrossEncoder(
   const numLabels = opts.numLabels ?? 1;
   config.num_labels = numLabels;
   if (opts.initializerRange !== undefined) {
-    if (!(opts.initializerRange > 0)) throw new Error(`createRandomCrossEncoder: initializerRange must be > 0, got ${opts.initializerRange}`);
+    if (!(opts.initializerRange > 0))
+      throw new Error(`createRandomCrossEncoder: initializerRange must be > 0, got ${opts.initializerRange}`);
     config.initializer_range = opts.initializerRange;
   }
   const tokenizer = BertTokenizer.fromVocab(buildWordPieceVocab(opts.texts, { vocabSize, lowercase: true }), {

@@ -88,7 +88,7 @@ function isPlainAscii(text: string): boolean {
 function nfdLikeRust(text: string): string {
   let out = "";
   let segmentStart = 0;
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const cp = text.codePointAt(i) as number;
     const width = cp > 0xffff ? 2 : 1;
     if (notDecomposedSet.has(cp)) {
@@ -157,7 +157,7 @@ export function bertNormalize(text: string, opts: BertNormalizerOptions): string
 export function bertPreTokenize(text: string): string[] {
   const words: string[] = [];
   let start = -1; // start of the current word, -1 when none
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const cp = text.codePointAt(i) as number;
     const width = cp > 0xffff ? 2 : 1;
     if (splitWhitespaceSet.has(cp)) {

@@ -253,7 +253,8 @@ export class BertTokenizer {
     if (!Array.isArray(vocab) || vocab.length === 0) fail("vocabulary is empty");
     this.options = Object.freeze(resolveOptions(opts));
     const o = this.options;
-    if (!Number.isInteger(o.modelMaxLength) || o.modelMaxLength < 3) fail(`modelMaxLength must be an integer >= 3, got ${o.modelMaxLength}`);
+    if (!Number.isInteger(o.modelMaxLength) || o.modelMaxLength < 3)
+      fail(`modelMaxLength must be an integer >= 3, got ${o.modelMaxLength}`);
     if (!Number.isInteger(o.maxInputCharsPerWord) || o.maxInputCharsPerWord < 1) {
       fail(`maxInputCharsPerWord must be a positive integer, got ${o.maxInputCharsPerWord}`);
     }
@@ -407,7 +408,15 @@ export class BertTokenizer {
     }
     const specials = [o.padToken, o.unkToken, o.clsToken, o.sepToken, o.maskToken].filter((t) => this.specialIds.has(t));
     const addedTokens = specials
-      .map((t) => ({ id: this.specialIds.get(t) as number, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
+      .map((t) => ({
+        id: this.specialIds.get(t) as number,
+        content: t,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      }))
       .sort((x, y) => x.id - y.id);
     const vocabObj: Record<string, number> = {};
     this.vocab.forEach((t, id) => {

@@ -99,9 +99,7 @@ export function buildWordPieceVocab(texts: Iterable<string>, opts: BuildVocabOpt
     const c = wordCounts.get(w) as number;
     for (const ch of w) charCounts.set(ch, (charCounts.get(ch) ?? 0) + c);
   }
-  const alphabet = [...charCounts.entries()]
-    .sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0))
-    .map(([ch]) => ch);
+  const alphabet = [...charCounts.entries()].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)).map(([ch]) => ch);
 
   const vocab: string[] = [...SPECIALS];
   const inVocab = new Set<string>(vocab);

@@ -28,7 +28,7 @@ import {
   loadWasmBackendModule,
   type WasmBackendModule,
 } from "./wasm-kernels.js";
-import { describeAdapter, initWebGpuBackend, type WebGpuAdapterInfo } from "./webgpu.js";
+import { initWebGpuBackend, type WebGpuAdapterInfo } from "./webgpu.js";
 
 export { PINNED_TFJS_VERSION };
 
@@ -106,7 +106,11 @@ async function importOptional(spec: string): Promise<{ ok: true } | { ok: false;
     const code = (err as { code?: string }).code;
     // Node says ERR_MODULE_NOT_FOUND; bundlers and Vite (the tests) say "Could not resolve" for an
     // optional peer dependency that is not installed.
-    if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND" || /Could not resolve|Cannot find (package|module)/.test(errorMessage(err))) {
+    if (
+      code === "ERR_MODULE_NOT_FOUND" ||
+      code === "MODULE_NOT_FOUND" ||
+      /Could not resolve|Cannot find (package|module)/.test(errorMessage(err))
+    ) {
       return { ok: false, reason: `${spec} is not installed` };
     }
     return { ok: false, reason: `${spec} failed to load: ${errorMessage(err)}` };
@@ -191,9 +195,7 @@ async function activate(choice: BackendChoice, params: SelectBackendParams): Pro
  */
 export async function selectBackend(params: SelectBackendParams = {}): Promise<SelectedBackend> {
   if (params.prefer !== undefined && !BACKEND_ORDER.includes(params.prefer)) {
-    throw new Error(
-      `selectBackend: unknown backend "${String(params.prefer)}"; expected one of ${BACKEND_ORDER.join(", ")}`,
-    );
+    throw new Error(`selectBackend: unknown backend "${String(params.prefer)}"; expected one of ${BACKEND_ORDER.join(", ")}`);
   }
   const order = params.prefer ? [params.prefer] : BACKEND_ORDER;
   const skipped: BackendInfo["skipped"] = [];

@@ -48,9 +48,7 @@ export function examplesFromBeir(dataset: BeirDataset): { examples: TrainingExam
 
 /** Where training examples come from. */
 export type TrainingDataSource =
-  | { kind: "beir"; dir: string; split: string }
-  | { kind: "dpr-json"; path: string }
-  | { kind: "jsonl"; path: string };
+  { kind: "beir"; dir: string; split: string } | { kind: "dpr-json"; path: string } | { kind: "jsonl"; path: string };
 
 /**
  * Guesses the source kind from a path: a folder with corpus.jsonl is BEIR, `*.json` is DPR JSON,
@@ -243,7 +241,9 @@ export function tokenizeBatch(
       taken++;
     }
   }
-  const passages = [...positives, ...negatives].map((p) => encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin, opts.passagePrompt));
+  const passages = [...positives, ...negatives].map((p) =>
+    encodePassage(tokenizer, p, opts.maxPassageLength, opts.titleJoin, opts.passagePrompt),
+  );
   return {
     questions: padEncodings(questions, padId, { multiple: opts.padMultiple, max: opts.maxQueryLength }),
     passages: padEncodings(passages, padId, { multiple: opts.padMultiple, max: opts.maxPassageLength }),

@@ -91,11 +91,7 @@ export interface BertEncoderTFInitParams extends BertEncoderTFParams {
 
 /** Canonical names of Linear weights, stored `[in, out]` inside the encoder. */
 function isLinearWeight(name: string): boolean {
-  return (
-    name.endsWith(".weight") &&
-    !name.startsWith("embeddings.") &&
-    !name.endsWith("LayerNorm.weight")
-  );
+  return name.endsWith(".weight") && !name.startsWith("embeddings.") && !name.endsWith("LayerNorm.weight");
 }
 
 function toTensor(m: TokenMatrix, what: string, dtype: "int32" | "float32"): tf.Tensor2D {
@@ -106,7 +102,8 @@ function toTensor(m: TokenMatrix, what: string, dtype: "int32" | "float32"): tf.
   if (!Array.isArray(m) || m.length === 0) throw new Error(`BertEncoderTF: ${what} must be a non-empty [batch, seq] array`);
   const L = m[0].length;
   m.forEach((row, i) => {
-    if (row.length !== L) throw new Error(`BertEncoderTF: ${what} row ${i} has length ${row.length}, row 0 has ${L}; pad rows to one length`);
+    if (row.length !== L)
+      throw new Error(`BertEncoderTF: ${what} row ${i} has length ${row.length}, row 0 has ${L}; pad rows to one length`);
   });
   return tf.tensor2d(m, [m.length, L], dtype);
 }
@@ -278,7 +275,10 @@ export class BertEncoderTF {
     const [B, L] = ids.shape;
     const mask = toTensor(inputs.attentionMask, "attentionMask", "float32");
     const types = inputs.tokenTypeIds === undefined ? tf.zeros([B, L], "int32") : toTensor(inputs.tokenTypeIds, "tokenTypeIds", "int32");
-    for (const [t, what] of [[mask, "attentionMask"], [types, "tokenTypeIds"]] as const) {
+    for (const [t, what] of [
+      [mask, "attentionMask"],
+      [types, "tokenTypeIds"],
+    ] as const) {
       if (t.shape[0] !== B || t.shape[1] !== L) {
         throw new Error(`BertEncoderTF: ${what} has shape [${t.shape}] but inputIds has [${B},${L}]`);
       }
@@ -298,8 +298,8 @@ export class BertEncoderTF {
     const H = c.hidden_size;
     const NH = c.num_attention_heads;
     const DH = H / NH;
-    const hiddenDrop = training ? c.hidden_dropout_prob ?? 0.1 : 0;
-    const attnDrop = training ? c.attention_probs_dropout_prob ?? 0.1 : 0;
+    const hiddenDrop = training ? (c.hidden_dropout_prob ?? 0.1) : 0;
+    const attnDrop = training ? (c.attention_probs_dropout_prob ?? 0.1) : 0;
     const drop = (x: tf.Tensor, rate: number): tf.Tensor => (rate > 0 ? dropout(x, rate, this.nextSeed(), this.dropoutImpl) : x);
     const act = c.hidden_act === "gelu" ? geluErf : c.hidden_act === "relu" ? tf.relu : geluTanh;
 
@@ -315,7 +315,8 @@ export class BertEncoderTF {
     const scale = 1 / Math.sqrt(DH);
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const p = `encoder.layer.${l}.`;
-      const lin = (t: tf.Tensor, name: string): tf.Tensor => dense(t, v(`${p}${name}.weight`), v(`${p}${name}.bias`), fp.fastDense, fp.fusedBias);
+      const lin = (t: tf.Tensor, name: string): tf.Tensor =>
+        dense(t, v(`${p}${name}.weight`), v(`${p}${name}.bias`), fp.fastDense, fp.fusedBias);
       const qh = toHeads(tf.mul(lin(x, "attention.self.query"), scale));
       const kh = toHeads(lin(x, "attention.self.key"));
       const vh = toHeads(lin(x, "attention.self.value"));
@@ -337,7 +338,12 @@ export class BertEncoderTF {
       }
       const ctx = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * L, H]);
       const attnOut = drop(lin(ctx, "attention.output.dense"), hiddenDrop);
-      x = layerNorm(tf.add(x, attnOut), v(`${p}attention.output.LayerNorm.weight`), v(`${p}attention.output.LayerNorm.bias`), c.layer_norm_eps);
+      x = layerNorm(
+        tf.add(x, attnOut),
+        v(`${p}attention.output.LayerNorm.weight`),
+        v(`${p}attention.output.LayerNorm.bias`),
+        c.layer_norm_eps,
+      );
       const inter = act(lin(x, "intermediate.dense"));
       const out = drop(lin(inter, "output.dense"), hiddenDrop);
       x = layerNorm(tf.add(x, out), v(`${p}output.LayerNorm.weight`), v(`${p}output.LayerNorm.bias`), c.layer_norm_eps);

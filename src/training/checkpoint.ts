@@ -71,10 +71,14 @@ export interface LoadedCheckpoint {
 export async function readCheckpoint(dir: string, who: string, fingerprint: Record<string, unknown>): Promise<LoadedCheckpoint> {
   if (!(await pathExists(join(dir, "state.json")))) throw new Error(`${who}: --resume: no checkpoint in ${dir}`);
   const state = JSON.parse(await readFile(join(dir, "state.json"), "utf8")) as CheckpointState;
-  if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${who}: ${dir}/state.json has format ${state.format}, expected ${CHECKPOINT_FORMAT}`);
+  if (state.format !== CHECKPOINT_FORMAT)
+    throw new Error(`${who}: ${dir}/state.json has format ${state.format}, expected ${CHECKPOINT_FORMAT}`);
   for (const [k, v] of Object.entries(fingerprint)) {
     if (JSON.stringify(state.fingerprint[k]) !== JSON.stringify(v)) {
-      throw new Error(`${who}: cannot resume: ${k} is ${JSON.stringify(v)} but the checkpoint in ${dir} was made with ${JSON.stringify(state.fingerprint[k])}`);
+      throw new Error(
+        `${who}: cannot resume: ${k} is ${JSON.stringify(v)} but the checkpoint in ${dir} was made with ` +
+          `${JSON.stringify(state.fingerprint[k])}`,
+      );
     }
   }
   const { tensors } = await readSafetensors(join(dir, "weights.safetensors"));

@@ -39,21 +39,52 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   const { values } = parseCliArgs(WHO, {
     args: argv,
     options: {
-      data: { type: "string" }, split: { type: "string", default: "train" }, mode: { type: "string" },
-      "dev-split": { type: "string" }, "dev-fraction": { type: "string" }, negatives: { type: "string" },
-      out: { type: "string" }, init: { type: "string" },
-      hidden: { type: "string" }, layers: { type: "string" }, heads: { type: "string" }, ffn: { type: "string" },
-      "max-len": { type: "string" }, "vocab-size": { type: "string" },
-      shared: { type: "boolean" }, pooling: { type: "string" }, "title-join": { type: "string" },
-      normalize: { type: "boolean" }, "query-prompt": { type: "string" }, "passage-prompt": { type: "string" },
-      epochs: { type: "string" }, "max-steps": { type: "string" }, batch: { type: "string" }, lr: { type: "string" },
-      "warmup-ratio": { type: "string" }, "warmup-steps": { type: "string" }, "weight-decay": { type: "string" },
-      clip: { type: "string" }, temperature: { type: "string" }, "hard-negatives": { type: "string" }, dropout: { type: "string" },
-      "q-len": { type: "string" }, "p-len": { type: "string" }, seed: { type: "string" }, "grad-cache": { type: "string" },
-      "checkpoint-every": { type: "string" }, resume: { type: "boolean" }, quantize: { type: "boolean" },
-      "select-metric": { type: "string" }, backend: { type: "string" }, threads: { type: "string" },
-      "max-minutes": { type: "string" }, "dev-eval": { type: "string" },
-      "no-progress": { type: "boolean" }, "throttle-ms": { type: "string" }, help: { type: "boolean" },
+      data: { type: "string" },
+      split: { type: "string", default: "train" },
+      mode: { type: "string" },
+      "dev-split": { type: "string" },
+      "dev-fraction": { type: "string" },
+      negatives: { type: "string" },
+      out: { type: "string" },
+      init: { type: "string" },
+      hidden: { type: "string" },
+      layers: { type: "string" },
+      heads: { type: "string" },
+      ffn: { type: "string" },
+      "max-len": { type: "string" },
+      "vocab-size": { type: "string" },
+      shared: { type: "boolean" },
+      pooling: { type: "string" },
+      "title-join": { type: "string" },
+      normalize: { type: "boolean" },
+      "query-prompt": { type: "string" },
+      "passage-prompt": { type: "string" },
+      epochs: { type: "string" },
+      "max-steps": { type: "string" },
+      batch: { type: "string" },
+      lr: { type: "string" },
+      "warmup-ratio": { type: "string" },
+      "warmup-steps": { type: "string" },
+      "weight-decay": { type: "string" },
+      clip: { type: "string" },
+      temperature: { type: "string" },
+      "hard-negatives": { type: "string" },
+      dropout: { type: "string" },
+      "q-len": { type: "string" },
+      "p-len": { type: "string" },
+      seed: { type: "string" },
+      "grad-cache": { type: "string" },
+      "checkpoint-every": { type: "string" },
+      resume: { type: "boolean" },
+      quantize: { type: "boolean" },
+      "select-metric": { type: "string" },
+      backend: { type: "string" },
+      threads: { type: "string" },
+      "max-minutes": { type: "string" },
+      "dev-eval": { type: "string" },
+      "no-progress": { type: "boolean" },
+      "throttle-ms": { type: "string" },
+      help: { type: "boolean" },
     },
   });
   if (values.help) {
@@ -62,12 +93,17 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   }
   if (!values.data || !values.out) throw new UsageError(`${WHO}: --data and --out are required`);
   const mode = values.mode ?? defaults.mode ?? "supervised";
-  if (!["supervised", "ict", "crop"].includes(mode)) throw new UsageError(`train-dpr: --mode must be supervised, ict or crop, got '${mode}'`);
+  if (!["supervised", "ict", "crop"].includes(mode))
+    throw new UsageError(`train-dpr: --mode must be supervised, ict or crop, got '${mode}'`);
   const backend = values.backend as BackendChoice | undefined;
-  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new UsageError(`train-dpr: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
-  if (values["dev-eval"] !== undefined && !["onnx", "backend"].includes(values["dev-eval"])) throw new UsageError(`train-dpr: --dev-eval must be onnx or backend, got '${values["dev-eval"]}'`);
-  if (values.pooling !== undefined && !["cls", "mean", "max"].includes(values.pooling)) throw new UsageError(`train-dpr: --pooling must be cls, mean or max, got '${values.pooling}'`);
-  if (values["title-join"] !== undefined && !["pair", "space", "none"].includes(values["title-join"])) throw new UsageError(`train-dpr: --title-join must be pair, space or none, got '${values["title-join"]}'`);
+  if (backend !== undefined && !BACKEND_ORDER.includes(backend))
+    throw new UsageError(`train-dpr: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
+  if (values["dev-eval"] !== undefined && !["onnx", "backend"].includes(values["dev-eval"]))
+    throw new UsageError(`train-dpr: --dev-eval must be onnx or backend, got '${values["dev-eval"]}'`);
+  if (values.pooling !== undefined && !["cls", "mean", "max"].includes(values.pooling))
+    throw new UsageError(`train-dpr: --pooling must be cls, mean or max, got '${values.pooling}'`);
+  if (values["title-join"] !== undefined && !["pair", "space", "none"].includes(values["title-join"]))
+    throw new UsageError(`train-dpr: --title-join must be pair, space or none, got '${values["title-join"]}'`);
   const seed = num(values.seed, "seed", true) ?? 42;
   const out = resolve(values.out);
 
@@ -97,7 +133,8 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
       examples = built.examples;
       dataInfo["split"] = source.split;
       dataInfo["trainQueries"] = queries.length;
-      if (built.skipped.missingPassages > 0) io.stderr(`train-dpr: ${built.skipped.missingPassages} judged passages are missing from the corpus (skipped)\n`);
+      if (built.skipped.missingPassages > 0)
+        io.stderr(`train-dpr: ${built.skipped.missingPassages} judged passages are missing from the corpus (skipped)\n`);
     } else {
       corpus = await loadBeirCorpus(source.dir);
     }
@@ -140,15 +177,31 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     config = init.config;
     dataInfo["init"] = init.source;
   } else {
-    const shape = { hidden: num(values.hidden, "hidden", true), layers: num(values.layers, "layers", true), heads: num(values.heads, "heads", true), ffn: num(values.ffn, "ffn", true) };
-    for (const [k, v] of Object.entries(shape)) if (v === undefined) throw new UsageError(`train-dpr: without --init, give the model shape: --${k} is missing`);
+    const shape = {
+      hidden: num(values.hidden, "hidden", true),
+      layers: num(values.layers, "layers", true),
+      heads: num(values.heads, "heads", true),
+      ffn: num(values.ffn, "ffn", true),
+    };
+    for (const [k, v] of Object.entries(shape))
+      if (v === undefined) throw new UsageError(`train-dpr: without --init, give the model shape: --${k} is missing`);
     const maxLen = num(values["max-len"], "max-len", true) ?? 512;
-    const texts = corpus ? corpus.flatMap((p) => [p.title, p.text]) : examples.flatMap((e) => [e.question, ...e.positives.flatMap((p) => [p.title, p.text])]);
-    const built = scratchModel({ ...(shape as Record<keyof typeof shape, number>), maxLen, vocabSize: num(values["vocab-size"], "vocab-size", true) ?? 8192, texts, dropout: num(values.dropout, "dropout") });
+    const texts = corpus
+      ? corpus.flatMap((p) => [p.title, p.text])
+      : examples.flatMap((e) => [e.question, ...e.positives.flatMap((p) => [p.title, p.text])]);
+    const built = scratchModel({
+      ...(shape as Record<keyof typeof shape, number>),
+      maxLen,
+      vocabSize: num(values["vocab-size"], "vocab-size", true) ?? 8192,
+      texts,
+      dropout: num(values.dropout, "dropout"),
+    });
     config = built.config;
     // The vocabulary is saved with the run so that --resume uses exactly the same one.
     tokenizer = await runTokenizer(out, built.tokenizer, values.resume === true);
-    dataInfo["init"] = `scratch: hidden ${shape.hidden}, layers ${shape.layers}, heads ${shape.heads}, ffn ${shape.ffn}, max-len ${maxLen}, vocab ${config.vocab_size} (buildWordPieceVocab on the ${corpus ? "corpus" : "training texts"})`;
+    dataInfo["init"] =
+      `scratch: hidden ${shape.hidden}, layers ${shape.layers}, heads ${shape.heads}, ffn ${shape.ffn}, max-len ` +
+      `${maxLen}, vocab ${config.vocab_size} (buildWordPieceVocab on the ${corpus ? "corpus" : "training texts"})`;
   }
 
   let train: TrainerData;
@@ -159,7 +212,11 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     const c = corpus!;
     train = mode === "ict" ? (epoch: number) => ictExamples(c, { seed, epoch }) : (epoch: number) => cropExamples(c, { seed, epoch });
     if (mode === "ict" && ictExamples(c, { seed, epoch: 0 }).length === 0) {
-      throw new Error(`train-dpr: --mode ict found no passage with two sentences in ${values.data} (sentences end in . ! or ? followed by a capital or digit; a corpus without punctuation, e.g. NFCorpus's preprocessed text, needs --mode crop)`);
+      throw new Error(
+        `train-dpr: --mode ict found no passage with two sentences in ${values.data} (sentences end in . ! or ? ` +
+          `followed by a capital or digit; a corpus without punctuation, e.g. NFCorpus's preprocessed text, needs --mode ` +
+          `crop)`,
+      );
     }
     dataInfo["corpusPassages"] = c.length;
   }

@@ -18,7 +18,15 @@ import { loadInitialModel, runTokenizer, scratchModel } from "./init.js";
 import { formatMiningStats } from "./mining-cli.js";
 import { HardNegativeMiner, type MiningMethod } from "./mining.js";
 import { ictExamples, spanExamples } from "./pretrain.js";
-import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO, type NumberFlagRule } from "../utils/cli-args.js";
+import {
+  parseCliArgs,
+  parseNumberFlag,
+  PROCESS_IO,
+  runCommandLine,
+  UsageError,
+  type CliIO,
+  type NumberFlagRule,
+} from "../utils/cli-args.js";
 import { CROSS_ENCODER_USAGE as USAGE } from "../cli/usage.js";
 
 const WHO = "train-cross-encoder";
@@ -79,13 +87,50 @@ function numberArg(text: string | undefined, flag: string, opts: NumberFlagRule 
 const STRING = { type: "string" } as const;
 const BOOL = { type: "boolean" } as const;
 const FLAGS = {
-  data: STRING, out: STRING, split: STRING, mode: STRING, draws: STRING, mine: STRING, "mine-model": STRING, "skip-top": STRING, depth: STRING, margin: STRING,
-  "mine-per-question": STRING, init: STRING, "init-side": STRING, hidden: STRING, layers: STRING, heads: STRING, ffn: STRING,
-  "max-len": STRING, "vocab-size": STRING, corpus: STRING, loss: STRING, negatives: STRING, batch: STRING, epochs: STRING,
-  "max-steps": STRING, lr: STRING, "warmup-ratio": STRING, "warmup-steps": STRING, "weight-decay": STRING, clip: STRING,
-  "max-length": STRING, dropout: STRING, seed: STRING, quantize: BOOL, "match-head": BOOL, backend: STRING, threads: STRING,
-  "checkpoint-every": STRING, resume: BOOL, "max-minutes": STRING, "throttle-ms": STRING,
-  "no-progress": BOOL, quiet: BOOL, help: BOOL,
+  data: STRING,
+  out: STRING,
+  split: STRING,
+  mode: STRING,
+  draws: STRING,
+  mine: STRING,
+  "mine-model": STRING,
+  "skip-top": STRING,
+  depth: STRING,
+  margin: STRING,
+  "mine-per-question": STRING,
+  init: STRING,
+  "init-side": STRING,
+  hidden: STRING,
+  layers: STRING,
+  heads: STRING,
+  ffn: STRING,
+  "max-len": STRING,
+  "vocab-size": STRING,
+  corpus: STRING,
+  loss: STRING,
+  negatives: STRING,
+  batch: STRING,
+  epochs: STRING,
+  "max-steps": STRING,
+  lr: STRING,
+  "warmup-ratio": STRING,
+  "warmup-steps": STRING,
+  "weight-decay": STRING,
+  clip: STRING,
+  "max-length": STRING,
+  dropout: STRING,
+  seed: STRING,
+  quantize: BOOL,
+  "match-head": BOOL,
+  backend: STRING,
+  threads: STRING,
+  "checkpoint-every": STRING,
+  resume: BOOL,
+  "max-minutes": STRING,
+  "throttle-ms": STRING,
+  "no-progress": BOOL,
+  quiet: BOOL,
+  help: BOOL,
 } as const;
 
 function parseFlags(argv: string[]) {
@@ -100,20 +145,24 @@ export function parseCrossEncoderArgs(argv: string[]): CrossEncoderCliOptions | 
   if (!values.out) throw new UsageError(`${WHO}: --out <folder> is required`);
   const loss = values.loss ?? "listwise";
   const mode = values.mode ?? "supervised";
-  if (mode !== "supervised" && mode !== "ict" && mode !== "span") throw new UsageError(`${WHO}: --mode must be supervised, ict or span, got "${mode}"`);
+  if (mode !== "supervised" && mode !== "ict" && mode !== "span")
+    throw new UsageError(`${WHO}: --mode must be supervised, ict or span, got "${mode}"`);
   if (loss !== "listwise" && loss !== "binary") throw new UsageError(`${WHO}: --loss must be binary or listwise, got "${loss}"`);
   const mine = values.mine ?? "bm25";
   if (mine !== "bm25" && mine !== "dense") throw new UsageError(`${WHO}: --mine must be bm25 or dense, got "${mine}"`);
   if (mine === "dense" && !values["mine-model"]) throw new UsageError(`${WHO}: --mine dense needs --mine-model <DPR model folder>`);
   const initSide = values["init-side"] ?? "passage";
-  if (initSide !== "passage" && initSide !== "question") throw new UsageError(`${WHO}: --init-side must be passage or question, got "${initSide}"`);
+  if (initSide !== "passage" && initSide !== "question")
+    throw new UsageError(`${WHO}: --init-side must be passage or question, got "${initSide}"`);
   const backend = values.backend as BackendChoice | undefined;
-  if (backend !== undefined && !BACKEND_ORDER.includes(backend)) throw new UsageError(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got "${backend}"`);
+  if (backend !== undefined && !BACKEND_ORDER.includes(backend))
+    throw new UsageError(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got "${backend}"`);
   const int = (flag: keyof typeof FLAGS, min = 1) => numberArg(values[flag] as string | undefined, `--${flag}`, { integer: true, min });
   const shapeFlags = ["hidden", "layers", "heads", "ffn", "max-len", "vocab-size"] as const;
   const given = shapeFlags.filter((f) => values[f] !== undefined);
   let scratch: CrossEncoderCliOptions["scratch"];
-  if (values.init && given.length > 0) throw new UsageError(`${WHO}: --init and --${given[0]} exclude each other (a shape is for training from scratch)`);
+  if (values.init && given.length > 0)
+    throw new UsageError(`${WHO}: --init and --${given[0]} exclude each other (a shape is for training from scratch)`);
   if (!values.init) {
     scratch = {
       hidden: int("hidden") ?? 128,
@@ -199,12 +248,21 @@ async function trainCrossEncoder(argv: string[], io: CliIO): Promise<number> {
     const make = o.mode === "ict" ? ictExamples : spanExamples;
     examples = [];
     for (let draw = 0; draw < o.draws; draw++) examples.push(...make(corpus, { seed: o.seed ?? 42, epoch: draw }));
-    if (examples.length === 0) throw new Error(`--mode ${o.mode}: ${o.data} gave no pairs (passages too short${o.mode === "ict" ? " or without sentence breaks" : ""})`);
+    if (examples.length === 0)
+      throw new Error(
+        `--mode ${o.mode}: ${o.data} gave no pairs (passages too short${o.mode === "ict" ? " or without sentence breaks" : ""})`,
+      );
     dataInfo = { beir: o.data, mode: o.mode, draws: o.draws, pairs: examples.length };
   } else if (dataIsBeir) {
     const dataset = await loadBeirDataset(o.data, o.split);
     const miner = new HardNegativeMiner({
-      method: o.mine, modelPath: o.mineModel, skipTop: o.skipTop, depth: o.depth, margin: o.margin, perQuestion: o.minePerQuestion, log,
+      method: o.mine,
+      modelPath: o.mineModel,
+      skipTop: o.skipTop,
+      depth: o.depth,
+      margin: o.margin,
+      perQuestion: o.minePerQuestion,
+      log,
     });
     const mined = await miner.mine(dataset);
     log(`${WHO}: mined ${formatMiningStats(mined.stats)}`);
@@ -219,7 +277,7 @@ async function trainCrossEncoder(argv: string[], io: CliIO): Promise<number> {
     const init = await loadInitialModel(o.init);
     config = init.config;
     tokenizer = init.tokenizer;
-    weights = o.initSide === "passage" ? init.passage ?? init.question : init.question;
+    weights = o.initSide === "passage" ? (init.passage ?? init.question) : init.question;
     source = `${init.source}${init.passage ? ` (${o.initSide} encoder)` : ""}`;
   } else {
     const corpusDir = o.corpus ?? (dataIsBeir ? o.data : undefined);
@@ -234,17 +292,39 @@ async function trainCrossEncoder(argv: string[], io: CliIO): Promise<number> {
   }
   log(`${WHO}: ${examples.length} questions; model from ${source}`);
   const trainer = new CrossEncoderTrainer({
-    outputDir: o.out, tokenizer, config, weights, train: examples, loss: o.loss, negatives: o.negatives, batchSize: o.batch,
-    epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps,
-    weightDecay: o.weightDecay, maxGradNorm: o.clip, maxLength: o.maxLength, dropout: o.dropout, seed: o.seed,
-    matchHead: o.matchHead, quantize: o.quantize, progress: o.progress && !o.quiet ? undefined : false,
-    checkpointEvery: o.checkpointEvery, maxMinutes: o.maxMinutes, throttleMs: o.throttleMs,
+    outputDir: o.out,
+    tokenizer,
+    config,
+    weights,
+    train: examples,
+    loss: o.loss,
+    negatives: o.negatives,
+    batchSize: o.batch,
+    epochs: o.epochs,
+    maxSteps: o.maxSteps,
+    lr: o.lr,
+    warmupRatio: o.warmupRatio,
+    warmupSteps: o.warmupSteps,
+    weightDecay: o.weightDecay,
+    maxGradNorm: o.clip,
+    maxLength: o.maxLength,
+    dropout: o.dropout,
+    seed: o.seed,
+    matchHead: o.matchHead,
+    quantize: o.quantize,
+    progress: o.progress && !o.quiet ? undefined : false,
+    checkpointEvery: o.checkpointEvery,
+    maxMinutes: o.maxMinutes,
+    throttleMs: o.throttleMs,
     metadata: { args: argv, data: dataInfo, init: source, backend: describeBackend(info) },
   });
   try {
     const result = await trainer.train({ resume: o.resume });
     const resumed = result.resumedFromStep !== undefined ? ` (resumed at update ${result.resumedFromStep})` : "";
-    log(`${WHO}: ${result.steps} updates${resumed} in ${result.seconds.toFixed(1)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}; model: ${result.modelDir}`);
+    log(
+      `${WHO}: ${result.steps} updates${resumed} in ${result.seconds.toFixed(1)} s, loss ${result.firstLoss.toFixed(4)} ` +
+        `-> ${result.lastLoss.toFixed(4)}; model: ${result.modelDir}`,
+    );
     if (o.quiet) return 0;
     io.stdout(`${result.modelDir}\n`);
   } finally {

@@ -67,7 +67,9 @@ export function buildCrossEncoderGroups(examples: readonly TrainingExample[], n:
         picked.push(p);
       }
       if (picked.length < n) {
-        throw new Error(`${WHO}: cannot find ${n} negatives for question "${ex.question.slice(0, 60)}" (the data holds too few distinct passages)`);
+        throw new Error(
+          `${WHO}: cannot find ${n} negatives for question "${ex.question.slice(0, 60)}" (the data holds too few distinct passages)`,
+        );
       }
       groups.push({ question: ex.question, positive, negatives: picked });
     }
@@ -125,4 +127,3 @@ export function withClassifierHead(config: BertConfig, weights: BertWeights, see
   for (const [name, t] of head) if (!out.has(name)) out.set(name, t);
   return out;
 }
-

@@ -32,7 +32,14 @@ import { writeCrossEncoderDir } from "../rerankers/cross-encoder-dir.js";
 import { BertTokenizer, type Encoding } from "../tokenizers/bert-tokenizer.js";
 import { BertEncoderTF, type BertInputsTF } from "./bert-tf.js";
 import { padEncodings } from "./batches.js";
-import { buildCrossEncoderGroups, crossEncoderLoss, crossEncoderPassageText, withClassifierHead, type CrossEncoderGroup, type CrossEncoderLoss } from "./cross-encoder-data.js";
+import {
+  buildCrossEncoderGroups,
+  crossEncoderLoss,
+  crossEncoderPassageText,
+  withClassifierHead,
+  type CrossEncoderGroup,
+  type CrossEncoderLoss,
+} from "./cross-encoder-data.js";
 import { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./match-head.js";
 import { readCheckpoint } from "./checkpoint.js";
 import { gitCommit, TRAINING_METADATA_FILE } from "./export.js";
@@ -46,7 +53,12 @@ import { SeededRandom } from "./random.js";
 const WHO = "CrossEncoderTrainer";
 
 export {
-  buildCrossEncoderGroups, crossEncoderLoss, crossEncoderPassageText, withClassifierHead, type CrossEncoderGroup, type CrossEncoderLoss,
+  buildCrossEncoderGroups,
+  crossEncoderLoss,
+  crossEncoderPassageText,
+  withClassifierHead,
+  type CrossEncoderGroup,
+  type CrossEncoderLoss,
 } from "./cross-encoder-data.js";
 
 /** Parameters of {@link CrossEncoderTrainer}. */
@@ -220,7 +232,8 @@ export class CrossEncoderTrainer {
     this.progress = params.progress;
     this.metadata = params.metadata ?? this.metadata;
     this.onStep = params.onStep;
-    if (this.loss !== "binary" && this.loss !== "listwise") throw new Error(`${WHO}: loss must be "binary" or "listwise", got ${JSON.stringify(this.loss)}`);
+    if (this.loss !== "binary" && this.loss !== "listwise")
+      throw new Error(`${WHO}: loss must be "binary" or "listwise", got ${JSON.stringify(this.loss)}`);
     const int = (v: number | undefined, name: string, min: number) => requireInteger(WHO, v, name, min);
     int(this.negatives, "negatives", 1);
     int(this.batchSize, "batchSize", 1);
@@ -252,7 +265,9 @@ export class CrossEncoderTrainer {
     }
     this.tokenizer = BertTokenizer.fromVocab(params.tokenizer.getVocab(), { ...params.tokenizer.options, modelMaxLength: this.maxLength });
     this.config = { ...config, num_labels: 1 };
-    let weights = params.weights ? withClassifierHead(config, params.weights, this.seed + 1) : randomBertWeights(config, { seed: this.seed, numLabels: 1, pooler: true });
+    let weights = params.weights
+      ? withClassifierHead(config, params.weights, this.seed + 1)
+      : randomBertWeights(config, { seed: this.seed, numLabels: 1, pooler: true });
     if (params.matchHead) {
       const built = matchHeadInit(config, weights, params.matchHead === true ? {} : params.matchHead);
       weights = built.weights;
@@ -268,7 +283,8 @@ export class CrossEncoderTrainer {
   tokenizeGroups(groups: readonly CrossEncoderGroup[]): BertInputsTF {
     const encodings: Encoding[] = [];
     for (const g of groups) {
-      for (const p of [g.positive, ...g.negatives]) encodings.push(this.tokenizer.encode(g.question, crossEncoderPassageText(p), { maxLength: this.maxLength }));
+      for (const p of [g.positive, ...g.negatives])
+        encodings.push(this.tokenizer.encode(g.question, crossEncoderPassageText(p), { maxLength: this.maxLength }));
     }
     return padEncodings(encodings, this.tokenizer.padId, { multiple: sequencePadMultiple(), max: this.maxLength });
   }
@@ -276,9 +292,14 @@ export class CrossEncoderTrainer {
   /** Logits (no dropout) of `(question, passage)` pairs, as the exported ONNX model gives them. */
   async scorePairs(question: string, passages: readonly Passage[]): Promise<number[]> {
     if (passages.length === 0) return [];
-    const inputs = padEncodings(passages.map((p) => this.tokenizer.encode(question, crossEncoderPassageText(p), { maxLength: this.maxLength })), this.tokenizer.padId, {
-      multiple: sequencePadMultiple(), max: this.maxLength,
-    });
+    const inputs = padEncodings(
+      passages.map((p) => this.tokenizer.encode(question, crossEncoderPassageText(p), { maxLength: this.maxLength })),
+      this.tokenizer.padId,
+      {
+        multiple: sequencePadMultiple(),
+        max: this.maxLength,
+      },
+    );
     const logits = tf.tidy(() => this.encoder.forward(inputs, { training: false }).logits!);
     try {
       return Array.from(await logits.data());
@@ -292,11 +313,16 @@ export class CrossEncoderTrainer {
    * within its group, and the mean loss.
    */
   async evaluateGroups(groups: readonly CrossEncoderGroup[], chunk = 8): Promise<GroupRankingStats> {
-    let pairs = 0, wins = 0, rr = 0, top1 = 0, lossSum = 0;
+    let pairs = 0,
+      wins = 0,
+      rr = 0,
+      top1 = 0,
+      lossSum = 0;
     for (let s = 0; s < groups.length; s += chunk) {
       const part = groups.slice(s, s + chunk);
       const per = 1 + part[0]!.negatives.length;
-      if (part.some((g) => g.negatives.length !== per - 1)) throw new Error(`${WHO}: evaluateGroups needs groups with equal negative counts`);
+      if (part.some((g) => g.negatives.length !== per - 1))
+        throw new Error(`${WHO}: evaluateGroups needs groups with equal negative counts`);
       const inputs = this.tokenizeGroups(part);
       const [logits, lossT] = tf.tidy(() => {
         const l = this.encoder.forward(inputs, { training: false }).logits!;
@@ -336,11 +362,29 @@ export class CrossEncoderTrainer {
    */
   async train(opts: CrossEncoderTrainOptions = {}): Promise<CrossEncoderTrainResult> {
     const firstEpoch = this.groupsForEpoch(0);
-    const { totalSteps, maxEpochs } = runLength({ epochs: this.epochs, stepsPerEpoch: Math.ceil(firstEpoch.length / this.batchSize), maxSteps: this.maxSteps });
-    const { schedule, warmupSteps } = warmupLinearSchedule({ lr: this.lr, warmupSteps: this.warmupSteps, warmupRatio: this.warmupRatio, totalSteps });
+    const { totalSteps, maxEpochs } = runLength({
+      epochs: this.epochs,
+      stepsPerEpoch: Math.ceil(firstEpoch.length / this.batchSize),
+      maxSteps: this.maxSteps,
+    });
+    const { schedule, warmupSteps } = warmupLinearSchedule({
+      lr: this.lr,
+      warmupSteps: this.warmupSteps,
+      warmupRatio: this.warmupRatio,
+      totalSteps,
+    });
     const fingerprint = {
-      batchSize: this.batchSize, seed: this.seed, epochs: this.epochs, totalSteps, lr: this.lr, warmupSteps, loss: this.loss, negatives: this.negatives,
-      maxLength: this.maxLength, trainGroups: firstEpoch.length, vocabSize: this.tokenizer.vocabSize,
+      batchSize: this.batchSize,
+      seed: this.seed,
+      epochs: this.epochs,
+      totalSteps,
+      lr: this.lr,
+      warmupSteps,
+      loss: this.loss,
+      negatives: this.negatives,
+      maxLength: this.maxLength,
+      trainGroups: firstEpoch.length,
+      vocabSize: this.tokenizer.vocabSize,
     };
     const resume = opts.resume ? await readCheckpoint(join(this.outputDir, CHECKPOINT_DIR), WHO, fingerprint) : undefined;
     if (resume) this.encoder.assignWeights(resume.weights, join(resume.dir, "weights.safetensors"));
@@ -352,7 +396,13 @@ export class CrossEncoderTrainer {
     let run: TrainingLoopResult;
     try {
       run = await runTrainingLoop<{ groups: CrossEncoderGroup[]; inputs: BertInputsTF }, CrossEncoderStepRecord>({
-        who: WHO, outputDir: this.outputDir, totalSteps, maxEpochs, optimizer, schedule, maxGradNorm: this.maxGradNorm,
+        who: WHO,
+        outputDir: this.outputDir,
+        totalSteps,
+        maxEpochs,
+        optimizer,
+        schedule,
+        maxGradNorm: this.maxGradNorm,
         plan: (epoch) => {
           const groups = epoch === 0 ? firstEpoch : this.groupsForEpoch(epoch);
           return {
@@ -382,18 +432,33 @@ export class CrossEncoderTrainer {
         record: (u, { groups }) => {
           const pairs = groups.length * perGroup;
           return {
-            type: "step", step: u.step, epoch: u.epoch, loss: u.loss, lr: u.lr, gradNorm: u.gradNorm, pairs,
-            pairsPerSec: pairs / Math.max(u.seconds, 1e-6), elapsedSec: u.elapsedSec,
+            type: "step",
+            step: u.step,
+            epoch: u.epoch,
+            loss: u.loss,
+            lr: u.lr,
+            gradNorm: u.gradNorm,
+            pairs,
+            pairsPerSec: pairs / Math.max(u.seconds, 1e-6),
+            elapsedSec: u.elapsedSec,
           };
         },
         progressText: (r) => `loss ${r.loss.toFixed(4)} ${r.pairsPerSec.toFixed(1)} pairs/s`,
-        progress: this.progress, progressLabel: "cross-encoder",
+        progress: this.progress,
+        progressLabel: "cross-encoder",
         checkpoint: {
-          every: this.checkpointEvery, fingerprint,
+          every: this.checkpointEvery,
+          fingerprint,
           weights: () => this.encoder.toWeights(),
-          fields: { config: this.config, rng: { scheme: "groups of epoch e = shuffle(mix(seed, 1000 + e)); dropout of update s = mix(seed, s)" } },
+          fields: {
+            config: this.config,
+            rng: { scheme: "groups of epoch e = shuffle(mix(seed, 1000 + e)); dropout of update s = mix(seed, s)" },
+          },
         },
-        resume, maxMinutes: this.maxMinutes, throttleMs: this.throttleMs, logEpochs: false,
+        resume,
+        maxMinutes: this.maxMinutes,
+        throttleMs: this.throttleMs,
+        logEpochs: false,
         onStep: (record) => this.onStep?.(record),
       });
     } finally {

@@ -29,7 +29,11 @@ export const TRAINING_METADATA_FILE = "training.json";
 /** The current git commit of the working directory, or undefined outside a repository. */
 export function gitCommit(cwd = process.cwd()): string | undefined {
   try {
-    return execFileSync("git", ["rev-parse", "HEAD"], { cwd, stdio: ["ignore", "pipe", "ignore"] }).toString().trim() || undefined;
+    return (
+      execFileSync("git", ["rev-parse", "HEAD"], { cwd, stdio: ["ignore", "pipe", "ignore"] })
+        .toString()
+        .trim() || undefined
+    );
   } catch {
     return undefined;
   }
@@ -94,7 +98,9 @@ export function exactDotProductRun(
       for (let d = 0; d < dim; d++) s += q[qo + d]! * p[po + d]!;
       scores[j] = s;
     }
-    const order = Array.from({ length: np }, (_, j) => j).sort((a, b) => scores[b]! - scores[a]!).slice(0, k);
+    const order = Array.from({ length: np }, (_, j) => j)
+      .sort((a, b) => scores[b]! - scores[a]!)
+      .slice(0, k);
     run.set(queryIds[i]!, new Map(order.map((j) => [passageIds[j]!, scores[j]!])));
   }
   return run;
@@ -109,9 +115,18 @@ export async function evaluateModelDir(dir: string, dev: DevSet, opts: { batchSi
   try {
     const p = await embeddings.embedPassagesMatrix(dev.corpus.map((x) => ({ title: x.title, text: x.text })));
     const q = await embeddings.embedQueriesMatrix(dev.queries.map((x) => x.text));
-    const run = exactDotProductRun(dev.queries.map((x) => x.id), q.data, dev.corpus.map((x) => x.id), p.data, p.dim, 100);
+    const run = exactDotProductRun(
+      dev.queries.map((x) => x.id),
+      q.data,
+      dev.corpus.map((x) => x.id),
+      p.data,
+      p.dim,
+      100,
+    );
     const judged: Qrels = new Map(dev.queries.filter((x) => dev.qrels.has(x.id)).map((x) => [x.id, dev.qrels.get(x.id)!]));
-    return evaluateRun(run, judged, { cutoffs: { recall: [...DEV_CUTOFFS.recall], mrr: [...DEV_CUTOFFS.mrr], ndcg: [...DEV_CUTOFFS.ndcg] } }).mean;
+    return evaluateRun(run, judged, {
+      cutoffs: { recall: [...DEV_CUTOFFS.recall], mrr: [...DEV_CUTOFFS.mrr], ndcg: [...DEV_CUTOFFS.ndcg] },
+    }).mean;
   } finally {
     await embeddings.dispose();
   }
@@ -146,7 +161,11 @@ async function embedRows(
   const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.inputIds.length - rows[b]!.inputIds.length);
   for (let s = 0; s < order.length; s += batchSize) {
     const idx = order.slice(s, s + batchSize);
-    const inputs = padEncodings(idx.map((i) => rows[i]!), padId, { multiple: sequencePadMultiple(), max: enc.config.max_position_embeddings });
+    const inputs = padEncodings(
+      idx.map((i) => rows[i]!),
+      padId,
+      { multiple: sequencePadMultiple(), max: enc.config.max_position_embeddings },
+    );
     const emb = tf.tidy(() => {
       const v = enc.encode(inputs, { training: false, pooling });
       return normalize ? l2Normalize(v) : v;
@@ -178,7 +197,15 @@ export async function evaluateEncoders(
   const q = await embedRows(encoders.question, qRows, opts.pooling, batch, padId, opts.normalize ?? false);
   releaseFreeGpuBuffers();
   const dim = encoders.question.config.hidden_size;
-  const run = exactDotProductRun(dev.queries.map((x) => x.id), q, dev.corpus.map((x) => x.id), p, dim, 100);
+  const run = exactDotProductRun(
+    dev.queries.map((x) => x.id),
+    q,
+    dev.corpus.map((x) => x.id),
+    p,
+    dim,
+    100,
+  );
   const judged: Qrels = new Map(dev.queries.filter((x) => dev.qrels.has(x.id)).map((x) => [x.id, dev.qrels.get(x.id)!]));
-  return evaluateRun(run, judged, { cutoffs: { recall: [...DEV_CUTOFFS.recall], mrr: [...DEV_CUTOFFS.mrr], ndcg: [...DEV_CUTOFFS.ndcg] } }).mean;
+  return evaluateRun(run, judged, { cutoffs: { recall: [...DEV_CUTOFFS.recall], mrr: [...DEV_CUTOFFS.mrr], ndcg: [...DEV_CUTOFFS.ndcg] } })
+    .mean;
 }

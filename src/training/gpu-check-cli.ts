@@ -31,7 +31,6 @@ const WHO = "gpu-check";
 const STAGES = GPU_CHECK_STAGES;
 type Stage = (typeof STAGES)[number];
 
-
 /** What report.json holds. */
 export interface GpuCheckReport {
   startedAt: string;
@@ -41,7 +40,10 @@ export interface GpuCheckReport {
 }
 
 function list(text: string | undefined, fallback: string): string[] {
-  return (text ?? fallback).split(",").map((s) => s.trim()).filter(Boolean);
+  return (text ?? fallback)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function parseGpuCheckArgs(argv: string[]) {
@@ -49,9 +51,23 @@ function parseGpuCheckArgs(argv: string[]) {
   return parseCliArgs(WHO, {
     args: argv,
     options: {
-      out: S, stages: S, backend: S, shapes: S, batches: S, "q-len": S, "p-len": S, steps: S, data: S, warm: S, "grad-cache": S,
+      out: S,
+      stages: S,
+      backend: S,
+      shapes: S,
+      batches: S,
+      "q-len": S,
+      "p-len": S,
+      steps: S,
+      data: S,
+      warm: S,
+      "grad-cache": S,
       shared: { type: "boolean" },
-      "e2e-minutes": S, "e2e-shape": S, "budget-seconds": S, "agree-shapes": S, help: { type: "boolean" },
+      "e2e-minutes": S,
+      "e2e-shape": S,
+      "budget-seconds": S,
+      "agree-shapes": S,
+      help: { type: "boolean" },
     },
   }).values;
 }
@@ -74,9 +90,11 @@ async function gpuCheck(argv: string[], io: CliIO): Promise<number> {
   const stages = list(values.stages, STAGES.join(",")) as Stage[];
   for (const s of stages) if (!STAGES.includes(s)) throw new UsageError(`${WHO}: unknown stage '${s}'; expected ${STAGES.join(", ")}`);
   const backend = (values.backend ?? "webgpu") as BackendChoice;
-  if (!BACKEND_ORDER.includes(backend)) throw new UsageError(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
+  if (!BACKEND_ORDER.includes(backend))
+    throw new UsageError(`${WHO}: --backend must be one of ${BACKEND_ORDER.join(", ")}, got '${backend}'`);
   const shapes = list(values.shapes, Object.keys(BENCH_SHAPES).join(",")) as BenchShape[];
-  for (const s of shapes) if (!(s in BENCH_SHAPES)) throw new UsageError(`${WHO}: unknown shape '${s}'; expected ${Object.keys(BENCH_SHAPES).join(", ")}`);
+  for (const s of shapes)
+    if (!(s in BENCH_SHAPES)) throw new UsageError(`${WHO}: unknown shape '${s}'; expected ${Object.keys(BENCH_SHAPES).join(", ")}`);
   const batches = list(values.batches, "32,64,128").map((b) => parseNumberFlag(WHO, "--batches", b, { integer: true, min: 1 })!);
   const qLen = parseNumberFlag(WHO, "--q-len", values["q-len"], { integer: true, min: 4 }) ?? 32;
   const pLen = parseNumberFlag(WHO, "--p-len", values["p-len"], { integer: true, min: 4 }) ?? 128;
@@ -98,7 +116,13 @@ async function gpuCheck(argv: string[], io: CliIO): Promise<number> {
   const left = () => budget - (performance.now() - started) / 1000;
   const report: GpuCheckReport = {
     startedAt: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "?", memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${process.platform}-${process.arch}` },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "?",
+      memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+    },
     stages: {},
   };
   const save = () => writeFileAtomic(join(out, "report.json"), JSON.stringify(report, null, 2) + "\n");
@@ -136,11 +160,15 @@ async function gpuCheck(argv: string[], io: CliIO): Promise<number> {
       if (!(shape in settings)) throw new Error(`--agree-shapes: unknown shape '${shape}'; expected tiny, h256`);
       const [batch, len] = settings[shape as keyof typeof settings];
       const r = await checkBackendAgreement({ candidate: backend, shape: shape as BenchShape, batch, qLen, pLen: Math.min(pLen, len) });
-      log(`agree ${shape}: loss ${r.loss.relativeDifference.toExponential(2)}, embeddings ${r.embeddings.toExponential(2)}, ` +
-        `gradients ${r.gradients.worst.toExponential(2)} (${r.gradients.worstTensor}), AdamW ${r.adamwUpdate.toExponential(2)}: ${r.pass ? "pass" : "FAIL"}`);
+      log(
+        `agree ${shape}: loss ${r.loss.relativeDifference.toExponential(2)}, embeddings ${r.embeddings.toExponential(2)}, ` +
+          `gradients ${r.gradients.worst.toExponential(2)} (${r.gradients.worstTensor}), AdamW ` +
+          `${r.adamwUpdate.toExponential(2)}: ${r.pass ? "pass" : "FAIL"}`,
+      );
       rows.push(r);
     }
-    if (rows.some((r) => !r.pass)) throw Object.assign(new Error(`${backend} differs from cpu by more than ${rows[0]!.tolerance}`), { rows });
+    if (rows.some((r) => !r.pass))
+      throw Object.assign(new Error(`${backend} differs from cpu by more than ${rows[0]!.tolerance}`), { rows });
     return rows;
   });
 
@@ -156,11 +184,21 @@ async function gpuCheck(argv: string[], io: CliIO): Promise<number> {
         }
         try {
           const row = await benchmarkTrainingStep({
-            shape, batch, qLen, pLen, steps, warm, gradCache, shared: values.shared, maxSeconds: Number.isFinite(budget) ? Math.min(60, left() / 4) : undefined,
+            shape,
+            batch,
+            qLen,
+            pLen,
+            steps,
+            warm,
+            gradCache,
+            shared: values.shared,
+            maxSeconds: Number.isFinite(budget) ? Math.min(60, left() / 4) : undefined,
           });
           speedRows.push(row);
-          log(`speed ${shape} batch ${batch}: ${row.msPerStep} ms/update (first ${row.firstStepMs} ms), ${row.questionsPerSec} q/s, ` +
-            `${row.tflops} TFLOP/s, ${row.programsPerStep ?? "-"} programs`);
+          log(
+            `speed ${shape} batch ${batch}: ${row.msPerStep} ms/update (first ${row.firstStepMs} ms), ${row.questionsPerSec} q/s, ` +
+              `${row.tflops} TFLOP/s, ${row.programsPerStep ?? "-"} programs`,
+          );
         } catch (err) {
           errors.push(`${shape} batch ${batch}: ${err instanceof Error ? err.message : String(err)}`);
           log(`speed ${shape} batch ${batch} failed: ${errors[errors.length - 1]}`);
@@ -174,9 +212,19 @@ async function gpuCheck(argv: string[], io: CliIO): Promise<number> {
 
   await stage("e2e", async () => {
     const seconds = Math.min(minutes * 60, left() - 90);
-    if (seconds < 10) throw new Error(`not enough time left for e2e: ${seconds.toFixed(0)} s of training (budget left ${left().toFixed(0)} s)`);
+    if (seconds < 10)
+      throw new Error(`not enough time left for e2e: ${seconds.toFixed(0)} s of training (budget left ${left().toFixed(0)} s)`);
     const shape = (values["e2e-shape"] ?? "h256") as keyof typeof E2E_SHAPES;
-    return runEndToEnd({ data: resolve(values.data!), out: join(out, "e2e"), backend, seconds, speed: speedRows, log, recipe: E2E_SHAPES[shape], shape });
+    return runEndToEnd({
+      data: resolve(values.data!),
+      out: join(out, "e2e"),
+      backend,
+      seconds,
+      speed: speedRows,
+      log,
+      recipe: E2E_SHAPES[shape],
+      shape,
+    });
   });
 
   await save();
@@ -197,14 +245,47 @@ interface EndToEndParams {
 }
 
 interface E2ERecipe {
-  hidden: number; layers: number; heads: number; ffn: number; maxLen: number; vocab: number;
-  qLen: number; pLen: number; ictBatch: number; ftBatch: number; lr: string;
+  hidden: number;
+  layers: number;
+  heads: number;
+  ffn: number;
+  maxLen: number;
+  vocab: number;
+  qLen: number;
+  pLen: number;
+  ictBatch: number;
+  ftBatch: number;
+  lr: string;
 }
 
 /** The e2e recipes: from scratch, shared encoder, mean pooling (what worked from scratch here). */
 const E2E_SHAPES: Record<"h256" | "tiny", E2ERecipe> = {
-  h256: { hidden: 256, layers: 4, heads: 4, ffn: 1024, maxLen: 256, vocab: 8192, qLen: 32, pLen: 256, ictBatch: 128, ftBatch: 64, lr: "5e-4" },
-  tiny: { hidden: 128, layers: 2, heads: 2, ffn: 512, maxLen: 128, vocab: 4096, qLen: 32, pLen: 128, ictBatch: 32, ftBatch: 16, lr: "5e-4" },
+  h256: {
+    hidden: 256,
+    layers: 4,
+    heads: 4,
+    ffn: 1024,
+    maxLen: 256,
+    vocab: 8192,
+    qLen: 32,
+    pLen: 256,
+    ictBatch: 128,
+    ftBatch: 64,
+    lr: "5e-4",
+  },
+  tiny: {
+    hidden: 128,
+    layers: 2,
+    heads: 2,
+    ffn: 512,
+    maxLen: 128,
+    vocab: 4096,
+    qLen: 32,
+    pLen: 128,
+    ictBatch: 32,
+    ftBatch: 16,
+    lr: "5e-4",
+  },
 };
 
 /** Updates that fit in `seconds` at the measured speed of the shape (scaled to the batch and lengths), else a guess. */
@@ -219,12 +300,43 @@ function updatesIn(seconds: number, batch: number, p: EndToEndParams): number {
 async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> {
   const E2E = p.recipe;
   await mkdir(p.out, { recursive: true });
-  const common = ["--backend", p.backend, "--no-progress", "--seed", "42", "--q-len", String(E2E.qLen), "--p-len", String(E2E.pLen), "--pooling", "mean", "--shared", "--lr", E2E.lr];
+  const common = [
+    "--backend",
+    p.backend,
+    "--no-progress",
+    "--seed",
+    "42",
+    "--q-len",
+    String(E2E.qLen),
+    "--p-len",
+    String(E2E.pLen),
+    "--pooling",
+    "mean",
+    "--shared",
+    "--lr",
+    E2E.lr,
+  ];
   const ds = await loadBeirDataset(p.data, "train");
   const passages = ds.corpus.length;
   // 1. BM25 hard negatives for the train questions (ranks 4-100, 5 per question), in JavaScript.
   const negatives = join(p.out, "bm25-negatives.json");
-  const mined = await runMiningCli(["--dataset", p.data, "--split", "train", "--method", "bm25", "--skip-top", "3", "--depth", "100", "--per-question", "5", "--out", negatives, "--quiet"]);
+  const mined = await runMiningCli([
+    "--dataset",
+    p.data,
+    "--split",
+    "train",
+    "--method",
+    "bm25",
+    "--skip-top",
+    "3",
+    "--depth",
+    "100",
+    "--per-question",
+    "5",
+    "--out",
+    negatives,
+    "--quiet",
+  ]);
   if (mined !== 0) throw new Error(`mining BM25 negatives failed (exit ${mined})`);
   // 2. Pretraining on the corpus, from scratch, for 45% of the time: ICT, or random crops for a corpus
   //    without sentence punctuation (NFCorpus), where ICT finds no pairs.
@@ -233,12 +345,39 @@ async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> 
   const ictPerEpoch = Math.max(1, Math.floor(passages / E2E.ictBatch));
   const ictEpochs = Math.max(1, Math.floor(updatesIn(ictSeconds, E2E.ictBatch, p) / ictPerEpoch));
   const ict = join(p.out, "ict");
-  p.log(`e2e: ${mode} pretraining, ${ictEpochs} epochs of ${ictPerEpoch} updates (batch ${E2E.ictBatch}), at most ${(ictSeconds / 60).toFixed(1)} min`);
+  p.log(
+    `e2e: ${mode} pretraining, ${ictEpochs} epochs of ${ictPerEpoch} updates (batch ${E2E.ictBatch}), at most ` +
+      `${(ictSeconds / 60).toFixed(1)} min`,
+  );
   const t0 = performance.now();
   let code = await runTrainCli([
-    "--data", p.data, "--mode", mode, "--dev-split", "train", "--out", ict, "--hidden", String(E2E.hidden), "--layers", String(E2E.layers),
-    "--heads", String(E2E.heads), "--ffn", String(E2E.ffn), "--max-len", String(E2E.maxLen), "--vocab-size", String(E2E.vocab),
-    "--batch", String(E2E.ictBatch), "--epochs", String(ictEpochs), "--max-minutes", String(ictSeconds / 60), ...common,
+    "--data",
+    p.data,
+    "--mode",
+    mode,
+    "--dev-split",
+    "train",
+    "--out",
+    ict,
+    "--hidden",
+    String(E2E.hidden),
+    "--layers",
+    String(E2E.layers),
+    "--heads",
+    String(E2E.heads),
+    "--ffn",
+    String(E2E.ffn),
+    "--max-len",
+    String(E2E.maxLen),
+    "--vocab-size",
+    String(E2E.vocab),
+    "--batch",
+    String(E2E.ictBatch),
+    "--epochs",
+    String(ictEpochs),
+    "--max-minutes",
+    String(ictSeconds / 60),
+    ...common,
   ]);
   if (code !== 0) throw new Error(`${mode} pretraining exited ${code}`);
   const ictMinutes = (performance.now() - t0) / 60000;
@@ -248,11 +387,31 @@ async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> 
   const ftPerEpoch = Math.max(1, Math.floor((trainPairs * 0.9) / E2E.ftBatch));
   const ftEpochs = Math.max(1, Math.floor(updatesIn(ftSeconds, E2E.ftBatch * 1.5, p) / ftPerEpoch));
   const ft = join(p.out, "ft");
-  p.log(`e2e: fine-tuning, ${ftEpochs} epochs of ~${ftPerEpoch} updates (batch ${E2E.ftBatch} + 1 BM25 negative each), at most ${(ftSeconds / 60).toFixed(1)} min`);
+  p.log(
+    `e2e: fine-tuning, ${ftEpochs} epochs of ~${ftPerEpoch} updates (batch ${E2E.ftBatch} + 1 BM25 negative each), at ` +
+      `most ${(ftSeconds / 60).toFixed(1)} min`,
+  );
   const t1 = performance.now();
   code = await runTrainCli([
-    "--data", p.data, "--dev-fraction", "0.1", "--init", join(ict, "model"), "--out", ft, "--negatives", negatives, "--hard-negatives", "1",
-    "--batch", String(E2E.ftBatch), "--epochs", String(ftEpochs), "--max-minutes", String(ftSeconds / 60), ...common,
+    "--data",
+    p.data,
+    "--dev-fraction",
+    "0.1",
+    "--init",
+    join(ict, "model"),
+    "--out",
+    ft,
+    "--negatives",
+    negatives,
+    "--hard-negatives",
+    "1",
+    "--batch",
+    String(E2E.ftBatch),
+    "--epochs",
+    String(ftEpochs),
+    "--max-minutes",
+    String(ftSeconds / 60),
+    ...common,
   ]);
   if (code !== 0) throw new Error(`fine-tuning exited ${code}`);
   const ftMinutes = (performance.now() - t1) / 60000;
@@ -262,7 +421,12 @@ async function runEndToEnd(p: EndToEndParams): Promise<Record<string, unknown>> 
   const enc = BertEncoderTF.fromWeights(model.config, model.question, { name: "eval" });
   let metrics: Record<string, number>;
   try {
-    metrics = await evaluateEncoders({ question: enc, passage: enc }, model.tokenizer, test, { pooling: "mean", maxQueryLength: E2E.qLen, maxPassageLength: E2E.pLen, titleJoin: "pair" });
+    metrics = await evaluateEncoders({ question: enc, passage: enc }, model.tokenizer, test, {
+      pooling: "mean",
+      maxQueryLength: E2E.qLen,
+      maxPassageLength: E2E.pLen,
+      titleJoin: "pair",
+    });
   } finally {
     enc.dispose();
   }

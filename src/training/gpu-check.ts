@@ -194,7 +194,10 @@ async function runSide(
     for (const [name, v] of namedTrainableVariables(encoders)) {
       const after = await readAll(v);
       const b = before.get(name)!;
-      delta.set(name, after.map((x, i) => x - b[i]!));
+      delta.set(
+        name,
+        after.map((x, i) => x - b[i]!),
+      );
     }
     return { qEmb, pEmb, loss: result.loss, grads: gradValues, delta };
   } finally {
@@ -251,14 +254,22 @@ export async function checkBackendAgreement(params: AgreementParams): Promise<Ag
     adapter: info.adapter ? `${info.adapter.vendor} ${info.adapter.architecture} ${info.adapter.description}`.trim() : undefined,
     shape: typeof params.shape === "string" ? params.shape : params.shape ? "custom" : "tiny",
     batch: B,
-    loss: { reference: ref.loss, candidate: cand.loss, relativeDifference: Math.abs(ref.loss - cand.loss) / Math.max(Math.abs(ref.loss), 1e-12) },
+    loss: {
+      reference: ref.loss,
+      candidate: cand.loss,
+      relativeDifference: Math.abs(ref.loss - cand.loss) / Math.max(Math.abs(ref.loss), 1e-12),
+    },
     embeddings: Math.max(relativeDifference(ref.qEmb, cand.qEmb), relativeDifference(ref.pEmb, cand.pEmb)),
     gradients: { worst, worstTensor, tensors: ref.grads.size },
-    adamwUpdate: l2RelativeDifference(names.map((n) => ref.delta.get(n)!), names.map((n) => cand.delta.get(n)!)),
+    adamwUpdate: l2RelativeDifference(
+      names.map((n) => ref.delta.get(n)!),
+      names.map((n) => cand.delta.get(n)!),
+    ),
     tolerance,
     pass: false,
   };
-  report.pass = report.loss.relativeDifference <= tolerance && report.embeddings <= tolerance && worst <= tolerance && report.adamwUpdate <= tolerance;
+  report.pass =
+    report.loss.relativeDifference <= tolerance && report.embeddings <= tolerance && worst <= tolerance && report.adamwUpdate <= tolerance;
   return report;
 }
 
@@ -354,11 +365,15 @@ export async function benchmarkTrainingStep(params: StepBenchParams): Promise<St
     for (let i = 0; i < warm + steps; i++) {
       programs = 0;
       const t0 = performance.now();
-      const what = `benchmark update ${i + 1} (${typeof params.shape === "string" ? params.shape : "custom"}, batch ${B}: ${B} questions × ${qLen} tokens, ${B} passages × ${pLen} tokens)`;
+      const what =
+        `benchmark update ${i + 1} (${typeof params.shape === "string" ? params.shape : "custom"}, batch ` +
+        `${B}: ${B} questions × ${qLen} tokens, ${B} passages × ${pLen} tokens)`;
       const r = await guardGpuWork(what, () =>
         applyUpdate({
           ...computeDprGradients({ encoders, ...batch, training: true, chunkSize: params.gradCache, dropoutSeed: 100 + i }),
-          optimizer, lr: 1e-5, maxGradNorm: 2,
+          optimizer,
+          lr: 1e-5,
+          maxGradNorm: 2,
         }),
       );
       const ms = performance.now() - t0;
@@ -405,4 +420,3 @@ export function describeDevice(): string {
   if (tf.getBackend() === "webgpu" && a) return `webgpu: ${a.vendor} ${a.architecture} ${a.description}`.trim();
   return tf.getBackend();
 }
-

@@ -33,7 +33,12 @@ export function isShared(enc: DualEncoderTF): boolean {
  */
 export function namedTrainableVariables(enc: DualEncoderTF): Map<string, tf.Variable> {
   const out = new Map<string, tf.Variable>();
-  const sides: [string, BertEncoderTF][] = isShared(enc) ? [["encoder", enc.question]] : [["question", enc.question], ["passage", enc.passage]];
+  const sides: [string, BertEncoderTF][] = isShared(enc)
+    ? [["encoder", enc.question]]
+    : [
+        ["question", enc.question],
+        ["passage", enc.passage],
+      ];
   for (const [prefix, e] of sides) for (const [name, v] of e.namedVariables) out.set(`${prefix}/${name}`, v);
   return out;
 }
@@ -151,11 +156,19 @@ export function computeDprGradients(params: DprGradientParams): DprGradients {
     const qRanges = ranges(nq);
     const pRanges = ranges(np);
     const embedAll = (side: 0 | 1, inputs: BertInputsTF, rs: [number, number][]): tf.Tensor2D =>
-      tf.tidy(() => tf.concat(rs.map(([s, e], i) => encodeChunk(side, sliceRows(inputs, s, e), i)), 0) as tf.Tensor2D);
+      tf.tidy(
+        () =>
+          tf.concat(
+            rs.map(([s, e], i) => encodeChunk(side, sliceRows(inputs, s, e), i)),
+            0,
+          ) as tf.Tensor2D,
+      );
     const qEmb = embedAll(0, params.questions, qRanges);
     const pEmb = embedAll(1, params.passages, pRanges);
     // 2. Loss and its gradient with respect to every embedding.
-    const { value, grads: embGrads } = tf.valueAndGrads((q: tf.Tensor, p: tf.Tensor) => dprLoss(q as tf.Tensor2D, p as tf.Tensor2D, lossOpts))([qEmb, pEmb]);
+    const { value, grads: embGrads } = tf.valueAndGrads((q: tf.Tensor, p: tf.Tensor) =>
+      dprLoss(q as tf.Tensor2D, p as tf.Tensor2D, lossOpts),
+    )([qEmb, pEmb]);
     qEmb.dispose();
     pEmb.dispose();
     const loss = value as tf.Scalar;
@@ -165,7 +178,10 @@ export function computeDprGradients(params: DprGradientParams): DprGradients {
     const backward = (side: 0 | 1, inputs: BertInputsTF, rs: [number, number][], d: tf.Tensor2D) => {
       rs.forEach(([s, e], i) => {
         const dChunk = tf.slice(d, [s, 0], [e - s, d.shape[1]]);
-        const { value: surrogate, grads } = tf.variableGrads(() => tf.sum(tf.mul(encodeChunk(side, sliceRows(inputs, s, e), i), dChunk)) as tf.Scalar, varList);
+        const { value: surrogate, grads } = tf.variableGrads(
+          () => tf.sum(tf.mul(encodeChunk(side, sliceRows(inputs, s, e), i), dChunk)) as tf.Scalar,
+          varList,
+        );
         surrogate.dispose();
         dChunk.dispose();
         for (const [name, g] of toNamed(grads)) {

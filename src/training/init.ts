@@ -67,14 +67,24 @@ export async function loadInitialModel(path: string, hub: HubDownloadParams = {}
   const settings = layout.config;
   const q = await readEncoder(layout.questionEncoderDir);
   const tokenizer = await BertTokenizer.fromDir(layout.questionEncoderDir);
-  if (layout.shared) return { config: q.config, tokenizer, question: q.weights, source: `${layout.questionEncoderDir} (one encoder)`, settings };
+  if (layout.shared)
+    return { config: q.config, tokenizer, question: q.weights, source: `${layout.questionEncoderDir} (one encoder)`, settings };
   const p = await readEncoder(layout.passageEncoderDir);
   for (const key of ["hidden_size", "num_hidden_layers", "vocab_size", "max_position_embeddings"] as const) {
     if (p.config[key] !== q.config[key]) {
-      throw new Error(`${WHO}: ${key} differs between ${layout.questionEncoderDir} (${q.config[key]}) and ${layout.passageEncoderDir} (${p.config[key]})`);
+      throw new Error(
+        `${WHO}: ${key} differs between ${layout.questionEncoderDir} (${q.config[key]}) and ${layout.passageEncoderDir} (${p.config[key]})`,
+      );
     }
   }
-  return { config: q.config, tokenizer, question: q.weights, passage: p.weights, source: `${layout.dir} (question + passage encoders)`, settings };
+  return {
+    config: q.config,
+    tokenizer,
+    question: q.weights,
+    passage: p.weights,
+    source: `${layout.dir} (question + passage encoders)`,
+    settings,
+  };
 }
 
 /** Shape of a model trained from scratch. */

@@ -171,16 +171,31 @@ export async function runTrainingLoop<B, R extends object>(p: TrainingLoopParams
     await writeFile(logPath, "");
   }
   const s: Omit<LoopPosition, "optimizerIterations" | "logBytes"> = {
-    step: saved?.step ?? 0, epoch: saved?.epoch ?? 0, batchInEpoch: saved?.batchInEpoch ?? 0, history: [...(saved?.history ?? [])],
-    bestEpoch: saved?.bestEpoch, bestValue: saved?.bestValue, epochLossSum: saved?.epochLossSum ?? 0, epochLossCount: saved?.epochLossCount ?? 0,
+    step: saved?.step ?? 0,
+    epoch: saved?.epoch ?? 0,
+    batchInEpoch: saved?.batchInEpoch ?? 0,
+    history: [...(saved?.history ?? [])],
+    bestEpoch: saved?.bestEpoch,
+    bestValue: saved?.bestValue,
+    epochLossSum: saved?.epochLossSum ?? 0,
+    epochLossCount: saved?.epochLossCount ?? 0,
   };
   const view: LoopView = {
-    get step() { return s.step; },
+    get step() {
+      return s.step;
+    },
     totalSteps,
-    get history() { return s.history; },
-    get bestEpoch() { return s.bestEpoch; },
+    get history() {
+      return s.history;
+    },
+    get bestEpoch() {
+      return s.bestEpoch;
+    },
   };
-  const progress = new ProgressBar({ label: p.progressLabel, mode: p.progress === false ? "off" : p.progress === "lines" ? "lines" : undefined });
+  const progress = new ProgressBar({
+    label: p.progressLabel,
+    mode: p.progress === false ? "off" : p.progress === "lines" ? "lines" : undefined,
+  });
   const appendLog = async (record: object) => {
     const fh = await open(logPath, "a");
     await fh.write(JSON.stringify(record) + "\n");
@@ -193,24 +208,39 @@ export async function runTrainingLoop<B, R extends object>(p: TrainingLoopParams
   };
   const deadline = p.maxMinutes === undefined ? Infinity : Date.now() + p.maxMinutes * 60_000;
   const startedAt = performance.now();
-  let firstLoss = NaN, lastLoss = NaN, outOfTime = false;
+  let firstLoss = NaN,
+    lastLoss = NaN,
+    outOfTime = false;
 
   const endEpoch = async () => {
-    const record: EpochRecord = { type: "epoch", epoch: s.epoch, step: s.step, meanLoss: s.epochLossSum / Math.max(1, s.epochLossCount), best: false };
+    const record: EpochRecord = {
+      type: "epoch",
+      epoch: s.epoch,
+      step: s.step,
+      meanLoss: s.epochLossSum / Math.max(1, s.epochLossCount),
+      best: false,
+    };
     if (p.dev) {
       progress.clear();
       const metrics = await p.dev.evaluate(s.epoch, view);
       record.metrics = metrics;
       const value = metrics[p.dev.selectMetric];
-      if (value === undefined) throw new Error(`${who}: selectMetric '${p.dev.selectMetric}' is not one of ${Object.keys(metrics).join(", ")}`);
+      if (value === undefined)
+        throw new Error(`${who}: selectMetric '${p.dev.selectMetric}' is not one of ${Object.keys(metrics).join(", ")}`);
       if (s.bestValue === undefined || value > s.bestValue) {
         s.bestValue = value;
         s.bestEpoch = s.epoch;
         record.best = true;
       }
       await p.dev.keep(s.epoch, record.best, view);
-      const summary = p.dev.summary ? p.dev.summary(metrics) : Object.entries(metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(" ");
-      process.stderr.write(`${who}: epoch ${s.epoch + 1}: loss ${record.meanLoss.toFixed(4)} dev ${summary}${record.best ? " (best)" : ""}\n`);
+      const summary = p.dev.summary
+        ? p.dev.summary(metrics)
+        : Object.entries(metrics)
+            .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+            .join(" ");
+      process.stderr.write(
+        `${who}: epoch ${s.epoch + 1}: loss ${record.meanLoss.toFixed(4)} dev ${summary}${record.best ? " (best)" : ""}\n`,
+      );
     }
     s.history.push(record);
     if (p.logEpochs !== false) await appendLog(record);
@@ -234,14 +264,18 @@ export async function runTrainingLoop<B, R extends object>(p: TrainingLoopParams
         const { loss, gradNorm } = await guardGpuWork(`training update ${index + 1} (${p.describeBatch(batch)})`, () =>
           applyUpdate({ ...p.step(batch, index), optimizer, lr, maxGradNorm: p.maxGradNorm }),
         );
-        if (!Number.isFinite(loss)) throw new Error(`${who}: loss is ${loss} at update ${index + 1}; lower the learning rate (the last checkpoint is intact)`);
+        if (!Number.isFinite(loss))
+          throw new Error(`${who}: loss is ${loss} at update ${index + 1}; lower the learning rate (the last checkpoint is intact)`);
         s.step++;
         s.epochLossSum += loss;
         s.epochLossCount++;
         if (Number.isNaN(firstLoss)) firstLoss = loss;
         lastLoss = loss;
         const now = performance.now();
-        const record = p.record({ step: s.step, epoch: s.epoch, loss, lr, gradNorm, seconds: (now - t0) / 1000, elapsedSec: (now - startedAt) / 1000 }, batch);
+        const record = p.record(
+          { step: s.step, epoch: s.epoch, loss, lr, gradNorm, seconds: (now - t0) / 1000, elapsedSec: (now - startedAt) / 1000 },
+          batch,
+        );
         await appendLog(record);
         p.onStep?.(record);
         progress.update(s.step, totalSteps, p.progressText(record));
@@ -249,7 +283,9 @@ export async function runTrainingLoop<B, R extends object>(p: TrainingLoopParams
         if (Date.now() >= deadline) {
           outOfTime = true;
           progress.clear();
-          process.stderr.write(`${who}: the time budget of ${p.maxMinutes} min is spent after update ${s.step}; finishing the epoch's evaluation and export\n`);
+          process.stderr.write(
+            `${who}: the time budget of ${p.maxMinutes} min is spent after update ${s.step}; finishing the epoch's evaluation and export\n`,
+          );
         }
         // The checkpoint's position is the next batch.
         if (p.checkpoint.every > 0 && s.step % p.checkpoint.every === 0 && s.step < totalSteps) await saveCheckpoint(s.batchInEpoch + 1);
@@ -257,7 +293,13 @@ export async function runTrainingLoop<B, R extends object>(p: TrainingLoopParams
       await endEpoch();
     }
     return {
-      steps: s.step, epochs: s.epoch, history: s.history, bestEpoch: s.bestEpoch, firstLoss, lastLoss, resumedFromStep: saved?.step,
+      steps: s.step,
+      epochs: s.epoch,
+      history: s.history,
+      bestEpoch: s.bestEpoch,
+      firstLoss,
+      lastLoss,
+      resumedFromStep: saved?.step,
       seconds: (performance.now() - startedAt) / 1000,
     };
   } finally {

@@ -13,8 +13,8 @@
  * - query = key = `s · R (x − μ)`, where the rows of `R` are the top canonical directions shared by
  *   two views of the same token (another position in segment 0, another in segment 1): generalised
  *   eigenvectors of their cross-covariance against the embeddings' total covariance, i.e. the
- *   directions that carry token identity rather than position or segment. `s` is set so that a token scores `matchScore` against the same token at
- *   another position in the other segment; distinct tokens score near 0.
+ *   directions that carry token identity rather than position or segment. `s` is set so that a
+ *   token scores `matchScore` against the same token at another position in the other segment; distinct tokens score near 0.
  * - value reads the segment: its first row is the direction from segment-1 to segment-0 embeddings
  *   (centred), the other rows are 0. A passage token that also occurs in the question puts part of its
  *   attention on that copy and so carries a segment-0 component; one that does not, almost none.
@@ -62,7 +62,11 @@ export interface MatchHeadReport {
  * @throws Error when the config has fewer than 2 token types (cross-encoders need segment ids), the layer
  *   or head is out of range, or a tensor is missing or misshapen.
  */
-export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: MatchHeadOptions = {}): { weights: BertWeights; report: MatchHeadReport } {
+export function matchHeadInit(
+  config: BertConfig,
+  weights: BertWeights,
+  opts: MatchHeadOptions = {},
+): { weights: BertWeights; report: MatchHeadReport } {
   const layer = opts.layer ?? 0;
   const head = opts.head ?? 0;
   const target = opts.matchScore ?? 7;
@@ -71,12 +75,15 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
   const H = config.hidden_size;
   const heads = config.num_attention_heads;
   const dh = H / heads;
-  if (config.type_vocab_size < 2) throw new Error(`${WHO}: needs 2 token types (segment ids) but the config has type_vocab_size ${config.type_vocab_size}`);
-  if (!Number.isInteger(layer) || layer < 0 || layer >= config.num_hidden_layers) throw new Error(`${WHO}: layer must be in [0, ${config.num_hidden_layers - 1}], got ${layer}`);
+  if (config.type_vocab_size < 2)
+    throw new Error(`${WHO}: needs 2 token types (segment ids) but the config has type_vocab_size ${config.type_vocab_size}`);
+  if (!Number.isInteger(layer) || layer < 0 || layer >= config.num_hidden_layers)
+    throw new Error(`${WHO}: layer must be in [0, ${config.num_hidden_layers - 1}], got ${layer}`);
   if (!Number.isInteger(head) || head < 0 || head >= heads) throw new Error(`${WHO}: head must be in [0, ${heads - 1}], got ${head}`);
   if (!(target > 0)) throw new Error(`${WHO}: matchScore must be > 0, got ${target}`);
   if (!(gain > 0)) throw new Error(`${WHO}: gain must be > 0, got ${gain}`);
-  if (!Number.isInteger(samples) || samples < 4 * H) throw new Error(`${WHO}: samples must be an integer >= 4 × hidden_size (${4 * H}), got ${samples}`);
+  if (!Number.isInteger(samples) || samples < 4 * H)
+    throw new Error(`${WHO}: samples must be an integer >= 4 × hidden_size (${4 * H}), got ${samples}`);
 
   const get = (name: string, shape: number[]): NamedTensor => {
     const t = weights.get(name);
@@ -95,9 +102,12 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
   const beta = get("embeddings.LayerNorm.bias", [H]).data;
   const prefix = `encoder.layer.${layer}.attention`;
   const names = {
-    q: `${prefix}.self.query.weight`, qb: `${prefix}.self.query.bias`,
-    k: `${prefix}.self.key.weight`, kb: `${prefix}.self.key.bias`,
-    v: `${prefix}.self.value.weight`, vb: `${prefix}.self.value.bias`,
+    q: `${prefix}.self.query.weight`,
+    qb: `${prefix}.self.query.bias`,
+    k: `${prefix}.self.key.weight`,
+    kb: `${prefix}.self.key.bias`,
+    v: `${prefix}.self.value.weight`,
+    vb: `${prefix}.self.value.bias`,
     o: `${prefix}.output.dense.weight`,
   };
   for (const n of [names.q, names.k, names.v, names.o]) get(n, [H, H]);
@@ -162,7 +172,8 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
     raw += dot(project(embed(t, random.int(P), 0)), project(embed(t, random.int(P), 1)));
   }
   raw /= pairs;
-  if (!(raw > 0)) throw new Error(`${WHO}: the embeddings carry no token identity apart from position and segment (mean match score ${raw})`);
+  if (!(raw > 0))
+    throw new Error(`${WHO}: the embeddings carry no token identity apart from position and segment (mean match score ${raw})`);
   const scale = Math.sqrt(target / raw);
 
   // Segment direction: segment 0 minus segment 1 at the same token and position, unit length.
@@ -184,8 +195,13 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
     const t = weights.get(name)!;
     return { shape: [...t.shape], data: new Float32Array(t.data) };
   };
-  const q = copy(names.q), qb = copy(names.qb), k = copy(names.k), kb = copy(names.kb);
-  const v = copy(names.v), vb = copy(names.vb), o = copy(names.o);
+  const q = copy(names.q),
+    qb = copy(names.qb),
+    k = copy(names.k),
+    kb = copy(names.kb);
+  const v = copy(names.v),
+    vb = copy(names.vb),
+    o = copy(names.o);
   const r0 = head * dh;
   for (let r = 0; r < dh; r++) {
     const row = r0 + r;
@@ -221,7 +237,8 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
     }
     return s / Math.sqrt(dh);
   };
-  let self = 0, match = 0;
+  let self = 0,
+    match = 0;
   const others: number[] = [];
   for (let n = 0; n < 500; n++) {
     const t = token();
@@ -234,7 +251,10 @@ export function matchHeadInit(config: BertConfig, weights: BertWeights, opts: Ma
   }
   const om = others.reduce((s, x) => s + x, 0) / others.length;
   const os = Math.sqrt(others.reduce((s, x) => s + (x - om) ** 2, 0) / others.length);
-  return { weights: out, report: { layer, head, scale, selfScore: self / 500, matchScore: match / 500, otherScore: { mean: om, std: os } } };
+  return {
+    weights: out,
+    report: { layer, head, scale, selfScore: self / 500, matchScore: match / 500, otherScore: { mean: om, std: os } },
+  };
 }
 
 function normalise(x: Float64Array): void {
@@ -286,7 +306,8 @@ function crossCovariance(a: readonly Float64Array[], b: readonly Float64Array[],
     for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) c[i * H + j] = c[i * H + j]! + da[i]! * db[j]!;
   }
   const out = new Float64Array(H * H);
-  for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) out[i * H + j] = (c[i * H + j]! + c[j * H + i]!) / (2 * Math.max(a.length - 1, 1));
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < H; j++) out[i * H + j] = (c[i * H + j]! + c[j * H + i]!) / (2 * Math.max(a.length - 1, 1));
   return out;
 }
 
@@ -311,11 +332,12 @@ function generalisedTopEigenvectors(A: Float64Array, B: Float64Array, H: number,
   const Mt = new Float64Array(H * H);
   for (let c = 0; c < H; c++) forwardSolveColumn(L, Yt, Mt, c, H);
   const M = transpose(Mt, H);
-  for (let i = 0; i < H; i++) for (let j = i + 1; j < H; j++) {
-    const s = (M[i * H + j]! + M[j * H + i]!) / 2;
-    M[i * H + j] = s;
-    M[j * H + i] = s;
-  }
+  for (let i = 0; i < H; i++)
+    for (let j = i + 1; j < H; j++) {
+      const s = (M[i * H + j]! + M[j * H + i]!) / 2;
+      M[i * H + j] = s;
+      M[j * H + i] = s;
+    }
   // A may be indefinite: shift by a Gershgorin bound so the iteration finds the largest algebraic
   // eigenvalues, not the largest in magnitude.
   let bound = 0;

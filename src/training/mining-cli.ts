@@ -61,7 +61,8 @@ export function parseMiningArgs(argv: string[]): MiningCliOptions | null {
   let margin: number | undefined;
   if (values.margin !== undefined) {
     margin = Number(values.margin);
-    if (values.margin.trim() === "" || !Number.isFinite(margin) || margin < 0) throw new UsageError(`${WHO}: --margin must be a number >= 0, got "${values.margin}"`);
+    if (values.margin.trim() === "" || !Number.isFinite(margin) || margin < 0)
+      throw new UsageError(`${WHO}: --margin must be a number >= 0, got "${values.margin}"`);
   }
   const sample = values.sample ?? "top";
   if (sample !== "top" && sample !== "random") throw new UsageError(`${WHO}: --sample must be top or random, got "${sample}"`);
@@ -111,7 +112,10 @@ export async function runMiningCli(argv: string[], io: CliIO = PROCESS_IO): Prom
     const t0 = performance.now();
     const dataset = await loadBeirDataset(options.dataset, options.split);
     const loadSeconds = (performance.now() - t0) / 1000;
-    log?.(`${WHO}: loaded ${dataset.corpus.length} passages and ${dataset.queries.length} ${options.split} questions in ${loadSeconds.toFixed(2)} s`);
+    log?.(
+      `${WHO}: loaded ${dataset.corpus.length} passages and ${dataset.queries.length} ${options.split} questions in ` +
+        `${loadSeconds.toFixed(2)} s`,
+    );
     const miner = new HardNegativeMiner({ ...options.miner, log });
     const { examples, stats } = await miner.mine(dataset);
     const t1 = performance.now();
@@ -120,7 +124,16 @@ export async function runMiningCli(argv: string[], io: CliIO = PROCESS_IO): Prom
     const totalSeconds = (performance.now() - t0) / 1000;
     log?.(`${WHO}: ${formatMiningStats(stats)}; wrote ${options.out} in ${writeSeconds.toFixed(2)} s; total ${totalSeconds.toFixed(2)} s`);
     if (options.statsPath) {
-      const record = { dataset: options.dataset, split: options.split, out: options.out, rules: miner.rules, ...stats, loadSeconds, writeSeconds, totalSeconds };
+      const record = {
+        dataset: options.dataset,
+        split: options.split,
+        out: options.out,
+        rules: miner.rules,
+        ...stats,
+        loadSeconds,
+        writeSeconds,
+        totalSeconds,
+      };
       await writeFileAtomic(options.statsPath, JSON.stringify(record, null, 2) + "\n");
     }
     return 0;

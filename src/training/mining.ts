@@ -261,7 +261,8 @@ export class HardNegativeMiner {
     this.maxQueryLength = params.maxQueryLength;
     this.maxPassageLength = params.maxPassageLength;
     this.log = params.log;
-    if (this.method !== "bm25" && this.method !== "dense") throw new Error(`${WHO}: method must be "bm25" or "dense", got ${JSON.stringify(this.method)}`);
+    if (this.method !== "bm25" && this.method !== "dense")
+      throw new Error(`${WHO}: method must be "bm25" or "dense", got ${JSON.stringify(this.method)}`);
     if (this.method === "dense" && (typeof this.modelPath !== "string" || this.modelPath === "")) {
       throw new Error(`${WHO}: method "dense" needs modelPath (a DPR model folder)`);
     }
@@ -269,14 +270,17 @@ export class HardNegativeMiner {
     checkInt(this.depth, "depth", 1);
     checkInt(this.perQuestion, "perQuestion", 1);
     checkInt(this.batchSize, "batchSize", 1);
-    if (this.skipTop >= this.depth) throw new Error(`${WHO}: skipTop (${this.skipTop}) must be smaller than depth (${this.depth}): the window would be empty`);
+    if (this.skipTop >= this.depth)
+      throw new Error(`${WHO}: skipTop (${this.skipTop}) must be smaller than depth (${this.depth}): the window would be empty`);
     if (this.margin !== undefined) {
-      if (!Number.isFinite(this.margin) || this.margin < 0) throw new Error(`${WHO}: margin must be a finite number >= 0, got ${this.margin}`);
+      if (!Number.isFinite(this.margin) || this.margin < 0)
+        throw new Error(`${WHO}: margin must be a finite number >= 0, got ${this.margin}`);
       if (this.method === "bm25" && this.margin >= 1) {
         throw new Error(`${WHO}: the BM25 margin is relative (a fraction of the positive's score) and must be < 1, got ${this.margin}`);
       }
     }
-    if (this.sample !== "top" && this.sample !== "random") throw new Error(`${WHO}: sample must be "top" or "random", got ${JSON.stringify(this.sample)}`);
+    if (this.sample !== "top" && this.sample !== "random")
+      throw new Error(`${WHO}: sample must be "top" or "random", got ${JSON.stringify(this.sample)}`);
   }
 
   /** The selection rules in force. */
@@ -330,7 +334,9 @@ export class HardNegativeMiner {
     });
     firstWithContent.clear();
     const examples: MinedExample[] = [];
-    let short = 0, empty = 0, negatives = 0;
+    let short = 0,
+      empty = 0,
+      negatives = 0;
     questions.forEach((q, qi) => {
       const positiveIds = new Set(q.positives.map((i) => dataset.corpus[i]!.id));
       const positiveContent = new Set(q.positives.map((i) => contentId[i]!));
@@ -382,13 +388,20 @@ export class HardNegativeMiner {
     index.searchBatch(["warm up the compiled postings"], 1);
     const t1 = performance.now();
     this.log?.(`${WHO}: BM25 index of ${corpus.length} passages in ${((t1 - t0) / 1000).toFixed(2)} s`);
-    const ranked = index.searchBatch(questions.map((q) => q.text), this.depth);
+    const ranked = index.searchBatch(
+      questions.map((q) => q.text),
+      this.depth,
+    );
     const t2 = performance.now();
     this.log?.(`${WHO}: BM25 top-${this.depth} of ${questions.length} questions in ${((t2 - t1) / 1000).toFixed(2)} s`);
     return {
       ranked,
       // Exact even for a positive ranked below the window: the index scores the passage itself.
-      scoresOf: (qi, passages) => index.scoreDocuments(questions[qi]!.text, passages.map((i) => corpus[i]!.id)),
+      scoresOf: (qi, passages) =>
+        index.scoreDocuments(
+          questions[qi]!.text,
+          passages.map((i) => corpus[i]!.id),
+        ),
       indexSeconds: (t1 - t0) / 1000,
       searchSeconds: (t2 - t1) / 1000,
     };

@@ -37,11 +37,7 @@ export const denseXnn: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor =
     save([x, w]);
     return {
       value: tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b }),
-      gradFunc: (dy, [sx, sw]) => [
-        tf.matMul(dy, tf.transpose(sw)),
-        tf.matMul(tf.transpose(sx), dy),
-        tf.sum(dy, 0),
-      ],
+      gradFunc: (dy, [sx, sw]) => [tf.matMul(dy, tf.transpose(sw)), tf.matMul(tf.transpose(sx), dy), tf.sum(dy, 0)],
     };
   },
 );
@@ -60,24 +56,19 @@ export const batchMatMulXnn: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = custom<
   save([a, b]);
   return {
     value: tf.matMul(a, b),
-    gradFunc: (dy, [sa, sb]) => [
-      tf.matMul(dy, tf.transpose(sb, [0, 2, 1])),
-      tf.matMul(tf.transpose(sa, [0, 2, 1]), dy),
-    ],
+    gradFunc: (dy, [sa, sb]) => [tf.matMul(dy, tf.transpose(sb, [0, 2, 1])), tf.matMul(tf.transpose(sa, [0, 2, 1]), dy)],
   };
 });
 
 /** Rows `ids [N]` (int32) of `table [V, H]`, with a scatterND gradient into the table. */
-export const embeddingLookup: (table: tf.Tensor, ids: tf.Tensor) => tf.Tensor = custom<[tf.Tensor, tf.Tensor]>(
-  ([table, ids], save) => {
-    save([ids]);
-    const tableShape = table.shape;
-    return {
-      value: tf.gather(table, ids),
-      gradFunc: (dy, [sids]) => [tf.scatterND(tf.expandDims(sids, 1), dy, tableShape), tf.zerosLike(sids)],
-    };
-  },
-);
+export const embeddingLookup: (table: tf.Tensor, ids: tf.Tensor) => tf.Tensor = custom<[tf.Tensor, tf.Tensor]>(([table, ids], save) => {
+  save([ids]);
+  const tableShape = table.shape;
+  return {
+    value: tf.gather(table, ids),
+    gradFunc: (dy, [sids]) => [tf.scatterND(tf.expandDims(sids, 1), dy, tableShape), tf.zerosLike(sids)],
+  };
+});
 
 /**
  * Which implementation each building block uses. The defaults depend on the backend that is active

@@ -127,8 +127,12 @@ export class AdamW {
   /** The moments as named tensors (`m/<name>`, `v/<name>`), for a checkpoint (read from the device). */
   async stateTensors(): Promise<BertWeights> {
     const out: BertWeights = new Map();
-    for (const [prefix, map] of [["m", this.m], ["v", this.v]] as const) {
-      for (const [name, t] of map) out.set(`${prefix}/${name}`, { shape: [...t.shape], data: new Float32Array((await t.data()) as Float32Array) });
+    for (const [prefix, map] of [
+      ["m", this.m],
+      ["v", this.v],
+    ] as const) {
+      for (const [name, t] of map)
+        out.set(`${prefix}/${name}`, { shape: [...t.shape], data: new Float32Array((await t.data()) as Float32Array) });
     }
     return out;
   }
@@ -138,7 +142,10 @@ export class AdamW {
    * @throws Error naming a missing or misshapen moment.
    */
   loadState(tensors: BertWeights, iterations: number, source: string): void {
-    for (const [prefix, map] of [["m", this.m], ["v", this.v]] as const) {
+    for (const [prefix, map] of [
+      ["m", this.m],
+      ["v", this.v],
+    ] as const) {
       for (const [name, t] of map) {
         const saved = tensors.get(`${prefix}/${name}`);
         if (!saved) throw new Error(`AdamW: ${source} has no moment '${prefix}/${name}'`);
@@ -175,8 +182,10 @@ export interface LinearScheduleParams {
 export function linearSchedule(params: LinearScheduleParams): (step: number) => number {
   const { lr, warmupSteps, totalSteps } = params;
   if (!(lr > 0)) throw new Error(`linearSchedule: lr must be > 0, got ${lr}`);
-  if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new Error(`linearSchedule: totalSteps must be an integer >= 1, got ${totalSteps}`);
-  if (!Number.isInteger(warmupSteps) || warmupSteps < 0) throw new Error(`linearSchedule: warmupSteps must be an integer >= 0, got ${warmupSteps}`);
+  if (!Number.isInteger(totalSteps) || totalSteps < 1)
+    throw new Error(`linearSchedule: totalSteps must be an integer >= 1, got ${totalSteps}`);
+  if (!Number.isInteger(warmupSteps) || warmupSteps < 0)
+    throw new Error(`linearSchedule: warmupSteps must be an integer >= 0, got ${warmupSteps}`);
   return (step: number) => {
     const s = step + 1;
     if (s <= warmupSteps) return (lr * s) / warmupSteps;
@@ -220,7 +229,10 @@ export function globalNormScale(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: 
  * Returns new tensors (the caller disposes them) and the norm before clipping as a scalar tensor
  * (read it with `await norm.data()`, then dispose it).
  */
-export function clipByGlobalNorm(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
+export function clipByGlobalNorm(
+  grads: ReadonlyMap<string, tf.Tensor>,
+  maxNorm: number,
+): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
   const { norm, scale } = globalNormScale(grads, maxNorm);
   const out = new Map<string, tf.Tensor>();
   for (const [name, g] of grads) out.set(name, tf.mul(g, scale));

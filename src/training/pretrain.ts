@@ -15,7 +15,7 @@ import { SeededRandom } from "./random.js";
 /** Splits text into sentences at `.`, `!` or `?` followed by white space (abbreviation-naive). */
 export function splitSentences(text: string): string[] {
   return text
-    .split(/(?<=[.!?])\s+(?=[\p{Lu}\p{N}(\["'])/u)
+    .split(/(?<=[.!?])\s+(?=[\p{Lu}\p{N}(["'[])/u)
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
 }
@@ -121,7 +121,12 @@ export function spanExamples(corpus: readonly Passage[], opts: SpanOptions): Tra
     if (words.length < minWords + 1) continue;
     const len = Math.min(words.length - 1, minWords + rng.int(maxWords - minWords + 1));
     const start = rng.int(Math.min(within, words.length) - len + 1);
-    out.push({ question: words.slice(start, start + len).join(" "), positives: [{ id: p.id, title: p.title, text: p.text }], negatives: [], hardNegatives: [] });
+    out.push({
+      question: words.slice(start, start + len).join(" "),
+      positives: [{ id: p.id, title: p.title, text: p.text }],
+      negatives: [],
+      hardNegatives: [],
+    });
   }
   return out;
 }

@@ -74,7 +74,8 @@ export function warmupLinearSchedule(params: WarmupScheduleParams): { schedule: 
  * @throws Error `"<who>: <name> must be an integer >= <min>, got <value>"`.
  */
 export function requireInteger(who: string, value: number | undefined, name: string, min: number): void {
-  if (value !== undefined && (!Number.isInteger(value) || value < min)) throw new Error(`${who}: ${name} must be an integer >= ${min}, got ${value}`);
+  if (value !== undefined && (!Number.isInteger(value) || value < min))
+    throw new Error(`${who}: ${name} must be an integer >= ${min}, got ${value}`);
 }
 
 /**

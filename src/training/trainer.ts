@@ -212,9 +212,27 @@ export class DPRTrainer {
     this.params = params;
     this.outputDir = resolve(params.outputDir);
     for (const key of [
-      "epochs", "batchSize", "lr", "warmupRatio", "weightDecay", "maxGradNorm", "temperature", "hardNegatives",
-      "maxQueryLength", "maxPassageLength", "titleJoin", "pooling", "normalize", "queryPrompt", "passagePrompt", "seed", "checkpointEvery", "selectMetric",
-      "quantize", "throttleMs", "shared",
+      "epochs",
+      "batchSize",
+      "lr",
+      "warmupRatio",
+      "weightDecay",
+      "maxGradNorm",
+      "temperature",
+      "hardNegatives",
+      "maxQueryLength",
+      "maxPassageLength",
+      "titleJoin",
+      "pooling",
+      "normalize",
+      "queryPrompt",
+      "passagePrompt",
+      "seed",
+      "checkpointEvery",
+      "selectMetric",
+      "quantize",
+      "throttleMs",
+      "shared",
     ] as const) {
       const v = params[key];
       if (v !== undefined) (this as Record<string, unknown>)[key] = v;
@@ -238,7 +256,8 @@ export class DPRTrainer {
     const c = params.init.config;
     if (this.maxQueryLength > c.max_position_embeddings || this.maxPassageLength > c.max_position_embeddings) {
       throw new Error(
-        `${WHO}: maxQueryLength ${this.maxQueryLength} / maxPassageLength ${this.maxPassageLength} exceed the model's max_position_embeddings ${c.max_position_embeddings}`,
+        `${WHO}: maxQueryLength ${this.maxQueryLength} / maxPassageLength ${this.maxPassageLength} exceed the model's ` +
+          `max_position_embeddings ${c.max_position_embeddings}`,
       );
     }
     if (params.tokenizer.vocabSize > c.vocab_size) {
@@ -273,9 +292,18 @@ export class DPRTrainer {
   /** Settings that must match between a checkpoint and a resumed run. */
   private fingerprint(totalSteps: number, firstEpochSize: number): Record<string, unknown> {
     return {
-      batchSize: this.batchSize, seed: this.seed, epochs: this.epochs, totalSteps, lr: this.lr, shared: this.shared,
-      hardNegatives: this.hardNegatives, maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength,
-      gradCacheChunk: this.params.gradCacheChunk ?? null, firstEpochExamples: firstEpochSize, temperature: this.temperature,
+      batchSize: this.batchSize,
+      seed: this.seed,
+      epochs: this.epochs,
+      totalSteps,
+      lr: this.lr,
+      shared: this.shared,
+      hardNegatives: this.hardNegatives,
+      maxQueryLength: this.maxQueryLength,
+      maxPassageLength: this.maxPassageLength,
+      gradCacheChunk: this.params.gradCacheChunk ?? null,
+      firstEpochExamples: firstEpochSize,
+      temperature: this.temperature,
     };
   }
 
@@ -285,7 +313,9 @@ export class DPRTrainer {
     // weights (bge, DPR checkpoints carry one) would get no gradient, so it is left out.
     const encoderOnly = (w: BertWeights) => new Map([...w].filter(([n]) => !n.startsWith("pooler.") && !n.startsWith("classifier.")));
     const make = (w: BertWeights | undefined, name: string, seedOffset: number) =>
-      w ? BertEncoderTF.fromWeights(config, encoderOnly(w), { name }) : BertEncoderTF.fromConfig(config, { name, initSeed: initSeed * 1000 + seedOffset });
+      w
+        ? BertEncoderTF.fromWeights(config, encoderOnly(w), { name })
+        : BertEncoderTF.fromConfig(config, { name, initSeed: initSeed * 1000 + seedOffset });
     const question = make(q, "q", 0);
     if (this.shared) return { question, passage: question };
     // Separate encoders both start from the question weights unless passage weights are given.
@@ -299,22 +329,45 @@ export class DPRTrainer {
 
   private get dprConfig() {
     return {
-      pooling: this.pooling, maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin,
-      normalize: this.normalize, queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
+      pooling: this.pooling,
+      maxQueryLength: this.maxQueryLength,
+      maxPassageLength: this.maxPassageLength,
+      titleJoin: this.titleJoin,
+      normalize: this.normalize,
+      queryPrompt: this.queryPrompt,
+      passagePrompt: this.passagePrompt,
     };
   }
 
   /** Hyper-parameters as written to training.json. */
   describe(): Record<string, unknown> {
     return {
-      epochs: this.epochs, maxSteps: this.params.maxSteps, batchSize: this.batchSize, lr: this.lr,
-      warmupSteps: this.params.warmupSteps, warmupRatio: this.warmupRatio, weightDecay: this.weightDecay,
-      maxGradNorm: this.maxGradNorm, temperature: this.temperature, hardNegatives: this.hardNegatives,
-      maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin,
-      pooling: this.pooling, normalize: this.normalize, queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
-      dropout: this.params.dropout, seed: this.seed, gradCacheChunk: this.params.gradCacheChunk,
-      shared: this.shared, checkpointEvery: this.checkpointEvery, selectMetric: this.selectMetric, backend: tf.getBackend(),
-      devEvaluation: this.params.dev ? this.devEvaluation : undefined, maxMinutes: this.params.maxMinutes,
+      epochs: this.epochs,
+      maxSteps: this.params.maxSteps,
+      batchSize: this.batchSize,
+      lr: this.lr,
+      warmupSteps: this.params.warmupSteps,
+      warmupRatio: this.warmupRatio,
+      weightDecay: this.weightDecay,
+      maxGradNorm: this.maxGradNorm,
+      temperature: this.temperature,
+      hardNegatives: this.hardNegatives,
+      maxQueryLength: this.maxQueryLength,
+      maxPassageLength: this.maxPassageLength,
+      titleJoin: this.titleJoin,
+      pooling: this.pooling,
+      normalize: this.normalize,
+      queryPrompt: this.queryPrompt,
+      passagePrompt: this.passagePrompt,
+      dropout: this.params.dropout,
+      seed: this.seed,
+      gradCacheChunk: this.params.gradCacheChunk,
+      shared: this.shared,
+      checkpointEvery: this.checkpointEvery,
+      selectMetric: this.selectMetric,
+      backend: tf.getBackend(),
+      devEvaluation: this.params.dev ? this.devEvaluation : undefined,
+      maxMinutes: this.params.maxMinutes,
     };
   }
 
@@ -329,53 +382,117 @@ export class DPRTrainer {
     const config = this.modelConfig();
     const first = this.planFor(0);
     const { totalSteps, maxEpochs } = runLength({ epochs: this.epochs, stepsPerEpoch: first.plan.length, maxSteps: this.params.maxSteps });
-    const { schedule } = warmupLinearSchedule({ lr: this.lr, warmupSteps: this.params.warmupSteps, warmupRatio: this.warmupRatio, totalSteps });
+    const { schedule } = warmupLinearSchedule({
+      lr: this.lr,
+      warmupSteps: this.params.warmupSteps,
+      warmupRatio: this.warmupRatio,
+      totalSteps,
+    });
     const fingerprint = this.fingerprint(totalSteps, first.examples.length);
     const resume = opts.resume ? await readCheckpoint(join(out, CHECKPOINT_DIR), WHO, fingerprint) : undefined;
-    const encoders = resume ? this.encodersFrom(config, resume) : this.buildEncoders(config, this.params.init.question, this.params.init.passage);
+    const encoders = resume
+      ? this.encodersFrom(config, resume)
+      : this.buildEncoders(config, this.params.init.question, this.params.init.passage);
     const optimizer = new AdamW(namedTrainableVariables(encoders), { weightDecay: this.weightDecay });
     const metadata = (view: Pick<LoopView, "step" | "history" | "bestEpoch">, extra: Record<string, unknown>) => ({
-      ...this.params.metadata, hyperparameters: this.describe(), config, steps: view.step, totalSteps, history: view.history, bestEpoch: view.bestEpoch,
-      gitCommit: gitCommit(), ...extra,
+      ...this.params.metadata,
+      hyperparameters: this.describe(),
+      config,
+      steps: view.step,
+      totalSteps,
+      history: view.history,
+      bestEpoch: view.bestEpoch,
+      gitCommit: gitCommit(),
+      ...extra,
     });
     const exportTo = (dir: string, meta: Record<string, unknown>) =>
-      exportTrainedModel(dir, { encoders, tokenizer: this.params.tokenizer, dprConfig: this.dprConfig, quantize: this.quantize, metadata: meta });
+      exportTrainedModel(dir, {
+        encoders,
+        tokenizer: this.params.tokenizer,
+        dprConfig: this.dprConfig,
+        quantize: this.quantize,
+        metadata: meta,
+      });
     const tokenizeOptions = {
-      maxQueryLength: this.maxQueryLength, maxPassageLength: this.maxPassageLength, titleJoin: this.titleJoin, hardNegatives: this.hardNegatives,
-      padMultiple: sequencePadMultiple(), queryPrompt: this.queryPrompt, passagePrompt: this.passagePrompt,
+      maxQueryLength: this.maxQueryLength,
+      maxPassageLength: this.maxPassageLength,
+      titleJoin: this.titleJoin,
+      hardNegatives: this.hardNegatives,
+      padMultiple: sequencePadMultiple(),
+      queryPrompt: this.queryPrompt,
+      passagePrompt: this.passagePrompt,
     };
     try {
       const run = await runTrainingLoop<TokenizedBatch, StepRecord>({
-        who: WHO, outputDir: out, totalSteps, maxEpochs, optimizer, schedule, maxGradNorm: this.maxGradNorm,
+        who: WHO,
+        outputDir: out,
+        totalSteps,
+        maxEpochs,
+        optimizer,
+        schedule,
+        maxGradNorm: this.maxGradNorm,
         plan: (epoch) => {
           const { examples, plan } = epoch === 0 ? first : this.planFor(epoch);
           return { batches: plan.length, batch: (i) => tokenizeBatch(this.params.tokenizer, examples, plan[i]!, tokenizeOptions) };
         },
         step: (batch, step) =>
           computeDprGradients({
-            encoders, questions: batch.questions, passages: batch.passages, pooling: this.pooling, temperature: this.temperature, normalize: this.normalize,
-            training: true, chunkSize: this.params.gradCacheChunk, dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
+            encoders,
+            questions: batch.questions,
+            passages: batch.passages,
+            pooling: this.pooling,
+            temperature: this.temperature,
+            normalize: this.normalize,
+            training: true,
+            chunkSize: this.params.gradCacheChunk,
+            dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
           }),
         describeBatch: (batch) => describeBatch(batch, this.params.gradCacheChunk),
         record: (u, batch) => ({
-          type: "step", step: u.step, epoch: u.epoch, loss: u.loss, lr: u.lr, gradNorm: u.gradNorm, examples: batch.size, hardNegatives: batch.hardNegatives,
-          examplesPerSec: batch.size / Math.max(u.seconds, 1e-6), elapsedSec: u.elapsedSec,
+          type: "step",
+          step: u.step,
+          epoch: u.epoch,
+          loss: u.loss,
+          lr: u.lr,
+          gradNorm: u.gradNorm,
+          examples: batch.size,
+          hardNegatives: batch.hardNegatives,
+          examplesPerSec: batch.size / Math.max(u.seconds, 1e-6),
+          elapsedSec: u.elapsedSec,
         }),
         progressText: (r) => `ep ${r.epoch + 1}/${this.epochs} loss ${r.loss.toFixed(4)} ${r.examplesPerSec.toFixed(1)} ex/s`,
         checkpoint: {
-          every: this.checkpointEvery, fingerprint,
+          every: this.checkpointEvery,
+          fingerprint,
           weights: () => this.checkpointWeights(encoders),
-          fields: { seed: this.seed, shared: this.shared, config, rng: { scheme: "batch order = shuffle(mix(seed, epoch)); dropout of step s = mix(seed, s)" } },
+          fields: {
+            seed: this.seed,
+            shared: this.shared,
+            config,
+            rng: { scheme: "batch order = shuffle(mix(seed, epoch)); dropout of step s = mix(seed, s)" },
+          },
         },
-        resume, maxMinutes: this.params.maxMinutes, throttleMs: this.throttleMs, progress: this.params.progress,
-        dev: this.params.dev ? this.devHook(encoders, this.params.dev, (dir, view, epoch) => exportTo(dir, metadata(view, { epoch }))) : undefined,
-        onStep: this.params.onStep, onEpoch: this.params.onEpoch,
+        resume,
+        maxMinutes: this.params.maxMinutes,
+        throttleMs: this.throttleMs,
+        progress: this.params.progress,
+        dev: this.params.dev
+          ? this.devHook(encoders, this.params.dev, (dir, view, epoch) => exportTo(dir, metadata(view, { epoch })))
+          : undefined,
+        onStep: this.params.onStep,
+        onEpoch: this.params.onEpoch,
       });
       const lastDir = this.params.dev ? join(out, "last") : join(out, "model");
       await exportTo(lastDir, metadata({ step: run.steps, history: run.history, bestEpoch: run.bestEpoch }, { final: true }));
       return {
-        steps: run.steps, epochs: run.epochs, modelDir: join(out, "model"), history: run.history, bestEpoch: run.bestEpoch,
-        firstLoss: run.firstLoss, lastLoss: run.lastLoss, resumedFromStep: run.resumedFromStep,
+        steps: run.steps,
+        epochs: run.epochs,
+        modelDir: join(out, "model"),
+        history: run.history,
+        bestEpoch: run.bestEpoch,
+        firstLoss: run.firstLoss,
+        lastLoss: run.lastLoss,
+        resumedFromStep: run.resumedFromStep,
       };
     } finally {
       optimizer.dispose();
@@ -391,13 +508,20 @@ export class DPRTrainer {
       for (const [name, t] of checkpoint.weights) if (name.startsWith(prefix)) w.set(name.slice(prefix.length), t);
       return w;
     };
-    return checkpoint.state["shared"] === true ? this.buildEncoders(config, side("encoder/")) : this.buildEncoders(config, side("question/"), side("passage/"));
+    return checkpoint.state["shared"] === true
+      ? this.buildEncoders(config, side("encoder/"))
+      : this.buildEncoders(config, side("question/"), side("passage/"));
   }
 
   /** The weights a checkpoint holds: `encoder/…` (shared) or `question/…` and `passage/…`. */
   private async checkpointWeights(encoders: DualEncoderTF): Promise<BertWeights> {
     const weights: BertWeights = new Map();
-    const sides: [string, BertEncoderTF][] = this.shared ? [["encoder/", encoders.question]] : [["question/", encoders.question], ["passage/", encoders.passage]];
+    const sides: [string, BertEncoderTF][] = this.shared
+      ? [["encoder/", encoders.question]]
+      : [
+          ["question/", encoders.question],
+          ["passage/", encoders.passage],
+        ];
     for (const [prefix, e] of sides) for (const [n, t] of await e.toWeights()) weights.set(prefix + n, t);
     return weights;
   }
@@ -427,7 +551,8 @@ export class DPRTrainer {
         await moveDirAtomically(tmpDir(epoch), join(this.outputDir, "model"));
       },
       summary: (m) =>
-        `recall@1 ${m["recall@1"]?.toFixed(4)} recall@20 ${m["recall@20"]?.toFixed(4)} MRR@10 ${m["mrr@10"]?.toFixed(4)} nDCG@10 ${m["ndcg@10"]?.toFixed(4)}`,
+        `recall@1 ${m["recall@1"]?.toFixed(4)} recall@20 ${m["recall@20"]?.toFixed(4)} MRR@10 ` +
+        `${m["mrr@10"]?.toFixed(4)} nDCG@10 ${m["ndcg@10"]?.toFixed(4)}`,
     };
   }
 }

@@ -106,7 +106,15 @@ function makeFastBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
     if (M * K === 0 || K * N === 0) return stock(args as Parameters<tf.KernelFunc>[0]);
 
     cppBatchMatMul ??= backend.wasm.cwrap("BatchMatMul", null, [
-      "number", "array", "number", "number", "array", "number", "number", "number", "number",
+      "number",
+      "array",
+      "number",
+      "number",
+      "array",
+      "number",
+      "number",
+      "number",
+      "number",
     ]);
     transposeKernel ??= tf.getKernel("Transpose", "wasm")?.kernelFunc;
     if (transposeKernel === undefined) return stock(args as Parameters<tf.KernelFunc>[0]);
@@ -201,8 +209,7 @@ export async function loadWasmBackendModule(threads: number): Promise<WasmBacken
   const version = (JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as { version: string }).version;
   if (version !== PINNED_TFJS_VERSION) {
     throw new Error(
-      `wasm-kernels: threads > 1 needs a patch written for tfjs-backend-wasm ${PINNED_TFJS_VERSION}, ` +
-        `found ${version}; use threads: 1`,
+      `wasm-kernels: threads > 1 needs a patch written for tfjs-backend-wasm ${PINNED_TFJS_VERSION}, ` + `found ${version}; use threads: 1`,
     );
   }
   const bundlePath = writeThreadedBundle(pkgDir);

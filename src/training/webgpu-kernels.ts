@@ -29,7 +29,12 @@ export interface TfWebGpuUtil {
 }
 
 interface WebGpuBackendLike {
-  runWebGPUProgram(program: object, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms: { type: string; data: number[] }[]): tf.TensorInfo;
+  runWebGPUProgram(
+    program: object,
+    inputs: tf.TensorInfo[],
+    dtype: tf.DataType,
+    uniforms: { type: string; data: number[] }[],
+  ): tf.TensorInfo;
 }
 
 /** WGSL of the PCG output permutation (same constants as `pcgHash` in `./dropout.ts`). */
@@ -79,7 +84,8 @@ class AdamWProgram {
   shaderKey: string;
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
-  uniforms = "beta1 : f32, oneMinusBeta1 : f32, beta2 : f32, oneMinusBeta2 : f32, bc1 : f32, bc2 : f32, eps : f32, lr : f32, lrDecay : f32,";
+  uniforms =
+    "beta1 : f32, oneMinusBeta1 : f32, beta2 : f32, oneMinusBeta2 : f32, bc1 : f32, bc2 : f32, eps : f32, lr : f32, lrDecay : f32,";
   workgroupSize: [number, number, number] = [128, 1, 1];
   size = true;
   private readonly which: 0 | 1 | 2;
@@ -213,7 +219,13 @@ export function registerWebGpuKernels(tfw: TfWebGpuUtil): void {
       ]);
     },
   });
-  const rowKernel = (name: string, vars: string[], body: string, out: (rows: number, cols: number) => number[], threads: "rows" | "cols") => {
+  const rowKernel = (
+    name: string,
+    vars: string[],
+    body: string,
+    out: (rows: number, cols: number) => number[],
+    threads: "rows" | "cols",
+  ) => {
     tf.registerKernel({
       kernelName: name,
       backendName: "webgpu",
@@ -242,8 +254,12 @@ export function registerWebGpuKernels(tfw: TfWebGpuUtil): void {
       const { w, g, m, v, s } = inputs as Record<string, tf.TensorInfo>;
       const uniforms = [a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.bc1, a.bc2, a.epsilon, a.lr, a.lr * a.decay];
       const program = new AdamWProgram([...w!.shape], a.which, tfw.webgpu_util);
-      return (backend as unknown as WebGpuBackendLike).runWebGPUProgram(program, [w!, g!, m!, v!, s!], "float32",
-        uniforms.map((x) => ({ type: "float32", data: [x] })));
+      return (backend as unknown as WebGpuBackendLike).runWebGPUProgram(
+        program,
+        [w!, g!, m!, v!, s!],
+        "float32",
+        uniforms.map((x) => ({ type: "float32", data: [x] })),
+      );
     },
   });
 }

@@ -150,8 +150,13 @@ export async function initWebGpuBackend(params: WebGpuParams = {}): Promise<WebG
   if (info.software && !params.allowSoftwareAdapter) throw softwareRefused(info);
   installGlobals(mod, gpu);
   const limitNames = [
-    "maxComputeWorkgroupStorageSize", "maxComputeWorkgroupsPerDimension", "maxStorageBufferBindingSize", "maxBufferSize",
-    "maxComputeWorkgroupSizeX", "maxComputeInvocationsPerWorkgroup", "maxStorageBuffersPerShaderStage",
+    "maxComputeWorkgroupStorageSize",
+    "maxComputeWorkgroupsPerDimension",
+    "maxStorageBufferBindingSize",
+    "maxBufferSize",
+    "maxComputeWorkgroupSizeX",
+    "maxComputeInvocationsPerWorkgroup",
+    "maxStorageBuffersPerShaderStage",
   ];
   const requiredLimits: Record<string, number> = {};
   for (const name of limitNames) if (adapter.limits[name] !== undefined) requiredLimits[name] = adapter.limits[name]!;
@@ -178,7 +183,7 @@ export async function initWebGpuBackend(params: WebGpuParams = {}): Promise<WebG
 function softwareRefused(info: WebGpuAdapterInfo): Error {
   return new Error(
     `webgpu: the only adapter is a software rasteriser (${describeAdapter(info)}), slower than the wasm backend; ` +
-      "force it with --backend webgpu (selectBackend({ prefer: \"webgpu\" })) to test the GPU code path on a CPU",
+      'force it with --backend webgpu (selectBackend({ prefer: "webgpu" })) to test the GPU code path on a CPU',
   );
 }
 
@@ -296,7 +301,9 @@ export async function guardGpuWork<T>(what: string, work: () => Promise<T>): Pro
     const message = failure instanceof Error ? failure.message : String(failure);
     const kernel = /Kernel '([^']+)' not registered for backend 'webgpu'/.exec(message);
     if (kernel) {
-      throw new Error(`webgpu: TF.js has no '${kernel[1]}' kernel for the webgpu backend (needed by ${what}); train with --backend wasm or cpu`);
+      throw new Error(
+        `webgpu: TF.js has no '${kernel[1]}' kernel for the webgpu backend (needed by ${what}); train with --backend wasm or cpu`,
+      );
     }
     throw failure;
   }

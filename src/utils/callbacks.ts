@@ -26,9 +26,17 @@ export async function inRetrieverRun<T extends { documents: DocumentInterface[] 
   callbacks: Callbacks | undefined,
   work: (run: CallbackManagerForRetrieverRun | undefined) => Promise<T>,
 ): Promise<T> {
-  const manager = await CallbackManager.configure(callbacks, retriever.callbacks, undefined, retriever.tags, undefined, retriever.metadata, {
-    verbose: retriever.verbose,
-  });
+  const manager = await CallbackManager.configure(
+    callbacks,
+    retriever.callbacks,
+    undefined,
+    retriever.tags,
+    undefined,
+    retriever.metadata,
+    {
+      verbose: retriever.verbose,
+    },
+  );
   const run = await manager?.handleRetrieverStart(retriever.toJSON(), query);
   try {
     const result = await work(run);

@@ -115,7 +115,10 @@ export function reportCliError(err: unknown, context: { who: string; usage?: str
  * Runs a command's body and maps the outcome to an exit code: the code it returns (0 when it
  * returns nothing), else {@link reportCliError}'s. Never throws.
  */
-export async function runCommandLine(context: { who: string; usage?: string; io?: CliIO }, body: () => Promise<number | void> | number | void): Promise<number> {
+export async function runCommandLine(
+  context: { who: string; usage?: string; io?: CliIO },
+  body: () => Promise<number | void> | number | void,
+): Promise<number> {
   try {
     return (await body()) ?? 0;
   } catch (err) {

@@ -8,7 +8,12 @@ import { createRequire } from "node:module";
 /** Optional peers per feature, as `name@range` (the range this package is tested with). */
 export const OPTIONAL_PEERS: Readonly<Record<"training" | "webgpu" | "server" | "plots", readonly string[]>> = {
   /** TF.js training (dual encoders, cross-encoders, the GPU check). Mining needs none: it runs on onnxruntime. */
-  training: ["@tensorflow/tfjs@4.22.0", "@tensorflow/tfjs-core@4.22.0", "@tensorflow/tfjs-backend-cpu@4.22.0", "@tensorflow/tfjs-backend-wasm@4.22.0"],
+  training: [
+    "@tensorflow/tfjs@4.22.0",
+    "@tensorflow/tfjs-core@4.22.0",
+    "@tensorflow/tfjs-backend-cpu@4.22.0",
+    "@tensorflow/tfjs-backend-wasm@4.22.0",
+  ],
   /** Training on a GPU through WebGPU (Dawn). */
   webgpu: ["webgpu@0.6.2", "@tensorflow/tfjs-backend-webgpu@4.22.0"],
   /** The HTTP retrieval server. */
@@ -55,7 +60,8 @@ export function installCommand(feature: OptionalFeature): string | undefined {
 
 /**
  * Throws when a package of `feature` is missing, naming the caller, the feature and the command.
- * @example assertPeers("training", "langchain-dpr train") // Error: langchain-dpr train needs the training packages ...: npm install @tensorflow/tfjs@4.22.0 ...
+ * @example assertPeers("training", "langchain-dpr train")
+ * // Error: langchain-dpr train needs the training packages ...: npm install @tensorflow/tfjs@4.22.0 ...
  */
 export function assertPeers(feature: OptionalFeature, who: string): void {
   const command = installCommand(feature);

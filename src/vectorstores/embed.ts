@@ -23,7 +23,10 @@ export async function embedPassages(
   const emb = embeddings as EmbeddingsInterface & MatrixEmbeddings;
   if (typeof emb.embedPassagesMatrix === "function") {
     const m = await emb.embedPassagesMatrix(
-      docs.map((doc) => ({ text: doc.pageContent, title: typeof doc.metadata?.title === "string" ? (doc.metadata.title as string) : undefined })),
+      docs.map((doc) => ({
+        text: doc.pageContent,
+        title: typeof doc.metadata?.title === "string" ? (doc.metadata.title as string) : undefined,
+      })),
     );
     return { rows: m.data, dim: m.dim };
   }

@@ -115,7 +115,9 @@ export class FaissDPRStore extends SaveableVectorStore {
       throw new Error(`${OWNER}: mmrSimilarity must be "cosine" or "inner_product", got ${JSON.stringify(this.mmrSimilarity)}`);
     }
     if (!Number.isInteger(this.trainingSize) || this.trainingSize < rule.required) {
-      throw new Error(`${OWNER}: trainingSize ${this.trainingSize} is below the minimum ${rule.required} for "${this.factory}" (${rule.reason})`);
+      throw new Error(
+        `${OWNER}: trainingSize ${this.trainingSize} is below the minimum ${rule.required} for "${this.factory}" (${rule.reason})`,
+      );
     }
     if (params.threads !== undefined) FaissIndex.setNumThreads(params.threads);
     if (params.dimensions !== undefined) this.state.ensureIndex(params.dimensions, this.factory);
@@ -182,7 +184,9 @@ export class FaissDPRStore extends SaveableVectorStore {
     if (k <= size) return k;
     if (size > 0 && !this.warnedK) {
       this.warnedK = true;
-      console.warn(`${OWNER}: k (${k}) is greater than the number of stored documents (${size}), setting k to ${size} (warned once per store)`);
+      console.warn(
+        `${OWNER}: k (${k}) is greater than the number of stored documents (${size}), setting k to ${size} (warned once per store)`,
+      );
     }
     return size;
   }
@@ -225,7 +229,11 @@ export class FaissDPRStore extends SaveableVectorStore {
       const m = toMatrix(vectors, this.state.dims, "addVectors");
       if (documents.length !== m.n) throw new Error(`${OWNER}.addVectors: ${m.n} vectors but ${documents.length} documents`);
       const ids = resolveIds(documents, options?.ids, "addVectors");
-      await this.state.upsert(m, documents, ids, { factory: this.factory, trainingSize: this.trainingSize, addBatchSize: this.addBatchSize });
+      await this.state.upsert(m, documents, ids, {
+        factory: this.factory,
+        trainingSize: this.trainingSize,
+        addBatchSize: this.addBatchSize,
+      });
       return ids;
     });
   }
@@ -250,7 +258,8 @@ export class FaissDPRStore extends SaveableVectorStore {
     const { rows, dim } = await embedPassages(this.embeddings, docs);
     if (dim !== undefined) {
       if (this.state.dims === undefined) this.state.ensureIndex(dim, this.factory);
-      if (dim !== this.state.dims) throw new Error(`${OWNER}.addDocuments: embeddings have ${dim} dimensions, the store has ${this.state.dims}`);
+      if (dim !== this.state.dims)
+        throw new Error(`${OWNER}.addDocuments: embeddings have ${dim} dimensions, the store has ${this.state.dims}`);
     }
     return rows;
   }
@@ -278,7 +287,13 @@ export class FaissDPRStore extends SaveableVectorStore {
     const { data, n } = toMatrix(queries, this.state.dims, "searchVectors");
     if (k === 0 || !this.state.index) return Array.from({ length: n }, () => []);
     const knobs = { nprobe: options.nprobe ?? this.nprobe, efSearch: options.efSearch ?? this.efSearch };
-    const hits = await searchLabels(this.state, data, n, { k, filter: options.filter, knobs, filterOverFetch: this.filterOverFetch, withVectors: false });
+    const hits = await searchLabels(this.state, data, n, {
+      k,
+      filter: options.filter,
+      knobs,
+      filterOverFetch: this.filterOverFetch,
+      withVectors: false,
+    });
     return hits.map((list) => list.map((h) => [this.state.toDocument(h.doc), h.score] as [Document, number]));
   }
 
@@ -286,7 +301,10 @@ export class FaissDPRStore extends SaveableVectorStore {
   async similaritySearchBatch(queries: string[], options: FaissDPRSearchOptions): Promise<Array<Array<[Document, number]>>> {
     if (queries.length === 0) throw new Error(`${OWNER}.similaritySearchBatch: no queries given`);
     const vectors = await Promise.all(queries.map((q) => embedQuery(this.embeddings, q)));
-    return this.searchVectors(vectors.map((v) => (v instanceof Float32Array ? v : Float32Array.from(v))), options);
+    return this.searchVectors(
+      vectors.map((v) => (v instanceof Float32Array ? v : Float32Array.from(v))),
+      options,
+    );
   }
 
   /**
@@ -305,19 +323,29 @@ export class FaissDPRStore extends SaveableVectorStore {
    * @langchain/core's `maximalMarginalRelevance`). Candidate vectors are the stored ones
    * (approximate for PQ/SQ indexes).
    */
-  override async maxMarginalRelevanceSearch(query: string, options: MaxMarginalRelevanceSearchOptions<this["FilterType"]>): Promise<Document[]> {
+  override async maxMarginalRelevanceSearch(
+    query: string,
+    options: MaxMarginalRelevanceSearchOptions<this["FilterType"]>,
+  ): Promise<Document[]> {
     return this.maxMarginalRelevanceSearchByVector(await embedQuery(this.embeddings, query), options);
   }
 
   /** {@link maxMarginalRelevanceSearch} from a query vector. */
-  async maxMarginalRelevanceSearchByVector(query: number[] | Float32Array, options: MaxMarginalRelevanceSearchOptions<this["FilterType"]>): Promise<Document[]> {
+  async maxMarginalRelevanceSearchByVector(
+    query: number[] | Float32Array,
+    options: MaxMarginalRelevanceSearchOptions<this["FilterType"]>,
+  ): Promise<Document[]> {
     const k = options.k;
     const lambda = options.lambda ?? 0.5;
     if (!(lambda >= 0 && lambda <= 1)) throw new Error(`${OWNER}: lambda must be in [0, 1], got ${lambda}`);
     if (!Number.isInteger(k) || k < 1) throw new Error(`${OWNER}: k must be an integer ≥ 1, got ${k}`);
     const fetchK = Math.min(this.state.docs.size, Math.max(k, options.fetchK ?? 20));
     if (fetchK === 0 || !this.state.index) return [];
-    const { data } = toMatrix([query instanceof Float32Array ? query : Float32Array.from(query)], this.state.dims, "maxMarginalRelevanceSearch");
+    const { data } = toMatrix(
+      [query instanceof Float32Array ? query : Float32Array.from(query)],
+      this.state.dims,
+      "maxMarginalRelevanceSearch",
+    );
     const knobs = { nprobe: this.nprobe, efSearch: this.efSearch };
     const [cands] = await searchLabels(this.state, data, 1, {
       k: fetchK,
@@ -326,7 +354,13 @@ export class FaissDPRStore extends SaveableVectorStore {
       filterOverFetch: this.filterOverFetch,
       withVectors: true,
     });
-    const picks = selectMMR(query, cands!.map((c) => c.vector!), k, lambda, this.mmrSimilarity);
+    const picks = selectMMR(
+      query,
+      cands!.map((c) => c.vector!),
+      k,
+      lambda,
+      this.mmrSimilarity,
+    );
     return picks.map((i) => this.state.toDocument(cands![i]!.doc));
   }
 
@@ -386,7 +420,12 @@ export class FaissDPRStore extends SaveableVectorStore {
    */
   override async save(directory: string): Promise<void> {
     return this.exclusive(() =>
-      saveStore(this.state, directory, { factory: this.factory, nprobe: this.nprobe, efSearch: this.efSearch, mmrSimilarity: this.mmrSimilarity }),
+      saveStore(this.state, directory, {
+        factory: this.factory,
+        nprobe: this.nprobe,
+        efSearch: this.efSearch,
+        mmrSimilarity: this.mmrSimilarity,
+      }),
     );
   }
 
@@ -408,7 +447,11 @@ export class FaissDPRStore extends SaveableVectorStore {
    * L2 indexes, so this needs `{ metric: "convert-to-inner-product" }` (see
    * {@link FaissDPRImportOptions.metric}); other options configure the new store (factory, ...).
    */
-  static async loadFromFaissStore(directory: string, embeddings: EmbeddingsInterface, options: FaissDPRImportOptions = {}): Promise<FaissDPRStore> {
+  static async loadFromFaissStore(
+    directory: string,
+    embeddings: EmbeddingsInterface,
+    options: FaissDPRImportOptions = {},
+  ): Promise<FaissDPRStore> {
     const { metric = "inner_product", indexName: _unused, ...params } = options;
     return this.fromImported(await readFaissStoreFolder(directory, metric), embeddings, params);
   }
@@ -420,12 +463,20 @@ export class FaissDPRStore extends SaveableVectorStore {
    * paths). Python's FAISS is L2 unless built with `MAX_INNER_PRODUCT`: an L2 index needs
    * `{ metric: "convert-to-inner-product" }` (see {@link FaissDPRImportOptions.metric}).
    */
-  static async loadFromPythonSaveLocal(directory: string, embeddings: EmbeddingsInterface, options: FaissDPRImportOptions = {}): Promise<FaissDPRStore> {
+  static async loadFromPythonSaveLocal(
+    directory: string,
+    embeddings: EmbeddingsInterface,
+    options: FaissDPRImportOptions = {},
+  ): Promise<FaissDPRStore> {
     const { metric = "inner_product", indexName = "index", ...params } = options;
     return this.fromImported(await readPythonSaveLocalFolder(directory, metric, indexName), embeddings, params);
   }
 
-  private static async fromImported(folder: ImportedFolder, embeddings: EmbeddingsInterface, params: FaissDPRStoreParams): Promise<FaissDPRStore> {
+  private static async fromImported(
+    folder: ImportedFolder,
+    embeddings: EmbeddingsInterface,
+    params: FaissDPRStoreParams,
+  ): Promise<FaissDPRStore> {
     if (params.dimensions !== undefined && params.dimensions !== folder.dims) {
       throw new Error(`${OWNER}: the folder's vectors have ${folder.dims} dimensions, params.dimensions is ${params.dimensions}`);
     }
@@ -438,22 +489,40 @@ export class FaissDPRStore extends SaveableVectorStore {
   // factories
 
   /** Builds a store from texts (metadata: one object for all, or one per text). */
-  static override async fromTexts(texts: string[], metadatas: object[] | object, embeddings: EmbeddingsInterface, params?: FaissDPRStoreParams): Promise<FaissDPRStore> {
+  static override async fromTexts(
+    texts: string[],
+    metadatas: object[] | object,
+    embeddings: EmbeddingsInterface,
+    params?: FaissDPRStoreParams,
+  ): Promise<FaissDPRStore> {
     const docs = texts.map(
-      (text, i) => new Document({ pageContent: text, metadata: (Array.isArray(metadatas) ? (metadatas[i] ?? {}) : metadatas) as Record<string, unknown> }),
+      (text, i) =>
+        new Document({
+          pageContent: text,
+          metadata: (Array.isArray(metadatas) ? (metadatas[i] ?? {}) : metadatas) as Record<string, unknown>,
+        }),
     );
     return this.fromDocuments(docs, embeddings, params);
   }
 
   /** Builds a store from documents. */
-  static override async fromDocuments(docs: DocumentInterface[], embeddings: EmbeddingsInterface, params?: FaissDPRStoreParams): Promise<FaissDPRStore> {
+  static override async fromDocuments(
+    docs: DocumentInterface[],
+    embeddings: EmbeddingsInterface,
+    params?: FaissDPRStoreParams,
+  ): Promise<FaissDPRStore> {
     const store = new this(embeddings, params);
     await store.addDocuments(docs);
     return store;
   }
 
   /** Builds a store from precomputed vectors. */
-  static async fromVectors(vectors: VectorRows, docs: DocumentInterface[], embeddings: EmbeddingsInterface, params?: FaissDPRStoreParams): Promise<FaissDPRStore> {
+  static async fromVectors(
+    vectors: VectorRows,
+    docs: DocumentInterface[],
+    embeddings: EmbeddingsInterface,
+    params?: FaissDPRStoreParams,
+  ): Promise<FaissDPRStore> {
     const store = new this(embeddings, params);
     await store.addVectors(vectors, docs);
     return store;

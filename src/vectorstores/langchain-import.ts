@@ -21,7 +21,6 @@ import { readLangChainPickle } from "./langchain-pickle.js";
 import { OWNER } from "./matrix.js";
 import type { FaissDPRImportMetric as ImportMetric } from "./types.js";
 
-
 /** The vectors and documents of an imported folder. */
 export interface ImportedFolder {
   dims: number;
@@ -90,7 +89,8 @@ async function collect(
       const doc = docOf(id, pos);
       return new Document({ pageContent: doc.pageContent, metadata: doc.metadata, id });
     });
-    const vectors = entries.length === 0 ? new Float32Array(0) : await index.reconstruct(BigInt64Array.from(entries, ([pos]) => BigInt(pos)));
+    const vectors =
+      entries.length === 0 ? new Float32Array(0) : await index.reconstruct(BigInt64Array.from(entries, ([pos]) => BigInt(pos)));
     return { dims: index.d, vectors, documents, ids: entries.map(([, id]) => id), sourceMetric: index.metric };
   } finally {
     await index.dispose();
@@ -121,21 +121,29 @@ export async function readFaissStoreFolder(dir: string, metric: ImportMetric): P
     if (typeof id !== "string" || !isRecord(doc) || typeof doc.pageContent !== "string") {
       throw new Error(`${owner}: ${storeFile} entry ${i} should be [id, {pageContent, metadata}]`);
     }
-    if (doc.metadata !== undefined && !isRecord(doc.metadata)) throw new Error(`${owner}: ${storeFile} entry ${i} ("${id}"): metadata is not an object`);
+    if (doc.metadata !== undefined && !isRecord(doc.metadata))
+      throw new Error(`${owner}: ${storeFile} entry ${i} ("${id}"): metadata is not an object`);
     docs.set(id, { pageContent: doc.pageContent, metadata: (doc.metadata as Record<string, unknown> | undefined) ?? {} });
   });
   const entries = Object.entries(raw[1]).map(([key, id]): [number, string] => {
     const pos = Number(key);
-    if (!Number.isSafeInteger(pos) || pos < 0 || String(pos) !== key) throw new Error(`${owner}: ${storeFile} mapping key "${key}" is not a faiss position`);
+    if (!Number.isSafeInteger(pos) || pos < 0 || String(pos) !== key)
+      throw new Error(`${owner}: ${storeFile} mapping key "${key}" is not a faiss position`);
     if (typeof id !== "string") throw new Error(`${owner}: ${storeFile} mapping["${key}"] is not a document id`);
     return [pos, id];
   });
   const index = await openIndex(indexFile, metric, owner);
-  return collect(index, indexFile, entries, (id, pos) => {
-    const doc = docs.get(id);
-    if (!doc) throw new Error(`${owner}: ${storeFile} maps faiss position ${pos} to "${id}", which its docstore lacks`);
-    return doc;
-  }, owner);
+  return collect(
+    index,
+    indexFile,
+    entries,
+    (id, pos) => {
+      const doc = docs.get(id);
+      if (!doc) throw new Error(`${owner}: ${storeFile} maps faiss position ${pos} to "${id}", which its docstore lacks`);
+      return doc;
+    },
+    owner,
+  );
 }
 
 /** Reads a LangChain Python `save_local` folder (`<indexName>.faiss`, `<indexName>.pkl`). */
@@ -153,9 +161,15 @@ export async function readPythonSaveLocalFolder(dir: string, metric: ImportMetri
     throw new Error(`${owner}: ${(e as Error).message}`);
   }
   const { docstore, indexToDocstoreId } = parsed;
-  return collect(index, indexFile, [...indexToDocstoreId], (id, pos) => {
-    const doc = docstore.get(id);
-    if (!doc) throw new Error(`${owner}: ${pklFile} maps faiss position ${pos} to "${id}", which its docstore lacks`);
-    return doc;
-  }, owner);
+  return collect(
+    index,
+    indexFile,
+    [...indexToDocstoreId],
+    (id, pos) => {
+      const doc = docstore.get(id);
+      if (!doc) throw new Error(`${owner}: ${pklFile} maps faiss position ${pos} to "${id}", which its docstore lacks`);
+      return doc;
+    },
+    owner,
+  );
 }

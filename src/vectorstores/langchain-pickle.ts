@@ -24,7 +24,10 @@ const DOCUMENT_CLASSES = [
 /** The in-memory docstore `FAISS` pickles (langchain_community, and langchain before the split). */
 const DOCSTORE_CLASSES = ["langchain_community.docstore.in_memory.InMemoryDocstore", "langchain.docstore.in_memory.InMemoryDocstore"];
 /** pathlib paths (loaders put them in `metadata.source`); read as strings. */
-const PATH_CLASSES = ["PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath"].flatMap((c) => [`pathlib.${c}`, `pathlib._local.${c}`]);
+const PATH_CLASSES = ["PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath"].flatMap((c) => [
+  `pathlib.${c}`,
+  `pathlib._local.${c}`,
+]);
 
 /** Every global an index.pkl may name; any other (os.system, builtins.eval, ...) is refused by name. */
 export const LANGCHAIN_PICKLE_GLOBALS: readonly string[] = [...DOCUMENT_CLASSES, ...DOCSTORE_CLASSES, ...PATH_CLASSES];
@@ -76,7 +79,11 @@ function makePath(cls: string, args: LcValue[], source: string): PyPath {
 function call(fn: PyGlobal, args: LcValue[], source: string): LcValue {
   const q = fn.qualified;
   if (PATH_CLASSES.includes(q)) return makePath(q, args, source);
-  if (args.length !== 0) throw new Error(`${source}: refusing to call ${q} with arguments (${args.map((a) => describePy(a)).join(", ")}): pickles build it empty and set its state`);
+  if (args.length !== 0)
+    throw new Error(
+      `${source}: refusing to call ${q} with arguments (${args.map((a) => describePy(a)).join(", ")}): pickles build it ` +
+        `empty and set its state`,
+    );
   return { kind: "object", cls: q, state: undefined };
 }
 
@@ -91,14 +98,22 @@ function toPlain(v: LcValue | undefined, where: string, source: string): unknown
   if (items) return items.map((item, i) => toPlain(item, `${where}[${i}]`, source));
   if (v instanceof Map) return toRecord(v, where, source);
   if (v !== undefined && typeof v === "object" && "kind" in v && v.kind === "path") return v.path;
-  throw new Error(`${source}: ${where} is ${describePy(v)}; metadata may hold strings, numbers, booleans, None, lists, tuples, dicts and paths`);
+  throw new Error(
+    `${source}: ${where} is ${describePy(v)}; metadata may hold strings, numbers, booleans, None, lists, tuples, dicts and paths`,
+  );
 }
 
 function toRecord(m: Map<LcValue, LcValue>, where: string, source: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of m) {
-    if (typeof key !== "string" && typeof key !== "number") throw new Error(`${source}: ${where} has a key ${describePy(key)}; expected strings`);
-    Object.defineProperty(out, String(key), { value: toPlain(value, `${where}.${String(key)}`, source), enumerable: true, writable: true, configurable: true });
+    if (typeof key !== "string" && typeof key !== "number")
+      throw new Error(`${source}: ${where} has a key ${describePy(key)}; expected strings`);
+    Object.defineProperty(out, String(key), {
+      value: toPlain(value, `${where}.${String(key)}`, source),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }
@@ -108,15 +123,19 @@ function toDocument(v: LcValue | undefined, key: string, source: string): Pickle
   if (!isObject(v, DOCUMENT_CLASSES)) throw new Error(`${source}: ${where} is ${describePy(v)}, expected a LangChain Document`);
   const state = v.state;
   const fields = state instanceof Map ? state.get("__dict__") : undefined;
-  if (!(fields instanceof Map)) throw new Error(`${source}: ${where} (${v.cls}) has state ${describePy(state)}, expected pydantic's {"__dict__": {...}}`);
+  if (!(fields instanceof Map))
+    throw new Error(`${source}: ${where} (${v.cls}) has state ${describePy(state)}, expected pydantic's {"__dict__": {...}}`);
   const pageContent = fields.get("page_content");
-  if (typeof pageContent !== "string") throw new Error(`${source}: ${where}: page_content is ${describePy(pageContent)}, expected a string`);
+  if (typeof pageContent !== "string")
+    throw new Error(`${source}: ${where}: page_content is ${describePy(pageContent)}, expected a string`);
   const type = fields.get("type");
   if (type !== undefined && type !== "Document") throw new Error(`${source}: ${where}: type is ${describePy(type)}, expected "Document"`);
   const meta = fields.get("metadata");
-  if (meta !== undefined && meta !== null && !(meta instanceof Map)) throw new Error(`${source}: ${where}: metadata is ${describePy(meta)}, expected a dict`);
+  if (meta !== undefined && meta !== null && !(meta instanceof Map))
+    throw new Error(`${source}: ${where}: metadata is ${describePy(meta)}, expected a dict`);
   const id = fields.get("id");
-  if (id !== undefined && id !== null && typeof id !== "string") throw new Error(`${source}: ${where}: id is ${describePy(id)}, expected a string or None`);
+  if (id !== undefined && id !== null && typeof id !== "string")
+    throw new Error(`${source}: ${where}: id is ${describePy(id)}, expected a string or None`);
   const metadata = meta instanceof Map ? toRecord(meta, `${where} metadata`, source) : {};
   return typeof id === "string" ? { pageContent, metadata, id } : { pageContent, metadata };
 }
@@ -133,7 +152,8 @@ export function readLangChainPickle(buf: Uint8Array, source: string): LangChainP
     global: (module, name) => {
       if (!LANGCHAIN_PICKLE_GLOBALS.includes(`${module}.${name}`)) {
         throw new Error(
-          `${source}: refusing global ${module}.${name}: a LangChain FAISS index.pkl may name only LangChain's Document and InMemoryDocstore classes and pathlib paths (nothing is executed)`,
+          `${source}: refusing global ${module}.${name}: a LangChain FAISS index.pkl may name only LangChain's Document ` +
+            `and InMemoryDocstore classes and pathlib paths (nothing is executed)`,
         );
       }
       return new PyGlobal(module, name);
@@ -141,7 +161,9 @@ export function readLangChainPickle(buf: Uint8Array, source: string): LangChainP
     call: (fn, args) => call(fn, args, source),
     build: (target, state) => {
       if (!isObject(target, [...DOCUMENT_CLASSES, ...DOCSTORE_CLASSES]) || target.state !== undefined) {
-        throw new Error(`${source}: refusing BUILD (setting object state) on ${describePy(target)}: only a new Document or InMemoryDocstore takes state`);
+        throw new Error(
+          `${source}: refusing BUILD (setting object state) on ${describePy(target)}: only a new Document or InMemoryDocstore takes state`,
+        );
       }
       target.state = state;
     },
@@ -161,7 +183,8 @@ export function readLangChainPickle(buf: Uint8Array, source: string): LangChainP
   }
   const indexToDocstoreId = new Map<number, string>();
   for (const [pos, id] of ids) {
-    if (typeof pos !== "number" || !Number.isSafeInteger(pos) || pos < 0) throw new Error(`${source}: index_to_docstore_id key ${describePy(pos)} is not a faiss position`);
+    if (typeof pos !== "number" || !Number.isSafeInteger(pos) || pos < 0)
+      throw new Error(`${source}: index_to_docstore_id key ${describePy(pos)} is not a faiss position`);
     if (typeof id !== "string") throw new Error(`${source}: index_to_docstore_id[${pos}] is ${describePy(id)}, expected a docstore id`);
     indexToDocstoreId.set(pos, id);
   }

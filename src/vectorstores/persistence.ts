@@ -108,7 +108,10 @@ async function readManifest(directory: string): Promise<Manifest> {
   try {
     text = await readFile(manifestPath, "utf8");
   } catch (e) {
-    throw new Error(`${OWNER}.load: ${manifestPath} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); not a saved ${OWNER} folder?`);
+    throw new Error(
+      `${OWNER}.load: ${manifestPath} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+        `not a saved ${OWNER} folder?`,
+    );
   }
   let m: Manifest;
   try {

@@ -20,12 +20,17 @@ import type { StoredDoc } from "./types.js";
 
 /** Document ids for an add: given ids, else `doc.id`, else a UUID; non-empty strings, unique in the call. */
 export function resolveIds(documents: DocumentInterface[], given: string[] | undefined, what: string): string[] {
-  if (given && given.length !== documents.length) throw new Error(`${OWNER}.${what}: ${documents.length} documents but ${given.length} ids`);
+  if (given && given.length !== documents.length)
+    throw new Error(`${OWNER}.${what}: ${documents.length} documents but ${given.length} ids`);
   const ids = documents.map((doc, i) => given?.[i] ?? doc.id ?? randomUUID());
   const seen = new Set<string>();
   ids.forEach((id, i) => {
-    if (typeof id !== "string" || id.length === 0) throw new Error(`${OWNER}.${what}: id of document ${i} must be a non-empty string, got ${JSON.stringify(id)}`);
-    if (seen.has(id)) throw new Error(`${OWNER}.${what}: duplicate document id "${id}" within one call (an id may appear once; an id already stored is replaced)`);
+    if (typeof id !== "string" || id.length === 0)
+      throw new Error(`${OWNER}.${what}: id of document ${i} must be a non-empty string, got ${JSON.stringify(id)}`);
+    if (seen.has(id))
+      throw new Error(
+        `${OWNER}.${what}: duplicate document id "${id}" within one call (an id may appear once; an id already stored is replaced)`,
+      );
     seen.add(id);
   });
   return ids;
@@ -84,7 +89,12 @@ export class StoreState {
    * the call). An id already stored is replaced: the new vector goes in first, then the documents
    * switch in one step, then the old vector is removed (or tombstoned on HNSW).
    */
-  async upsert(m: Matrix, documents: DocumentInterface[], ids: string[], settings: { factory: string; trainingSize: number; addBatchSize: number }): Promise<void> {
+  async upsert(
+    m: Matrix,
+    documents: DocumentInterface[],
+    ids: string[],
+    settings: { factory: string; trainingSize: number; addBatchSize: number },
+  ): Promise<void> {
     const { data, n, d } = m;
     checkFinite(data, d, "addVectors");
     const index = this.ensureIndex(d, settings.factory);
@@ -142,7 +152,10 @@ export class StoreState {
   async delete(ids: string[]): Promise<void> {
     const unknown = ids.filter((id) => !this.labelOf.has(id));
     if (unknown.length > 0) {
-      const named = unknown.slice(0, 5).map((u) => `"${u}"`).join(", ");
+      const named = unknown
+        .slice(0, 5)
+        .map((u) => `"${u}"`)
+        .join(", ");
       throw new Error(`${OWNER}.delete: unknown document id(s): ${named}${unknown.length > 5 ? ", ..." : ""}`);
     }
     const labels = [...new Set(ids.map((id) => this.labelOf.get(id)!))];
@@ -188,7 +201,10 @@ export class StoreState {
           await fresh.train(data);
           trained = true;
         }
-        await fresh.add(data, BigInt64Array.from(labels, (l) => BigInt(l)));
+        await fresh.add(
+          data,
+          BigInt64Array.from(labels, (l) => BigInt(l)),
+        );
       }
     } catch (e) {
       await fresh.dispose();

@@ -24,7 +24,10 @@ const QUESTIONS = 50;
 const DIMENSION = 128;
 /** DPR recall@10 on the 50 questions over the full 1,000-passage corpus must exceed this. */
 const MIN_DPR_RECALL_AT_10 = 0.6;
-/** Cross-encoder: share of the 50 questions whose own abstract it ranks first among BM25's top 20 (measured 0.88; a random order gives about 0.05). */
+/**
+ * Cross-encoder: share of the 50 questions whose own abstract it ranks first among BM25's top 20
+ * (measured 0.88; a random order gives about 0.05).
+ */
 const MIN_RERANK_RECALL_AT_1 = 0.7;
 
 let corpus: Passage[];
@@ -75,29 +78,33 @@ describe("shipped DPR model (src/assets/models/dpr-pubmedqa)", () => {
     expect(q.every(Number.isFinite) && p!.every(Number.isFinite)).toBe(true);
   });
 
-  it(`finds the question's own abstract in the top 10 of 1,000 for more than ${MIN_DPR_RECALL_AT_10 * 100}% of ${QUESTIONS} bundled test questions`, async () => {
-    const p = await embeddings.embedPassagesMatrix(corpus.map((x) => ({ title: x.title, text: x.text })));
-    const q = await embeddings.embedQueriesMatrix(questions.map((x) => x.text));
-    expect(p.dim).toBe(DIMENSION);
-    expect(p.count).toBe(corpus.length);
-    let hits = 0;
-    const scores = new Float32Array(corpus.length);
-    for (let i = 0; i < questions.length; i++) {
-      for (let j = 0; j < corpus.length; j++) {
-        let s = 0;
-        for (let d = 0; d < p.dim; d++) s += q.data[i * p.dim + d]! * p.data[j * p.dim + d]!;
-        scores[j] = s;
+  it(
+    `finds the question's own abstract in the top 10 of 1,000 for more than ${MIN_DPR_RECALL_AT_10 * 100}% of ` +
+      `${QUESTIONS} bundled test questions`,
+    async () => {
+      const p = await embeddings.embedPassagesMatrix(corpus.map((x) => ({ title: x.title, text: x.text })));
+      const q = await embeddings.embedQueriesMatrix(questions.map((x) => x.text));
+      expect(p.dim).toBe(DIMENSION);
+      expect(p.count).toBe(corpus.length);
+      let hits = 0;
+      const scores = new Float32Array(corpus.length);
+      for (let i = 0; i < questions.length; i++) {
+        for (let j = 0; j < corpus.length; j++) {
+          let s = 0;
+          for (let d = 0; d < p.dim; d++) s += q.data[i * p.dim + d]! * p.data[j * p.dim + d]!;
+          scores[j] = s;
+        }
+        const target = corpus.findIndex((x) => x.id === relevantId(questions[i]!));
+        // Rank of the relevant passage = 1 + passages scoring strictly higher.
+        let higher = 0;
+        for (let j = 0; j < corpus.length; j++) if (scores[j]! > scores[target]!) higher++;
+        if (higher < 10) hits++;
       }
-      const target = corpus.findIndex((x) => x.id === relevantId(questions[i]!));
-      // Rank of the relevant passage = 1 + passages scoring strictly higher.
-      let higher = 0;
-      for (let j = 0; j < corpus.length; j++) if (scores[j]! > scores[target]!) higher++;
-      if (higher < 10) hits++;
-    }
-    const recall = hits / questions.length;
-    if (process.env.PRINT_FIGURES) console.log(`DPR recall@10 on ${questions.length} questions: ${recall}`);
-    expect(recall).toBeGreaterThan(MIN_DPR_RECALL_AT_10);
-  });
+      const recall = hits / questions.length;
+      if (process.env.PRINT_FIGURES) console.log(`DPR recall@10 on ${questions.length} questions: ${recall}`);
+      expect(recall).toBeGreaterThan(MIN_DPR_RECALL_AT_10);
+    },
+  );
 });
 
 describe("shipped cross-encoder (src/assets/models/cross-encoder-pubmedqa)", () => {
@@ -116,25 +123,33 @@ describe("shipped cross-encoder (src/assets/models/cross-encoder-pubmedqa)", () 
     expect(source).toMatch(/scripts\/train-default-models\.sh/);
   });
 
-  it(`ranks the question's own abstract first among BM25's top 20 for more than ${MIN_RERANK_RECALL_AT_1 * 100}% of ${QUESTIONS} bundled test questions`, async () => {
-    const bm25 = await BM25Index.fromPassages(corpus);
-    const byId = new Map(corpus.map((x) => [x.id, x]));
-    let firsts = 0;
-    let candidatesWithPositive = 0;
-    for (const question of questions) {
-      const target = relevantId(question);
-      // BM25's top 20, with the relevant abstract put in when BM25 missed it, so that the figure
-      // measures the cross-encoder alone.
-      const ids = bm25.search(question.text, 20).map((h) => h.id);
-      if (ids.includes(target)) candidatesWithPositive++;
-      else ids[ids.length - 1] = target;
-      const scores = await reranker.scorePairs(question.text, ids.map((id) => byId.get(id)!.text));
-      expect(scores).toHaveLength(ids.length);
-      const best = scores.indexOf(Math.max(...scores));
-      if (ids[best] === target) firsts++;
-    }
-    if (process.env.PRINT_FIGURES) console.log(`cross-encoder first of BM25 top 20 on ${questions.length} questions: ${firsts / questions.length}`);
-    expect(candidatesWithPositive).toBeGreaterThan(QUESTIONS * 0.9);
-    expect(firsts / questions.length).toBeGreaterThan(MIN_RERANK_RECALL_AT_1);
-  });
+  it(
+    `ranks the question's own abstract first among BM25's top 20 for more than ${MIN_RERANK_RECALL_AT_1 * 100}% of ` +
+      `${QUESTIONS} bundled test questions`,
+    async () => {
+      const bm25 = await BM25Index.fromPassages(corpus);
+      const byId = new Map(corpus.map((x) => [x.id, x]));
+      let firsts = 0;
+      let candidatesWithPositive = 0;
+      for (const question of questions) {
+        const target = relevantId(question);
+        // BM25's top 20, with the relevant abstract put in when BM25 missed it, so that the figure
+        // measures the cross-encoder alone.
+        const ids = bm25.search(question.text, 20).map((h) => h.id);
+        if (ids.includes(target)) candidatesWithPositive++;
+        else ids[ids.length - 1] = target;
+        const scores = await reranker.scorePairs(
+          question.text,
+          ids.map((id) => byId.get(id)!.text),
+        );
+        expect(scores).toHaveLength(ids.length);
+        const best = scores.indexOf(Math.max(...scores));
+        if (ids[best] === target) firsts++;
+      }
+      if (process.env.PRINT_FIGURES)
+        console.log(`cross-encoder first of BM25 top 20 on ${questions.length} questions: ${firsts / questions.length}`);
+      expect(candidatesWithPositive).toBeGreaterThan(QUESTIONS * 0.9);
+      expect(firsts / questions.length).toBeGreaterThan(MIN_RERANK_RECALL_AT_1);
+    },
+  );
 });

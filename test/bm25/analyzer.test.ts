@@ -5,7 +5,19 @@ import { EnglishAnalyzer, LUCENE_ENGLISH_STOP_WORDS, porterStem, standardTokeniz
 describe("standardTokenize (UAX #29 word rules as Lucene's StandardTokenizer)", () => {
   it("keeps acronyms, contractions, decimals and underscores together and splits hyphens", () => {
     expect(standardTokenize("The Cat's running, U.S.A. don't 3.14 1,000 COVID-19 foo_bar a:b x.5")).toEqual([
-      "The", "Cat's", "running", "U.S.A", "don't", "3.14", "1,000", "COVID", "19", "foo_bar", "a:b", "x", "5",
+      "The",
+      "Cat's",
+      "running",
+      "U.S.A",
+      "don't",
+      "3.14",
+      "1,000",
+      "COVID",
+      "19",
+      "foo_bar",
+      "a:b",
+      "x",
+      "5",
     ]);
   });
   it("emits each Han character as its own token", () => {
@@ -24,10 +36,26 @@ describe("standardTokenize (UAX #29 word rules as Lucene's StandardTokenizer)", 
 describe("porterStem (Lucene's PorterStemFilter algorithm)", () => {
   it("reproduces the examples of Porter's paper", () => {
     const cases: Record<string, string> = {
-      caresses: "caress", ponies: "poni", ties: "ti", cats: "cat", feed: "feed", agreed: "agre",
-      plastered: "plaster", motoring: "motor", sing: "sing", conflated: "conflat", hopping: "hop",
-      filing: "file", happy: "happi", relational: "relat", generalizations: "gener", oscillators: "oscil",
-      agreement: "agreement", hopefulness: "hope", controlling: "control", rolling: "roll",
+      caresses: "caress",
+      ponies: "poni",
+      ties: "ti",
+      cats: "cat",
+      feed: "feed",
+      agreed: "agre",
+      plastered: "plaster",
+      motoring: "motor",
+      sing: "sing",
+      conflated: "conflat",
+      hopping: "hop",
+      filing: "file",
+      happy: "happi",
+      relational: "relat",
+      generalizations: "gener",
+      oscillators: "oscil",
+      agreement: "agreement",
+      hopefulness: "hope",
+      controlling: "control",
+      rolling: "roll",
     };
     for (const [word, stem] of Object.entries(cases)) expect(porterStem(word), word).toBe(stem);
   });
@@ -40,7 +68,10 @@ describe("porterStem (Lucene's PorterStemFilter algorithm)", () => {
     expect(porterStem("eed")).toBe("eed");
   });
   it("agrees with the `stemmer` package (original Porter) on a varied vocabulary", () => {
-    const words = "running jumped easily cities national organization activities biology effective adjustment communism homologous electricity formalize triplicate hopeful goodness revival allowance inference airliner gyroscopic adjustable defensible irritant replacement dependent adoption angularity bowdlerize probate cease".split(" ");
+    const words =
+      "running jumped easily cities national organization activities biology effective adjustment communism homologous " +
+      "electricity formalize triplicate hopeful goodness revival allowance inference airliner gyroscopic adjustable " +
+      "defensible irritant replacement dependent adoption angularity bowdlerize probate cease".split(" ");
     for (const w of words) expect(porterStem(w), w).toBe(referencePorter(w));
   });
 });

@@ -25,7 +25,9 @@ const corpus: Passage[] = [
   { id: "d2", title: "", text: "dog bird" },
   { id: "d3", title: "", text: "fish" },
 ];
-const k1 = 0.9, b = 0.4, avgdl = 2;
+const k1 = 0.9,
+  b = 0.4,
+  avgdl = 2;
 const idfCat = Math.log(1 + (3 - 1 + 0.5) / (1 + 0.5)); // df 1
 const idfDog = Math.log(1 + (3 - 2 + 0.5) / (2 + 0.5)); // df 2
 const tfPart = (tf: number, dl: number): number => tf / (tf + k1 * (1 - b + (b * dl) / avgdl));
@@ -97,7 +99,9 @@ describe("BM25Index scoring (hand-computed, Lucene formula)", () => {
   it("throws clear errors on bad input", async () => {
     const index = await BM25Index.fromPassages(corpus);
     await expect(index.addDocuments([{ id: "d1", title: "", text: "again" }])).rejects.toThrow(/BM25Index: duplicate passage id "d1"/);
-    await expect(index.addDocuments([{ id: "x", title: "", text: 5 as unknown as string }])).rejects.toThrow(/BM25Index: passage 0 \(id "x"\) needs a string "text"/);
+    await expect(index.addDocuments([{ id: "x", title: "", text: 5 as unknown as string }])).rejects.toThrow(
+      /BM25Index: passage 0 \(id "x"\) needs a string "text"/,
+    );
     expect(() => index.search("cat", 0)).toThrow(/BM25Index: k must be a positive integer, got 0/);
     expect(() => new BM25Index({ b: 2 })).toThrow(/BM25Index: b must be in \[0, 1\], got 2/);
   });
@@ -114,13 +118,24 @@ describe("BM25Index.scoreDocuments (a given passage's score for a query)", () =>
   });
 
   it("equals, bit for bit, the score search gives every ranked passage of 300 PubMedQA abstracts, down to the last rank", async () => {
-    const rows = readFileSync(fileURLToPath(new URL("../fixtures/passages/pubmedqa-300.jsonl", import.meta.url)), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: string; title: string; text: string });
-    const index = await BM25Index.fromPassages(rows.map((r) => ({ id: r.id, title: "", text: r.text })), { storePassages: false });
+    const rows = readFileSync(fileURLToPath(new URL("../fixtures/passages/pubmedqa-300.jsonl", import.meta.url)), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: string; title: string; text: string });
+    const index = await BM25Index.fromPassages(
+      rows.map((r) => ({ id: r.id, title: "", text: r.text })),
+      { storePassages: false },
+    );
     let compared = 0;
     for (const question of rows.slice(0, 25).map((r) => r.title)) {
       const hits = index.search(question, rows.length);
       expect(hits.length).toBeGreaterThan(20);
-      expect(index.scoreDocuments(question, hits.map((h) => h.id))).toEqual(hits.map((h) => h.score));
+      expect(
+        index.scoreDocuments(
+          question,
+          hits.map((h) => h.id),
+        ),
+      ).toEqual(hits.map((h) => h.score));
       compared += hits.length;
     }
     expect(compared).toBe(3590); // every passage sharing a term with a question, for 25 questions
@@ -141,7 +156,9 @@ describe("BM25Index.scoreDocuments (a given passage's score for a query)", () =>
 
   it("names an id that is not indexed", async () => {
     const index = await BM25Index.fromPassages(corpus);
-    expect(() => index.scoreDocuments("cat", ["d1", "d9"])).toThrow('BM25Index: scoreDocuments: id 1 ("d9") is not in the index (3 passages)');
+    expect(() => index.scoreDocuments("cat", ["d1", "d9"])).toThrow(
+      'BM25Index: scoreDocuments: id 1 ("d9") is not in the index (3 passages)',
+    );
   });
 });
 
@@ -182,7 +199,18 @@ describe("BM25Index save/load", () => {
     const dir = await tempDir();
     await (await BM25Index.fromPassages(corpus)).save(dir);
     const bin = (await readdir(dir)).find((f) => f.startsWith("postings."))!;
-    const terms = (await readFile(join(dir, (await readdir(dir)).find((f) => f.startsWith("terms."))!), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as string);
+    const terms = (
+      await readFile(
+        join(
+          dir,
+          (await readdir(dir)).find((f) => f.startsWith("terms."))!,
+        ),
+        "utf8",
+      )
+    )
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as string);
     const bytes = await readFile(join(dir, bin));
     // "dog" is in d1 and d2 (documents 0 and 1): swap its two postings.
     const t = terms.indexOf("dog");
@@ -255,7 +283,10 @@ describe.skipIf(!hasScifact)("BM25 on SciFact (correctness anchor)", () => {
   it("reaches Pyserini's BM25-flat nDCG@10 of 0.679 within 0.01 on the test split", async () => {
     const ds = await loadBeirDataset(scifact, "test");
     const index = await BM25Index.fromPassages(ds.corpus, { storePassages: false });
-    const results = index.searchBatch(ds.queries.map((q) => q.text), 100);
+    const results = index.searchBatch(
+      ds.queries.map((q) => q.text),
+      100,
+    );
     const ev = evaluateRun(runFromHits(ds.queries.map((q, i) => [q.id, results[i]!])), ds.qrels);
     expect(ev.numQueries).toBe(300);
     expect(Math.abs(ev.mean["ndcg@10"]! - 0.679)).toBeLessThanOrEqual(0.01);

@@ -65,7 +65,19 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-const NAMES = ["train", "pretrain", "mine", "train-cross-encoder", "evaluate", "serve", "demo", "export", "make-random-model", "gpu-check", "build-native"];
+const NAMES = [
+  "train",
+  "pretrain",
+  "mine",
+  "train-cross-encoder",
+  "evaluate",
+  "serve",
+  "demo",
+  "export",
+  "make-random-model",
+  "gpu-check",
+  "build-native",
+];
 
 describe("langchain-dpr --help and --version", () => {
   it("has exactly the expected subcommands, and --help lists each with one line", async () => {
@@ -81,7 +93,12 @@ describe("langchain-dpr --help and --version", () => {
     const refuse = () => {
       throw new Error("peers checked for --help");
     };
-    for (const argv of [[name, "--help"], [name, "-h"], ["help", name], [name, "--out", "x", "--help"]]) {
+    for (const argv of [
+      [name, "--help"],
+      [name, "-h"],
+      ["help", name],
+      [name, "--out", "x", "--help"],
+    ]) {
       const r = await cli(argv, { assertPeers: refuse });
       expect(r.code, `${argv.join(" ")}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toBe(findCommand(name)!.usage);
@@ -198,13 +215,19 @@ describe("runtime errors exit 1 with a one-line message", () => {
     const r = await cli(["export", "--from", join(tmp, "nope")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`export: --from ${join(tmp, "nope")} is not a folder\n`);
-    await expect(checkpointEncoderDirs(tmp)).rejects.toThrow(/is not a checkpoint folder: expected config.json \+ model.safetensors, or question_encoder\//);
+    await expect(checkpointEncoderDirs(tmp)).rejects.toThrow(
+      /is not a checkpoint folder: expected config.json \+ model.safetensors, or question_encoder\//,
+    );
   });
 });
 
 describe("optional peers", () => {
   const feature: Record<string, OptionalFeature[]> = {
-    train: ["training"], pretrain: ["training"], "train-cross-encoder": ["training"], "gpu-check": ["training"], serve: ["server"],
+    train: ["training"],
+    pretrain: ["training"],
+    "train-cross-encoder": ["training"],
+    "gpu-check": ["training"],
+    serve: ["server"],
   };
   it.each(NAMES)("%s checks its optional peers before it runs", (name) => {
     expect(findCommand(name)!.peers).toEqual(feature[name] ?? []);
@@ -215,7 +238,8 @@ describe("optional peers", () => {
     // packages are installed here).
     const missing = (f: OptionalFeature, who: string) => {
       const absent = OPTIONAL_PEERS[f].filter((spec) => f === "server" || !isInstalled(spec.slice(0, spec.lastIndexOf("@"))));
-      if (absent.length > 0) throw new Error(`${who} needs the optional ${f} packages, which are not installed: npm install ${absent.join(" ")}`);
+      if (absent.length > 0)
+        throw new Error(`${who} needs the optional ${f} packages, which are not installed: npm install ${absent.join(" ")}`);
     };
     const r = await cli(["serve", "--model", join(tmp, "m"), "--index", join(tmp, "i")], { assertPeers: missing });
     expect(r.code).toBe(1);
@@ -246,7 +270,8 @@ describe("optional peers really missing: a copy of the package whose node_module
     await cp(join(ROOT, "src"), join(pkg, "src"), { recursive: true, filter: (from) => !/\/src\/(assets|native\/build)$/.test(from) });
     await symlink(join(ROOT, "src", "assets"), join(pkg, "src", "assets"));
     for (const name of await readdir(join(ROOT, "node_modules"))) {
-      if (!["fastify", "vega", "vega-lite"].includes(name)) await symlink(join(ROOT, "node_modules", name), join(pkg, "node_modules", name));
+      if (!["fastify", "vega", "vega-lite"].includes(name))
+        await symlink(join(ROOT, "node_modules", name), join(pkg, "node_modules", name));
     }
     beir = join(tmp, "peers-beir");
     await writeSyntheticBeir(beir, syntheticTask(12, 3));
@@ -254,7 +279,10 @@ describe("optional peers really missing: a copy of the package whose node_module
 
   async function spawnCopy(argv: string[]): Promise<Result> {
     try {
-      const r = await execFileAsync(process.execPath, ["--import", "tsx", join(pkg, "src/cli/main.ts"), ...argv], { cwd: pkg, env: { ...process.env, LANGCHAIN_DPR_DEBUG: "" } });
+      const r = await execFileAsync(process.execPath, ["--import", "tsx", join(pkg, "src/cli/main.ts"), ...argv], {
+        cwd: pkg,
+        env: { ...process.env, LANGCHAIN_DPR_DEBUG: "" },
+      });
       return { code: 0, stdout: r.stdout, stderr: r.stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -264,7 +292,11 @@ describe("optional peers really missing: a copy of the package whose node_module
 
   it("serve exits 1 naming the npm install command (its --help still works)", async () => {
     const r = await spawnCopy(["serve", "--model", "m", "--index", "i"]);
-    expect(r).toEqual({ code: 1, stdout: "", stderr: "langchain-dpr serve needs the optional server packages, which are not installed: npm install fastify@^5.12.8\n" });
+    expect(r).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "langchain-dpr serve needs the optional server packages, which are not installed: npm install fastify@^5.12.8\n",
+    });
     const help = await spawnCopy(["serve", "--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toBe(findCommand("serve")!.usage);
@@ -275,7 +307,8 @@ describe("optional peers really missing: a copy of the package whose node_module
     const r = await spawnCopy(["evaluate", "--dataset", beir, "--split", "dev", "--out", out, "--quiet"]);
     expect(r.code, r.stderr).toBe(0);
     expect((await readdir(out)).sort()).toEqual(["report.md", "results.json"]);
-    const note = "SVG plots not drawn: the optional packages vega and vega-lite are not installed (npm install vega@^6.4.0 vega-lite@^6.4.3)";
+    const note =
+      "SVG plots not drawn: the optional packages vega and vega-lite are not installed (npm install vega@^6.4.0 vega-lite@^6.4.3)";
     expect(r.stderr).toContain(`evaluate: ${note}; the report is written without them\n`);
     expect(await readFile(join(out, "report.md"), "utf8")).toContain(`## Plots\n\n${note}.\n`);
   });
@@ -291,7 +324,17 @@ describe("end to end (the real CLI, spawned)", () => {
   });
 
   it("make-random-model then evaluate on a tiny BEIR folder", async () => {
-    const made = await spawnCli(["make-random-model", "--out", model, "--vocab-from", join(beir, "corpus.jsonl"), "--vocab-size", "300", "--seed", "7"]);
+    const made = await spawnCli([
+      "make-random-model",
+      "--out",
+      model,
+      "--vocab-from",
+      join(beir, "corpus.jsonl"),
+      "--vocab-size",
+      "300",
+      "--seed",
+      "7",
+    ]);
     expect(made.code, made.stderr).toBe(0);
     expect(made.stdout).toMatch(new RegExp(`^wrote ${model}: tiny \\(2 layers, hidden 32, vocab 300\\) in [\\d.]+ s\\n$`));
     expect((await readdir(model)).sort()).toEqual(["dpr_config.json", "passage_encoder", "question_encoder"]);
@@ -341,7 +384,9 @@ describe("build-native and make-random-model defaults", () => {
     await writeFile(script, "exit 0\n");
     expect(await runBuildNativeCli([], io, { script })).toBe(0);
     let stderr = "";
-    expect(await runBuildNativeCli([], { stdout: () => undefined, stderr: (t) => (stderr += t) }, { script: join(tmp, "missing.sh") })).toBe(1);
+    expect(
+      await runBuildNativeCli([], { stdout: () => undefined, stderr: (t) => (stderr += t) }, { script: join(tmp, "missing.sh") }),
+    ).toBe(1);
     expect(stderr).toBe(`build-native: ${join(tmp, "missing.sh")} is missing (the package ships scripts/build-native.sh)\n`);
   });
 

@@ -3,7 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  listBeirSplits, loadBeirDataset, loadBeirQrels, readDprJson, readJsonlPairs, streamBeirCorpus, writeDprJson,
+  listBeirSplits,
+  loadBeirDataset,
+  loadBeirQrels,
+  readDprJson,
+  readJsonlPairs,
+  streamBeirCorpus,
+  writeDprJson,
   type TrainingExample,
 } from "../../src/data/index.js";
 import { writeStreamAtomic } from "../../src/utils/atomic-file.js";
@@ -40,7 +46,17 @@ describe("BEIR loader", () => {
       { id: "2", title: "", text: "two", metadata: { url: "u" } },
     ]);
     expect(ds.queries).toEqual([{ id: "q1", text: "first?" }]);
-    expect(ds.qrels).toEqual(new Map([["q1", new Map([["d1", 2], ["2", 0]])]]));
+    expect(ds.qrels).toEqual(
+      new Map([
+        [
+          "q1",
+          new Map([
+            ["d1", 2],
+            ["2", 0],
+          ]),
+        ],
+      ]),
+    );
   });
 
   it("names file and line for bad JSON and for missing fields", async () => {
@@ -54,14 +70,20 @@ describe("BEIR loader", () => {
   it("lists the available splits when a split is missing, and rejects malformed qrels lines", async () => {
     const dir = await beirFolder("splits", "", "", { dev: "q\td\t1\n", test: "q\td\t1\nq\td2\n" });
     await expect(loadBeirDataset(dir, "train")).rejects.toThrow(/BEIR: split "train" not found .*\(available: dev, test\)/);
-    await expect(loadBeirQrels(join(dir, "qrels", "test.tsv"))).rejects.toThrow(/BEIR: expected 3 tab-separated columns .*test\.tsv:2, got 2/);
+    await expect(loadBeirQrels(join(dir, "qrels", "test.tsv"))).rejects.toThrow(
+      /BEIR: expected 3 tab-separated columns .*test\.tsv:2, got 2/,
+    );
   });
 
   it("streams a corpus one passage at a time", async () => {
     const lines = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ _id: `d${i}`, title: "", text: `text ${i}` })).join("\n");
     const dir = await beirFolder("stream", lines, "", { test: "" });
-    let n = 0, last = "";
-    for await (const p of streamBeirCorpus(dir)) { n++; last = p.id; }
+    let n = 0,
+      last = "";
+    for await (const p of streamBeirCorpus(dir)) {
+      n++;
+      last = p.id;
+    }
     expect([n, last]).toEqual([2000, "d1999"]);
   });
 });
@@ -88,25 +110,33 @@ describe("DPR JSON and JSONL pairs", () => {
   it("reports which record and field of a DPR file is wrong", async () => {
     const path = join(root, "bad-dpr.json");
     await writeFile(path, JSON.stringify([{ question: "q", positive_ctxs: [{ title: "t" }] }]));
-    await expect(readDprJson(path)).rejects.toThrow(/DPRData: passage at .*bad-dpr\.json\[0\]\.positive_ctxs\[0\] needs a string "text", got nothing/);
+    await expect(readDprJson(path)).rejects.toThrow(
+      /DPRData: passage at .*bad-dpr\.json\[0\]\.positive_ctxs\[0\] needs a string "text", got nothing/,
+    );
   });
 
   it("keeps the previous file when writing fails midway", async () => {
     const path = join(root, "keep.json");
     await writeFile(path, "previous");
     await expect(
-      writeStreamAtomic(path, async (write) => { await write("partial"); throw new Error("disk full"); }),
+      writeStreamAtomic(path, async (write) => {
+        await write("partial");
+        throw new Error("disk full");
+      }),
     ).rejects.toThrow("disk full");
     expect(await readFile(path, "utf8")).toBe("previous");
   });
 
   it("reads JSONL pairs in both shapes, with passages as strings or objects", async () => {
     const path = join(root, "pairs.jsonl");
-    await writeFile(path, [
-      JSON.stringify({ query: "q1", positive: { title: "T", text: "p" }, negatives: ["n1"] }),
-      JSON.stringify({ question: "q2", passage: "p2" }),
-      "",
-    ].join("\n"));
+    await writeFile(
+      path,
+      [
+        JSON.stringify({ query: "q1", positive: { title: "T", text: "p" }, negatives: ["n1"] }),
+        JSON.stringify({ question: "q2", passage: "p2" }),
+        "",
+      ].join("\n"),
+    );
     expect(await readJsonlPairs(path)).toEqual([
       { question: "q1", positives: [{ id: "", title: "T", text: "p" }], negatives: [{ id: "", title: "", text: "n1" }], hardNegatives: [] },
       { question: "q2", positives: [{ id: "", title: "", text: "p2" }], negatives: [], hardNegatives: [] },

@@ -13,7 +13,11 @@ import type { BertTokenizer } from "../../src/tokenizers/bert-tokenizer.js";
 import { TEXTS, editOnnxGraph, makeTinyDPR, makeTinyEncoder, removeDir, type TinyDPR } from "./fixtures.js";
 
 /** CLS vector of the reference forward pass for one encoding. */
-function referenceCls(config: BertConfig, weights: BertWeights, enc: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] }): Float32Array {
+function referenceCls(
+  config: BertConfig,
+  weights: BertWeights,
+  enc: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] },
+): Float32Array {
   return referenceBertForward(config, weights, {
     inputIds: [enc.inputIds],
     attentionMask: [enc.attentionMask],
@@ -21,8 +25,16 @@ function referenceCls(config: BertConfig, weights: BertWeights, enc: { inputIds:
   }).cls;
 }
 
-function referenceMean(config: BertConfig, weights: BertWeights, enc: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] }): Float32Array {
-  const out = referenceBertForward(config, weights, { inputIds: [enc.inputIds], attentionMask: [enc.attentionMask], tokenTypeIds: [enc.tokenTypeIds] });
+function referenceMean(
+  config: BertConfig,
+  weights: BertWeights,
+  enc: { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[] },
+): Float32Array {
+  const out = referenceBertForward(config, weights, {
+    inputIds: [enc.inputIds],
+    attentionMask: [enc.attentionMask],
+    tokenTypeIds: [enc.tokenTypeIds],
+  });
   const [, S, H] = out.shape;
   const mean = new Float32Array(H);
   for (let j = 0; j < S; j++) for (let k = 0; k < H; k++) mean[k]! += out.lastHiddenState[j * H + k]! / S;
@@ -37,7 +49,9 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0, na = 0, nb = 0;
+  let d = 0,
+    na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
     d += a[i]! * b[i]!;
     na += a[i]! * a[i]!;
@@ -232,7 +246,9 @@ describe("DPREmbeddings settings", () => {
 
   it("throws when an explicit max length exceeds max_position_embeddings, and fits the default to it", async () => {
     const emb = new DPREmbeddings({ modelPath: model.dir, maxPassageLength: 512 });
-    await expect(emb.ready()).rejects.toThrow(/DPREmbeddings: maxPassageLength 512 exceeds max_position_embeddings 128 in .*passage_encoder\/config.json/);
+    await expect(emb.ready()).rejects.toThrow(
+      /DPREmbeddings: maxPassageLength 512 exceeds max_position_embeddings 128 in .*passage_encoder\/config.json/,
+    );
     const fitted = new DPREmbeddings({ modelPath: model.dir });
     await fitted.ready();
     expect(fitted.maxPassageLength).toBe(128);
@@ -268,7 +284,9 @@ describe("model folder layouts", () => {
         const q = await emb.embedQuery(TEXTS[0]!);
         const [p] = await emb.embedDocuments([TEXTS[0]!]);
         expect(maxAbsDiff(q, p!)).toBe(0);
-        expect(maxAbsDiff(q, referenceCls(parts.config, parts.weights, parts.tokenizer.encode(TEXTS[0]!, null, { maxLength: 64 })))).toBeLessThan(1e-4);
+        expect(
+          maxAbsDiff(q, referenceCls(parts.config, parts.weights, parts.tokenizer.encode(TEXTS[0]!, null, { maxLength: 64 }))),
+        ).toBeLessThan(1e-4);
         expect(spy).toHaveBeenCalledTimes(1);
       } finally {
         spy.mockRestore();
@@ -326,8 +344,12 @@ describe("model folder layouts", () => {
     try {
       const texts = [TEXTS[9]!, TEXTS[0]!];
       const got = await emb.embedPassages([{ title: "Liver", text: texts[0]! }, { text: texts[1]! }]);
-      expect(maxAbsDiff(got[0]!, referenceCls(model.config, model.passageWeights, tok.encode("Liver", texts[0]!, { maxLength: 256 })))).toBeLessThan(1e-4);
-      expect(maxAbsDiff(got[1]!, referenceCls(model.config, model.passageWeights, tok.encode(texts[1]!, null, { maxLength: 256 })))).toBeLessThan(1e-4);
+      expect(
+        maxAbsDiff(got[0]!, referenceCls(model.config, model.passageWeights, tok.encode("Liver", texts[0]!, { maxLength: 256 }))),
+      ).toBeLessThan(1e-4);
+      expect(
+        maxAbsDiff(got[1]!, referenceCls(model.config, model.passageWeights, tok.encode(texts[1]!, null, { maxLength: 256 }))),
+      ).toBeLessThan(1e-4);
     } finally {
       await emb.dispose();
     }
@@ -338,7 +360,9 @@ describe("model folder layouts", () => {
     await cp(join(model.dir, "passage_encoder"), dir, { recursive: true });
     await editOnnxGraph(join(dir, "model.onnx"), join(dir, "model.onnx"), { rename: { input_ids: "tokens" } });
     const emb = new DPREmbeddings({ modelPath: dir });
-    await expect(emb.embedQuery("x")).rejects.toThrow(/has inputs \[tokens, attention_mask, token_type_ids\]; expected input_ids and attention_mask/);
+    await expect(emb.embedQuery("x")).rejects.toThrow(
+      /has inputs \[tokens, attention_mask, token_type_ids\]; expected input_ids and attention_mask/,
+    );
   });
 });
 
@@ -351,9 +375,13 @@ describe("DPREmbeddings errors name what is wrong", () => {
   }
 
   it("names a missing folder, config.json, vocabulary and model.onnx", async () => {
-    await expect(new DPREmbeddings({ modelPath: join(root, "nope") }).ready()).rejects.toThrow(/DPREmbeddings: model folder not found: .*nope/);
+    await expect(new DPREmbeddings({ modelPath: join(root, "nope") }).ready()).rejects.toThrow(
+      /DPREmbeddings: model folder not found: .*nope/,
+    );
     const noConfig = await brokenCopy("no-config", (d) => rm(join(d, "config.json")));
-    await expect(new DPREmbeddings({ questionEncoderPath: noConfig, passageEncoderPath: noConfig }).ready()).rejects.toThrow(/no-config has no config.json/);
+    await expect(new DPREmbeddings({ questionEncoderPath: noConfig, passageEncoderPath: noConfig }).ready()).rejects.toThrow(
+      /no-config has no config.json/,
+    );
     const noVocab = await brokenCopy("no-vocab", async (d) => {
       await rm(join(d, "vocab.txt"), { force: true });
       await rm(join(d, "tokenizer.json"), { force: true });
@@ -365,7 +393,9 @@ describe("DPREmbeddings errors name what is wrong", () => {
     });
     await expect(new DPREmbeddings({ modelPath: noOnnx }).ready()).rejects.toThrow(/no-onnx has no model.onnx/);
     const noQuant = await brokenCopy("no-quant", (d) => rm(join(d, "model_quantized.onnx")));
-    await expect(new DPREmbeddings({ modelPath: noQuant, quantized: true }).ready()).rejects.toThrow(/quantized: true but .*no-quant has no model_quantized.onnx/);
+    await expect(new DPREmbeddings({ modelPath: noQuant, quantized: true }).ready()).rejects.toThrow(
+      /quantized: true but .*no-quant has no model_quantized.onnx/,
+    );
   });
 
   it("throws when the tokenizer has more tokens than config.json's vocab_size", async () => {
@@ -390,6 +420,8 @@ describe("DPREmbeddings errors name what is wrong", () => {
     const dir = join(root, "bad-dpr-config");
     await cp(model.dir, dir, { recursive: true });
     await writeFile(join(dir, "dpr_config.json"), JSON.stringify({ pooling: "sum" }));
-    await expect(new DPREmbeddings({ modelPath: dir }).ready()).rejects.toThrow(/dpr_config.json .*pooling 'sum' is not supported; expected cls, mean or max/);
+    await expect(new DPREmbeddings({ modelPath: dir }).ready()).rejects.toThrow(
+      /dpr_config.json .*pooling 'sum' is not supported; expected cls, mean or max/,
+    );
   });
 });

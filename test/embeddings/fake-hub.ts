@@ -92,4 +92,3 @@ export class FakeHub {
     res.end(body);
   }
 }
-

@@ -68,9 +68,7 @@ export interface TinyDPR {
 }
 
 /** Writes a two-encoder DPR folder (different seeds) into a fresh temp folder. */
-export async function makeTinyDPR(
-  opts: { dprConfig?: Partial<DPRModelConfig>; quantize?: boolean; root?: string } = {},
-): Promise<TinyDPR> {
+export async function makeTinyDPR(opts: { dprConfig?: Partial<DPRModelConfig>; quantize?: boolean; root?: string } = {}): Promise<TinyDPR> {
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), "dpr-emb-")));
   const tokenizer = testTokenizer();
   const config = testConfig(tokenizer.vocabSize);
@@ -87,7 +85,10 @@ export async function makeTinyDPR(
 }
 
 /** Writes one encoder folder (seed 3) into `dir`. */
-export async function makeTinyEncoder(dir: string, overrides: Partial<BertConfig> = {}): Promise<{ config: BertConfig; weights: BertWeights; tokenizer: BertTokenizer }> {
+export async function makeTinyEncoder(
+  dir: string,
+  overrides: Partial<BertConfig> = {},
+): Promise<{ config: BertConfig; weights: BertWeights; tokenizer: BertTokenizer }> {
   const tokenizer = testTokenizer();
   const config = testConfig(tokenizer.vocabSize, overrides);
   const weights = testWeights(config, 3);
@@ -184,7 +185,9 @@ function renameInNode(node: Uint8Array, renames: Map<string, string>): Uint8Arra
 
 /** Renames a ValueInfoProto (name = field 1). */
 function renameValueInfo(vi: Uint8Array, renames: Map<string, string>): Uint8Array {
-  return concat(parseFields(vi).map((f) => (f.no === 1 && renames.has(text(f.body!)) ? lenField(1, bytes(renames.get(text(f.body!))!)) : f.raw)));
+  return concat(
+    parseFields(vi).map((f) => (f.no === 1 && renames.has(text(f.body!)) ? lenField(1, bytes(renames.get(text(f.body!))!)) : f.raw)),
+  );
 }
 
 function valueInfoName(vi: Uint8Array): string {
@@ -228,7 +231,13 @@ function setElemType(vi: Uint8Array, elemType: number): Uint8Array {
 /** NodeProto Cast(input) -> output with to = INT64 (7). AttributeProto: name 1, i 3, type 20 (INT = 2). */
 function castToInt64Node(input: string, output: string): Uint8Array {
   const attribute = concat([lenField(1, bytes("to")), varintField(3, 7), varintField(20, 2)]);
-  return concat([lenField(1, bytes(input)), lenField(2, bytes(output)), lenField(3, bytes(`cast_${input}`)), lenField(4, bytes("Cast")), lenField(5, attribute)]);
+  return concat([
+    lenField(1, bytes(input)),
+    lenField(2, bytes(output)),
+    lenField(3, bytes(`cast_${input}`)),
+    lenField(4, bytes("Cast")),
+    lenField(5, attribute),
+  ]);
 }
 
 /**
@@ -254,7 +263,13 @@ export async function editOnnxGraph(src: string, dest: string, edit: GraphEdit):
     if (edit.int32Inputs) for (const n of INT_INPUTS) graphParts.push(lenField(1, castToInt64Node(n, `${n}_int64`)));
     if (edit.dropTokenTypeIds) {
       const ids = renames.get("input_ids") ?? "input_ids";
-      const node = concat([lenField(1, bytes(ids)), lenField(1, bytes(ids)), lenField(2, bytes("token_type_ids")), lenField(3, bytes("zero_token_types")), lenField(4, bytes("Sub"))]);
+      const node = concat([
+        lenField(1, bytes(ids)),
+        lenField(1, bytes(ids)),
+        lenField(2, bytes("token_type_ids")),
+        lenField(3, bytes("zero_token_types")),
+        lenField(4, bytes("Sub")),
+      ]);
       graphParts.push(lenField(1, node));
     }
     for (const gf of parseFields(mf.body!)) {

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { FakeHub, listFiles } from "./fake-hub.js";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -71,7 +71,9 @@ describe("hub download into the cache", () => {
     await downloadModel("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir, retries: 0 });
     // Only what was missing is fetched again.
     expect(hub.requests.filter((r) => r.includes("/resolve/")).some((r) => r.includes("question_encoder/model.onnx.data"))).toBe(false);
-    expect(await readFile(join(dir, "passage_encoder/model.onnx.data"))).toEqual(await readFile(join(model.dir, "passage_encoder/model.onnx.data")));
+    expect(await readFile(join(dir, "passage_encoder/model.onnx.data"))).toEqual(
+      await readFile(join(model.dir, "passage_encoder/model.onnx.data")),
+    );
     const emb = new DPREmbeddings({ modelPath: dir });
     expect(await emb.embedDocuments(["x"])).toHaveLength(1);
     await emb.dispose();
@@ -82,7 +84,9 @@ describe("hub download into the cache", () => {
     hub.dropOnce.add("question_encoder/model.onnx");
     const dir = await downloadModel("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir });
     expect(hub.dropOnce.size).toBe(0);
-    expect(await readFile(join(dir, "question_encoder/model.onnx"))).toEqual(await readFile(join(model.dir, "question_encoder/model.onnx")));
+    expect(await readFile(join(dir, "question_encoder/model.onnx"))).toEqual(
+      await readFile(join(model.dir, "question_encoder/model.onnx")),
+    );
   });
 
   it("probes the model folder's file names when the server has no listing API (HF_ENDPOINT picks the server)", async () => {
@@ -118,7 +122,9 @@ describe("hub download into the cache", () => {
     await expect(downloadModel("acme/missing", { endpoint: hub.endpoint, cacheDir: join(root, "cache-missing") })).rejects.toThrow(
       /hub: acme\/missing@main at http:\/\/127\.0\.0\.1:\d+ has no model folder files/,
     );
-    await expect(DPREmbeddings.fromPretrained("not a repo id", { cacheDir: join(root, "x") })).rejects.toThrow(/neither a folder nor a hub id/);
+    await expect(DPREmbeddings.fromPretrained("not a repo id", { cacheDir: join(root, "x") })).rejects.toThrow(
+      /neither a folder nor a hub id/,
+    );
     await expect(DPREmbeddings.fromPretrained("acme/missing", { endpoint: hub.endpoint, cacheDir: join(root, "x") })).rejects.toThrow(
       /DPREmbeddings: 'acme\/missing' is not a local folder, and downloading it as a hub id failed: hub: acme\/missing@main/,
     );
@@ -133,7 +139,10 @@ describe("hub download into the cache", () => {
     const prefixed: BertWeights = new Map([...weights].map(([k, v]) => [`question_encoder.bert_model.${k}`, v]));
     await writeSafetensors(join(repoDir, "model.safetensors"), prefixed);
     await tokenizer.save(repoDir);
-    await writeFile(join(repoDir, "config.json"), JSON.stringify({ ...config, model_type: "dpr", architectures: ["DPRQuestionEncoder"], projection_dim: 0 }));
+    await writeFile(
+      join(repoDir, "config.json"),
+      JSON.stringify({ ...config, model_type: "dpr", architectures: ["DPRQuestionEncoder"], projection_dim: 0 }),
+    );
     hub.repos.set("facebook-like/dpr-question", repoDir);
     const cacheDir = join(root, "cache-st");
     const emb = await DPREmbeddings.fromPretrained(
@@ -142,7 +151,11 @@ describe("hub download into the cache", () => {
     );
     try {
       const enc = tokenizer.encode(TEXTS[0]!, null, { maxLength: 64 });
-      const ref = referenceBertForward(config, weights, { inputIds: [enc.inputIds], attentionMask: [enc.attentionMask], tokenTypeIds: [enc.tokenTypeIds] }).cls;
+      const ref = referenceBertForward(config, weights, {
+        inputIds: [enc.inputIds],
+        attentionMask: [enc.attentionMask],
+        tokenTypeIds: [enc.tokenTypeIds],
+      }).cls;
       const v = await emb.embedQuery(TEXTS[0]!);
       expect(Math.max(...v.map((x, i) => Math.abs(x - ref[i]!)))).toBeLessThan(1e-4);
       const dir = cachedModelDir(cacheDir, "facebook-like/dpr-question", "main");
@@ -168,7 +181,11 @@ describe("hub download into the cache", () => {
     try {
       const [score] = await reranker.scorePairs(TEXTS[0]!, [TEXTS[1]!]);
       const enc = tokenizer.encode(TEXTS[0]!, TEXTS[1]!, { maxLength: config.max_position_embeddings });
-      const ref = referenceBertForward(config, weights, { inputIds: [enc.inputIds], attentionMask: [enc.attentionMask], tokenTypeIds: [enc.tokenTypeIds] });
+      const ref = referenceBertForward(config, weights, {
+        inputIds: [enc.inputIds],
+        attentionMask: [enc.attentionMask],
+        tokenTypeIds: [enc.tokenTypeIds],
+      });
       expect(Math.abs(score! - ref.logits![0]!)).toBeLessThan(1e-4);
     } finally {
       await reranker.dispose();
@@ -179,16 +196,41 @@ describe("hub download into the cache", () => {
 describe("selectModelFiles", () => {
   it("fetches one weights source: safetensors, else the PyTorch file, else the ONNX export; never other frameworks' weights", () => {
     const listing = [
-      ".gitattributes", "README.md", "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
-      "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/model.onnx_data",
+      ".gitattributes",
+      "README.md",
+      "config.json",
+      "vocab.txt",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "pytorch_model.bin",
+      "tf_model.h5",
+      "flax_model.msgpack",
+      "onnx/model.onnx",
+      "onnx/model_quantized.onnx",
+      "onnx/model.onnx_data",
     ];
     expect(selectModelFiles(listing)).toEqual(["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "pytorch_model.bin"]);
     expect(selectModelFiles([...listing, "model.safetensors"])).toContain("model.safetensors");
     expect(selectModelFiles([...listing, "model.safetensors"])).not.toContain("pytorch_model.bin");
     const onnxOnly = listing.filter((f) => f !== "pytorch_model.bin");
-    expect(selectModelFiles(onnxOnly)).toEqual(["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "onnx/model.onnx_data"]);
+    expect(selectModelFiles(onnxOnly)).toEqual([
+      "config.json",
+      "vocab.txt",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "onnx/model.onnx",
+      "onnx/model.onnx_data",
+    ]);
     expect(selectModelFiles(onnxOnly, { quantized: true })).toContain("onnx/model_quantized.onnx");
-    expect(selectModelFiles(["config.json", "vocab.txt", "model.safetensors", "pytorch_model.bin"])).toEqual(["config.json", "vocab.txt", "model.safetensors"]);
-    expect(selectModelFiles(["config.json", "vocab.txt", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin"])).toEqual(["config.json", "vocab.txt", "pytorch_model.bin.index.json"]);
+    expect(selectModelFiles(["config.json", "vocab.txt", "model.safetensors", "pytorch_model.bin"])).toEqual([
+      "config.json",
+      "vocab.txt",
+      "model.safetensors",
+    ]);
+    expect(selectModelFiles(["config.json", "vocab.txt", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin"])).toEqual([
+      "config.json",
+      "vocab.txt",
+      "pytorch_model.bin.index.json",
+    ]);
   });
 });

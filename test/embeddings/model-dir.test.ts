@@ -5,12 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
-import {
-  DEFAULT_DPR_CONFIG,
-  parseDPRConfig,
-  readDPRConfig,
-  resolveDPRModelDir,
-} from "../../src/models/model-dir.js";
+import { DEFAULT_DPR_CONFIG, parseDPRConfig, readDPRConfig, resolveDPRModelDir } from "../../src/models/model-dir.js";
 import { Lazy, OnnxSession } from "../../src/runtime/onnx-session.js";
 import { createRandomDPRModel } from "../../src/testing/index.js";
 import { replaceDirAtomically } from "../../src/utils/atomic-file.js";
@@ -27,8 +22,16 @@ afterAll(async () => {
 describe("dpr_config.json", () => {
   it("fills defaults and accepts snake_case keys", () => {
     expect(parseDPRConfig({}, "t")).toEqual(DEFAULT_DPR_CONFIG);
-    expect(parseDPRConfig({ max_passage_length: 128, pooling: "mean", normalize: true, title_join: "none", query_prompt: "query: " }, "t")).toEqual({
-      pooling: "mean", maxQueryLength: 64, maxPassageLength: 128, normalize: true, titleJoin: "none", queryPrompt: "query: ", passagePrompt: "",
+    expect(
+      parseDPRConfig({ max_passage_length: 128, pooling: "mean", normalize: true, title_join: "none", query_prompt: "query: " }, "t"),
+    ).toEqual({
+      pooling: "mean",
+      maxQueryLength: 64,
+      maxPassageLength: 128,
+      normalize: true,
+      titleJoin: "none",
+      queryPrompt: "query: ",
+      passagePrompt: "",
     });
   });
 
@@ -48,7 +51,9 @@ describe("dpr_config.json", () => {
     await replaceDirAtomically(dir, async (tmp) => {
       await import("node:fs/promises").then((fs) => fs.mkdir(join(tmp, "question_encoder")));
     });
-    await expect(resolveDPRModelDir(dir, "T")).rejects.toThrow("T: " + dir + " has question_encoder/ but no passage_encoder/ (or ctx_encoder/)");
+    await expect(resolveDPRModelDir(dir, "T")).rejects.toThrow(
+      "T: " + dir + " has question_encoder/ but no passage_encoder/ (or ctx_encoder/)",
+    );
   });
 });
 
@@ -58,7 +63,15 @@ describe("writing model folders", () => {
     await createRandomDPRModel(dir, { shape: "tiny", texts: TEXTS, vocabSize: 300, shared: true, dprConfig: { maxPassageLength: 128 } });
     expect((await readdir(dir)).sort()).toEqual(["dpr_config.json", "encoder"]);
     const files = await readdir(join(dir, "encoder"));
-    for (const f of ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "model.onnx", "model.onnx.data", "model.safetensors"]) {
+    for (const f of [
+      "config.json",
+      "vocab.txt",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "model.onnx",
+      "model.onnx.data",
+      "model.safetensors",
+    ]) {
       expect(files).toContain(f);
     }
     expect((await readFile(join(dir, "encoder", "vocab.txt"), "utf8")).trimEnd().split("\n")).toHaveLength(300);
@@ -113,7 +126,9 @@ describe("runtime", () => {
   });
 
   it("OnnxSession names a missing model file and refuses to run after dispose", async () => {
-    await expect(OnnxSession.create(join(root, "missing.onnx"), { owner: "X" })).rejects.toThrow(`X: model file not found or not readable: ${join(root, "missing.onnx")}`);
+    await expect(OnnxSession.create(join(root, "missing.onnx"), { owner: "X" })).rejects.toThrow(
+      `X: model file not found or not readable: ${join(root, "missing.onnx")}`,
+    );
     await expect(OnnxSession.create(join(root, "missing.onnx"), { executionProviders: [] })).rejects.toThrow(/not found/);
     const dir = join(root, "rt");
     await createRandomDPRModel(dir, { shape: "tiny", texts: TEXTS, vocabSize: 300, shared: true, safetensors: false });
@@ -130,6 +145,8 @@ describe("runtime", () => {
     expect(out.pooler_output!.dims).toEqual([1, 32]);
     await s.dispose();
     await expect(s.run(feeds, ["pooler_output"])).rejects.toThrow(/was disposed/);
-    await expect(OnnxSession.create(join(dir, "encoder", "model.onnx"), { intraOpNumThreads: -1 })).rejects.toThrow(/intraOpNumThreads must be a non-negative integer, got -1/);
+    await expect(OnnxSession.create(join(dir, "encoder", "model.onnx"), { intraOpNumThreads: -1 })).rejects.toThrow(
+      /intraOpNumThreads must be a non-negative integer, got -1/,
+    );
   });
 });

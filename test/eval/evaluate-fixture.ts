@@ -50,7 +50,10 @@ export async function writeTinyBeir(dir: string): Promise<TinyBeir> {
   await mkdir(join(dir, "qrels"), { recursive: true });
   await writeFile(join(dir, "corpus.jsonl"), passages.map((p) => JSON.stringify({ _id: p.id, title: "", text: p.text })).join("\n") + "\n");
   const extra = { id: "q-unjudged", text: "a query without judgements in any split" };
-  await writeFile(join(dir, "queries.jsonl"), [...queries, extra].map((q) => JSON.stringify({ _id: q.id, text: q.text })).join("\n") + "\n");
+  await writeFile(
+    join(dir, "queries.jsonl"),
+    [...queries, extra].map((q) => JSON.stringify({ _id: q.id, text: q.text })).join("\n") + "\n",
+  );
   const lines = ["query-id\tcorpus-id\tscore"];
   for (const [qid, judged] of qrels) for (const [pid, g] of judged) lines.push(`${qid}\t${pid}\t${g}`);
   await writeFile(join(dir, "qrels", "test.tsv"), lines.join("\n") + "\n");

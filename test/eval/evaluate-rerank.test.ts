@@ -29,7 +29,12 @@ let stderr = "";
 let stdout = "";
 let json: {
   settings: { methods: string[]; rerankDepth: number; crossEncoder: string };
-  methods: Array<{ method: string; metrics: Record<string, number>; stages: string[]; latency: Record<string, { p50: number; mean: number }> }>;
+  methods: Array<{
+    method: string;
+    metrics: Record<string, number>;
+    stages: string[];
+    latency: Record<string, { p50: number; mean: number }>;
+  }>;
 };
 
 beforeAll(async () => {
@@ -41,7 +46,21 @@ beforeAll(async () => {
   await createRandomCrossEncoder(crossDir, { shape: "tiny", texts, vocabSize: 600, initializerRange: 0.3, seed: 5 });
   outDir = join(tmp, "out");
   code = await runEvaluateCli(
-    ["--dataset", beir.dir, "--dpr", join(tmp, "dpr"), "--cross-encoder", crossDir, "--depth", String(DEPTH), "--rerank-depth", String(RERANK_DEPTH), "--out", outDir, "--trec-runs"],
+    [
+      "--dataset",
+      beir.dir,
+      "--dpr",
+      join(tmp, "dpr"),
+      "--cross-encoder",
+      crossDir,
+      "--depth",
+      String(DEPTH),
+      "--rerank-depth",
+      String(RERANK_DEPTH),
+      "--out",
+      outDir,
+      "--trec-runs",
+    ],
     { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) },
   );
   if (code === 0) json = JSON.parse(await readFile(join(outDir, "results.json"), "utf8"));
@@ -70,7 +89,10 @@ describe("evaluate with a cross-encoder", () => {
         const got = rankLikeTrecEval(reranked.get(q.id)!);
         expect(got).toHaveLength(DEPTH);
         const head = first.slice(0, RERANK_DEPTH);
-        const scores = await reranker.scorePairs(q.text, head.map((id) => text.get(id)!));
+        const scores = await reranker.scorePairs(
+          q.text,
+          head.map((id) => text.get(id)!),
+        );
         const expected = head.map((id, i) => ({ id, s: scores[i]! })).sort((a, b) => b.s - a.s);
         expect(got.slice(0, RERANK_DEPTH)).toEqual(expected.map((e) => e.id));
         expected.forEach((e) => expect(reranked.get(q.id)!.get(e.id)!).toBeCloseTo(e.s, 5));
@@ -115,7 +137,8 @@ describe("evaluate with a cross-encoder", () => {
       expect(rankLikeTrecEval(ranking)).toEqual(rankLikeTrecEval(fromCli.get(qid)!)); // same as the folder-loaded reranker
     }
     await expect(run(3)).rejects.toThrow(
-      `evaluate: the reranker returned 3 of the ${RERANK_DEPTH} candidates it was given; set its topN to at least rerankDepth (${RERANK_DEPTH})`,
+      `evaluate: the reranker returned 3 of the ${RERANK_DEPTH} candidates it was given; set its topN to at least ` +
+        `rerankDepth (${RERANK_DEPTH})`,
     );
   });
 

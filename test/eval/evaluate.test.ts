@@ -65,7 +65,10 @@ function independentMetrics(runScores: Map<string, Map<string, number>>, qrels: 
     add("mrr@10", first < 0 ? 0 : 1 / (first + 1));
     let dcg = 0;
     list.slice(0, 10).forEach((id, i) => (dcg += (judged.get(id) ?? 0) > 0 ? judged.get(id)! / Math.log2(i + 2) : 0));
-    const ideal = relevant.map(([, g]) => g).sort((a, b) => b - a).slice(0, 10);
+    const ideal = relevant
+      .map(([, g]) => g)
+      .sort((a, b) => b - a)
+      .slice(0, 10);
     add("ndcg@10", dcg / ideal.reduce((s, g, i) => s + g / Math.log2(i + 2), 0));
     let hits = 0;
     let ap = 0;
@@ -86,10 +89,27 @@ beforeAll(async () => {
   await writeTinyDpr(modelDir, [...beir.passages.map((p) => p.text), ...beir.queries.map((q) => q.text)]);
   outDir = join(tmp, "out");
   try {
-    const r = await run(TSX, ["scripts/evaluate.ts", "--dataset", beir.dir, "--dpr", modelDir, "--out", outDir, "--trec-runs", "--depth", "50", "--rerank-depth", "20"], {
-      cwd: ROOT,
-      maxBuffer: 1 << 24,
-    });
+    const r = await run(
+      TSX,
+      [
+        "scripts/evaluate.ts",
+        "--dataset",
+        beir.dir,
+        "--dpr",
+        modelDir,
+        "--out",
+        outDir,
+        "--trec-runs",
+        "--depth",
+        "50",
+        "--rerank-depth",
+        "20",
+      ],
+      {
+        cwd: ROOT,
+        maxBuffer: 1 << 24,
+      },
+    );
     cli = { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -143,7 +163,12 @@ describe("evaluate CLI end to end", () => {
     expect(bm25.articleRecallAt10).toBeCloseTo(expected.article, 12);
     // On this set BM25 finds the abstract a question came from: a real signal, not noise.
     expect(bm25.metrics["recall@10"]).toBeGreaterThan(0.5);
-    expect(Object.keys(bm25.perQuery).sort()).toEqual(beir.queries.slice(0, 11).map((q) => q.id).sort());
+    expect(Object.keys(bm25.perQuery).sort()).toEqual(
+      beir.queries
+        .slice(0, 11)
+        .map((q) => q.id)
+        .sort(),
+    );
   });
 
   it("TREC runs read back evaluate to the JSON's numbers for every method", async () => {
@@ -241,7 +266,9 @@ describe("RetrievalEvaluator in process", () => {
       // the BM25 hits above its minimum keep a strict order in the fused list.
       const bm25 = dense.runs.get("bm25")!.get(q.id)!;
       const min = Math.min(...bm25.values());
-      const strict = ranked(bm25).filter((id) => bm25.get(id)! > min).slice(0, 10);
+      const strict = ranked(bm25)
+        .filter((id) => bm25.get(id)! > min)
+        .slice(0, 10);
       expect(strict.length).toBeGreaterThan(0);
       expect(top(sparse, "hybrid", q.id).slice(0, strict.length)).toEqual(strict);
     }

@@ -3,14 +3,27 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  articleHitRateAt, averagePrecisionAt, evaluateRun, mrrAt, ndcgAt, precisionAt, rankLikeTrecEval, recallAt, type Run,
+  articleHitRateAt,
+  averagePrecisionAt,
+  evaluateRun,
+  mrrAt,
+  ndcgAt,
+  precisionAt,
+  rankLikeTrecEval,
+  recallAt,
+  type Run,
 } from "../../src/eval/metrics.js";
 import { readTrecQrels, readTrecRun, writeTrecRun } from "../../src/eval/trec.js";
 import type { Qrels } from "../../src/data/index.js";
 
 // Ranked d1..d5; relevant: d2 (grade 2), d4 (grade 1) and d9 (grade 1, never retrieved); d3 judged 0.
 const ranked = ["d1", "d2", "d3", "d4", "d5"];
-const rels = new Map([["d2", 2], ["d3", 0], ["d4", 1], ["d9", 1]]);
+const rels = new Map([
+  ["d2", 2],
+  ["d3", 0],
+  ["d4", 1],
+  ["d9", 1],
+]);
 
 describe("metrics on a hand-computed ranking", () => {
   it("recall@k divides relevant retrieved by all relevant of the query", () => {
@@ -32,7 +45,7 @@ describe("metrics on a hand-computed ranking", () => {
     expect(ndcgAt(ranked, rels, 5)).toBeCloseTo(dcg / idcg, 12);
     expect(ndcgAt(ranked, rels, 5)).toBeCloseTo(0.540586, 5);
     // Cut at 2: ideal has the two best grades (2, 1).
-    expect(ndcgAt(ranked, rels, 2)).toBeCloseTo((2 / Math.log2(3)) / (2 + 1 / Math.log2(3)), 12);
+    expect(ndcgAt(ranked, rels, 2)).toBeCloseTo(2 / Math.log2(3) / (2 + 1 / Math.log2(3)), 12);
   });
   it("map@k sums precision at each relevant rank and divides by all relevant", () => {
     expect(averagePrecisionAt(ranked, rels, 100)).toBeCloseTo((1 / 2 + 2 / 4) / 3, 12);
@@ -46,18 +59,46 @@ describe("metrics on a hand-computed ranking", () => {
 describe("evaluateRun", () => {
   const qrels: Qrels = new Map([
     ["q1", new Map([["a", 1]])],
-    ["q2", new Map([["b", 2], ["c", 1]])],
+    [
+      "q2",
+      new Map([
+        ["b", 2],
+        ["c", 1],
+      ]),
+    ],
     ["q3", new Map([["x", 0]])], // no relevant passage: skipped
     ["q4", new Map([["z", 1]])], // not in the run: scores 0
   ]);
   const run: Run = new Map([
-    ["q1", new Map([["a", 0.5], ["b", 0.9]])],
-    ["q2", new Map([["c", 3], ["b", 1], ["q2", 5]])],
+    [
+      "q1",
+      new Map([
+        ["a", 0.5],
+        ["b", 0.9],
+      ]),
+    ],
+    [
+      "q2",
+      new Map([
+        ["c", 3],
+        ["b", 1],
+        ["q2", 5],
+      ]),
+    ],
     ["q3", new Map([["x", 1]])],
   ]);
 
   it("ranks ties like trec_eval: score desc, then document id desc", () => {
-    expect(rankLikeTrecEval(new Map([["a", 1], ["c", 1], ["b", 2], ["d", 0]]))).toEqual(["b", "c", "a", "d"]);
+    expect(
+      rankLikeTrecEval(
+        new Map([
+          ["a", 1],
+          ["c", 1],
+          ["b", 2],
+          ["d", 0],
+        ]),
+      ),
+    ).toEqual(["b", "c", "a", "d"]);
   });
   it("averages over queries with relevant passages, scoring missing ones 0", () => {
     const ev = evaluateRun(run, qrels, { cutoffs: { recall: [1], mrr: [10] } });
@@ -85,11 +126,23 @@ describe("evaluateRun", () => {
 
 describe("TREC files", () => {
   const dirs: string[] = [];
-  afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
 
   it("writes a run in trec_eval order and reads it back", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "trec-")); dirs.push(dir);
-    const run: Run = new Map([["q1", new Map([["a", 0.5], ["b", 0.9], ["c", 0.5]])]]);
+    const dir = await mkdtemp(join(tmpdir(), "trec-"));
+    dirs.push(dir);
+    const run: Run = new Map([
+      [
+        "q1",
+        new Map([
+          ["a", 0.5],
+          ["b", 0.9],
+          ["c", 0.5],
+        ]),
+      ],
+    ]);
     const path = join(dir, "run.trec");
     await writeTrecRun(path, run, "bm25");
     const { readFile } = await import("node:fs/promises");
@@ -97,9 +150,20 @@ describe("TREC files", () => {
     expect(await readTrecRun(path)).toEqual(run);
   });
   it("reads qrels and reports malformed lines with file:line", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "trec-")); dirs.push(dir);
+    const dir = await mkdtemp(join(tmpdir(), "trec-"));
+    dirs.push(dir);
     await writeFile(join(dir, "q.txt"), "q1 0 a 2\nq1 0 b 0\n");
-    expect(await readTrecQrels(join(dir, "q.txt"))).toEqual(new Map([["q1", new Map([["a", 2], ["b", 0]])]]));
+    expect(await readTrecQrels(join(dir, "q.txt"))).toEqual(
+      new Map([
+        [
+          "q1",
+          new Map([
+            ["a", 2],
+            ["b", 0],
+          ]),
+        ],
+      ]),
+    );
     await writeFile(join(dir, "bad.run"), "q1 Q0 a 1 0.5 t\nq1 Q0 b 2 high t\n");
     await expect(readTrecRun(join(dir, "bad.run"))).rejects.toThrow(/TREC: score must be a number at .*bad\.run:2, got "high"/);
     await expect(writeTrecRun(join(dir, "x"), new Map(), "two words")).rejects.toThrow(/TREC: run tag must be one word/);

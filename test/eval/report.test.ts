@@ -23,7 +23,8 @@ function checkWellFormedXml(xml: string): string[] {
   const names: string[] = [];
   const stack: string[] = [];
   let roots = 0;
-  const token = /<!--[\s\S]*?-->|<\?[\s\S]*?\?>|<(\/?)([A-Za-z_][\w:.-]*)((?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>|([^<]+)|(<)/g;
+  const token =
+    /<!--[\s\S]*?-->|<\?[\s\S]*?\?>|<(\/?)([A-Za-z_][\w:.-]*)((?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>|([^<]+)|(<)/g;
   let m: RegExpExecArray | null;
   while ((m = token.exec(xml)) !== null) {
     if (m[6]) throw new Error(`stray "<" at offset ${m.index}: ${xml.slice(m.index, m.index + 40)}`);
@@ -56,7 +57,10 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), "eval-report-"));
   const beir = await writeTinyBeir(join(tmp, "tiny-beir"));
   const model = join(tmp, "dpr");
-  await writeTinyDpr(model, beir.passages.map((p) => p.text));
+  await writeTinyDpr(
+    model,
+    beir.passages.map((p) => p.text),
+  );
   const ev = new RetrievalEvaluator({ dataset: beir.dir, dprModelPath: model, depth: 20 });
   try {
     report = await ev.evaluate();
@@ -110,18 +114,29 @@ describe("SVG plots", () => {
 describe("Markdown report and JSON", () => {
   it("the quality table has the eight metrics and the article column, one row per method", () => {
     const md = renderMarkdownReport(report);
-    expect(md).toContain("| method | R@1 | R@5 | R@10 | R@20 | R@100 | mrr@10 | ndcg@10 | map@100 | article \"recall\" |");
+    expect(md).toContain('| method | R@1 | R@5 | R@10 | R@20 | R@100 | mrr@10 | ndcg@10 | map@100 | article "recall" |');
     const dpr = report.methods.find((m) => m.method === "dpr")!;
     const row = md.split("\n").find((l) => l.startsWith("| dpr |"))!;
-    const cells = row.split("|").slice(2, -1).map((c) => c.trim());
-    expect(cells).toEqual([...["recall@1", "recall@5", "recall@10", "recall@20", "recall@100", "mrr@10", "ndcg@10", "map@100"].map((k) => dpr.metrics[k]!.toFixed(4)), dpr.articleRecallAt10.toFixed(4)]);
+    const cells = row
+      .split("|")
+      .slice(2, -1)
+      .map((c) => c.trim());
+    expect(cells).toEqual([
+      ...["recall@1", "recall@5", "recall@10", "recall@20", "recall@100", "mrr@10", "ndcg@10", "map@100"].map((k) =>
+        dpr.metrics[k]!.toFixed(4),
+      ),
+      dpr.articleRecallAt10.toFixed(4),
+    ]);
     expect(md).toContain(ARTICLE_RECALL_NOTE);
   });
 
   it("the latency table marks stages a method does not run with a dash", () => {
     const md = renderMarkdownReport(report);
     const row = md.split("\n").filter((l) => l.startsWith("| bm25 |"))[1]!;
-    const cells = row.split("|").slice(2, -1).map((c) => c.trim());
+    const cells = row
+      .split("|")
+      .slice(2, -1)
+      .map((c) => c.trim());
     expect(cells).toHaveLength(4); // encode, search, rerank, total
     expect(cells[0]).toBe("–");
     expect(cells[1]).toMatch(/^[\d.]+ \/ [\d.]+$/);
@@ -146,27 +161,38 @@ describe("Markdown report and JSON", () => {
     await writeEvaluationOutputs(report, out);
     await writeFile(join(out, "report.md"), "old");
     const written = await writeEvaluationOutputs(report, out, { trecRuns: true });
-    expect((await readdir(out)).sort()).toEqual(["bm25.trec", "dpr.trec", "hybrid.trec", "latency.svg", "recall-at-k.svg", "report.md", "results.json"]);
+    expect((await readdir(out)).sort()).toEqual([
+      "bm25.trec",
+      "dpr.trec",
+      "hybrid.trec",
+      "latency.svg",
+      "recall-at-k.svg",
+      "report.md",
+      "results.json",
+    ]);
     expect(await readFile(written.markdown, "utf8")).toBe(renderMarkdownReport(report));
   });
 
-  it("without plots (the optional vega packages missing, or plots: false) writes the report and JSON, no SVG, and the report says so", async () => {
-    const out = join(tmp, "out-no-plots");
-    const written = await writeEvaluationOutputs(report, out, { plots: false });
-    expect((await readdir(out)).sort()).toEqual(["report.md", "results.json"]);
-    expect(written.recallSvg).toBeUndefined();
-    expect(written.latencySvg).toBeUndefined();
-    expect(written.plotsSkipped).toMatch(/^SVG plots not drawn/);
-    const md = await readFile(written.markdown, "utf8");
-    expect(md).toBe(written.markdownText);
-    expect(md).toMatch(/## Plots\n\nSVG plots not drawn/);
-    expect(md).not.toContain("![");
-    expect(renderMarkdownReport(report, null)).toContain(NO_PLOTS_NOTE);
-    // With the packages installed (as here), plots are drawn by default and nothing is said.
-    const drawn = await writeEvaluationOutputs(report, join(tmp, "out-plots"));
-    expect(drawn.plotsSkipped).toBeUndefined();
-    expect(drawn.markdownText).toBe(renderMarkdownReport(report));
-  });
+  it(
+    "without plots (the optional vega packages missing, or plots: false) writes the report and JSON, no SVG, and the " + "report says so",
+    async () => {
+      const out = join(tmp, "out-no-plots");
+      const written = await writeEvaluationOutputs(report, out, { plots: false });
+      expect((await readdir(out)).sort()).toEqual(["report.md", "results.json"]);
+      expect(written.recallSvg).toBeUndefined();
+      expect(written.latencySvg).toBeUndefined();
+      expect(written.plotsSkipped).toMatch(/^SVG plots not drawn/);
+      const md = await readFile(written.markdown, "utf8");
+      expect(md).toBe(written.markdownText);
+      expect(md).toMatch(/## Plots\n\nSVG plots not drawn/);
+      expect(md).not.toContain("![");
+      expect(renderMarkdownReport(report, null)).toContain(NO_PLOTS_NOTE);
+      // With the packages installed (as here), plots are drawn by default and nothing is said.
+      const drawn = await writeEvaluationOutputs(report, join(tmp, "out-plots"));
+      expect(drawn.plotsSkipped).toBeUndefined();
+      expect(drawn.markdownText).toBe(renderMarkdownReport(report));
+    },
+  );
 
   it("an output path that is a file fails naming the folder", async () => {
     const file = join(tmp, "a-file");

@@ -109,7 +109,10 @@ describe("LangChain behaviours: retrievers", () => {
     expect(new Set(docs.map((d) => d.id))).toEqual(distinct);
     // The same holds for a hybrid retriever, whose fusion numbers stay out of metadata too.
     const hybrid = new HybridRetriever({ dense: stack.store, sparse: stack.bm25, k: 4 });
-    const hybridDocs = await MultiQueryRetriever.fromLLM({ llm: new FakeListChatModel({ responses: [queries.join("\n")] }), retriever: hybrid }).invoke("x");
+    const hybridDocs = await MultiQueryRetriever.fromLLM({
+      llm: new FakeListChatModel({ responses: [queries.join("\n")] }),
+      retriever: hybrid,
+    }).invoke("x");
     const hybridDistinct = new Set((await Promise.all(queries.map((q) => hybrid.invoke(q)))).flat().map((d) => d.id));
     expect(hybridDocs).toHaveLength(hybridDistinct.size);
   });
@@ -196,7 +199,9 @@ describe("LangChain behaviours: FaissDPRStore with the DPR model", () => {
     expect(result[0]!.map((d) => d.id).sort()).toEqual(["d1", "d2", "d3"]);
     expect(result[1]).toHaveLength(3);
     expect(result[2]).toEqual([]);
-    expect(warnings).toEqual(["FaissDPRStore: k (4) is greater than the number of stored documents (3), setting k to 3 (warned once per store)"]);
+    expect(warnings).toEqual([
+      "FaissDPRStore: k (4) is greater than the number of stored documents (3), setting k to 3 (warned once per store)",
+    ]);
     // ScoreThresholdRetriever grows k by kIncrement until fewer come back: one round on 3 documents
     const threshold = ScoreThresholdRetriever.fromVectorStore(small, { minSimilarityScore: -1e9, kIncrement: 10, maxK: 100 });
     expect((await withWarnings(() => threshold.invoke("vitamin C"))).result).toHaveLength(3);
@@ -209,7 +214,12 @@ describe("LangChain behaviours: FaissDPRStore with the DPR model", () => {
     const docs = CORPUS.map((d) => new Document({ pageContent: d.pageContent, metadata: { source: d.id } }));
     const first = await index({ docsSource: docs, recordManager: records, vectorStore: store, options: { cleanup: "full" } });
     expect(first).toEqual({ numAdded: 8, numUpdated: 0, numDeleted: 0, numSkipped: 0 });
-    const again = await index({ docsSource: docs, recordManager: records, vectorStore: store, options: { cleanup: "full", forceUpdate: true } });
+    const again = await index({
+      docsSource: docs,
+      recordManager: records,
+      vectorStore: store,
+      options: { cleanup: "full", forceUpdate: true },
+    });
     expect(again).toEqual({ numAdded: 0, numUpdated: 8, numDeleted: 0, numSkipped: 0 });
     expect(store.size).toBe(8);
     const keys = await records.listKeys();
@@ -235,7 +245,10 @@ describe("LangChain behaviours: FaissDPRStore with the DPR model", () => {
 
   it("ParentDocumentRetriever stores chunks in FaissDPRStore and returns their parents", async () => {
     const parents = [
-      new Document({ pageContent: `${CORPUS[0]!.pageContent} ${CORPUS[2]!.pageContent} ${CORPUS[5]!.pageContent}`, metadata: { topic: "scurvy" } }),
+      new Document({
+        pageContent: `${CORPUS[0]!.pageContent} ${CORPUS[2]!.pageContent} ${CORPUS[5]!.pageContent}`,
+        metadata: { topic: "scurvy" },
+      }),
       new Document({ pageContent: `${CORPUS[3]!.pageContent} ${CORPUS[4]!.pageContent}`, metadata: { topic: "anatomy" } }),
     ];
     const retriever = new ParentDocumentRetriever({
@@ -258,7 +271,9 @@ describe("LangChain behaviours: FaissDPRStore with the DPR model", () => {
     const fused = await ensemble.invoke("scurvy lemons");
     expect(fused.length).toBeGreaterThanOrEqual(4);
     expect(fused.map((d) => d.id)).toContain("d6"); // BM25's best match survives fusion
-    const compressed = await new ContextualCompressionRetriever({ baseRetriever: ensemble, baseCompressor: stack.reranker }).invoke("scurvy lemons");
+    const compressed = await new ContextualCompressionRetriever({ baseRetriever: ensemble, baseCompressor: stack.reranker }).invoke(
+      "scurvy lemons",
+    );
     // LangChain's reranker argument order: rerank(documents, query, { topN })
     const reranked = await stack.reranker.rerank(fused, "scurvy lemons", { topN: fused.length });
     expect(compressed.map((d) => d.id)).toEqual(reranked.map((r) => fused[r.index]!.id));
@@ -294,7 +309,9 @@ describe("LangChain behaviours: migrating from other LangChain stores", () => {
     const dir = path.join(stack.root, "faissstore");
     const community = await FaissStore.fromDocuments(CORPUS, stack.embeddings);
     await community.save(dir);
-    await expect(FaissDPRStore.loadFromFaissStore(dir, stack.embeddings)).rejects.toThrow(/is an L2 index .*Pass \{ metric: "convert-to-inner-product" \}/);
+    await expect(FaissDPRStore.loadFromFaissStore(dir, stack.embeddings)).rejects.toThrow(
+      /is an L2 index .*Pass \{ metric: "convert-to-inner-product" \}/,
+    );
     const migrated = await FaissDPRStore.loadFromFaissStore(dir, stack.embeddings, { metric: "convert-to-inner-product" });
     expect(migrated.size).toBe(CORPUS.length);
     for (const q of ["scurvy", "blood sugar", "mosquitoes and malaria"]) {
@@ -319,7 +336,9 @@ describe("LangChain behaviours: migrating from other LangChain stores", () => {
     const dir = path.join(stack.root, "python");
     await mkdir(dir, { recursive: true });
     await copyFile(path.join(FIX, "python", "index.pkl"), path.join(dir, "index.pkl"));
-    const faissNode = createRequire(import.meta.url)("faiss-node") as { IndexFlatIP: new (d: number) => { add(x: number[]): void; write(f: string): void } };
+    const faissNode = createRequire(import.meta.url)("faiss-node") as {
+      IndexFlatIP: new (d: number) => { add(x: number[]): void; write(f: string): void };
+    };
     const flat = new faissNode.IndexFlatIP(corpus.dims);
     for (const v of corpus.vectors) flat.add(v);
     flat.write(path.join(dir, "index.faiss"));

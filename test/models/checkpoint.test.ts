@@ -35,9 +35,18 @@ describe("BERT checkpoints", () => {
 
     const { modelPath } = await exportCheckpointToOnnx(src, join(dir, "onnx"));
     const session = await ort.InferenceSession.create(modelPath, { graphOptimizationLevel: "all" });
-    const ids = [[101, 7, 8, 9, 102], [101, 250, 102, 0, 0]];
-    const mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]];
-    const types = [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]];
+    const ids = [
+      [101, 7, 8, 9, 102],
+      [101, 250, 102, 0, 0],
+    ];
+    const mask = [
+      [1, 1, 1, 1, 1],
+      [1, 1, 1, 0, 0],
+    ];
+    const types = [
+      [0, 0, 0, 0, 0],
+      [0, 0, 0, 0, 0],
+    ];
     const t = (rows: number[][]) => new ort.Tensor("int64", BigInt64Array.from(rows.flat().map(BigInt)), [2, 5]);
     const out = await session.run({ input_ids: t(ids), attention_mask: t(mask), token_type_ids: t(types) });
     await session.release();
@@ -53,6 +62,8 @@ describe("BERT checkpoints", () => {
     await mkdir(src, { recursive: true });
     await writeFile(join(src, "config.json"), JSON.stringify(tinyBertConfig({ vocab_size: 400 })));
     await writeSafetensors(join(src, "model.safetensors"), randomBertWeights(tinyBertConfig({ vocab_size: 300 })));
-    await expect(readBertCheckpoint(src)).rejects.toThrow(/mismatch\/model\.safetensors\): vocab_size 400 in config.json but embeddings\.word_embeddings\.weight has 300 rows/);
+    await expect(readBertCheckpoint(src)).rejects.toThrow(
+      /mismatch\/model\.safetensors\): vocab_size 400 in config.json but embeddings\.word_embeddings\.weight has 300 rows/,
+    );
   });
 });

@@ -19,7 +19,9 @@ describe("BERT config", () => {
 
   it("throws naming the source and the missing key", () => {
     const { hidden_size: _omit, ...rest } = BERT_BASE_CONFIG;
-    expect(() => parseBertConfig(rest, "models/q/config.json")).toThrow("config.json (models/q/config.json): missing required key 'hidden_size'");
+    expect(() => parseBertConfig(rest, "models/q/config.json")).toThrow(
+      "config.json (models/q/config.json): missing required key 'hidden_size'",
+    );
   });
 
   it("throws on an unsupported hidden_act listing the supported ones", () => {
@@ -29,8 +31,12 @@ describe("BERT config", () => {
   });
 
   it("throws on wrong types and on heads that do not divide the hidden size", () => {
-    expect(() => parseBertConfig({ ...BERT_BASE_CONFIG, vocab_size: "30522" }, "x")).toThrow(/'vocab_size' must be a positive integer, got "30522"/);
-    expect(() => parseBertConfig({ ...BERT_BASE_CONFIG, num_attention_heads: 7 }, "x")).toThrow(/hidden_size 768 is not divisible by num_attention_heads 7/);
+    expect(() => parseBertConfig({ ...BERT_BASE_CONFIG, vocab_size: "30522" }, "x")).toThrow(
+      /'vocab_size' must be a positive integer, got "30522"/,
+    );
+    expect(() => parseBertConfig({ ...BERT_BASE_CONFIG, num_attention_heads: 7 }, "x")).toThrow(
+      /hidden_size 768 is not divisible by num_attention_heads 7/,
+    );
     expect(() => parseBertConfig([1, 2], "x")).toThrow(/expected a JSON object, got an array/);
     expect(() => parseBertConfig({ ...BERT_BASE_CONFIG, layer_norm_eps: -1 }, "x")).toThrow(/'layer_norm_eps' must be a positive number/);
   });
@@ -49,7 +55,14 @@ describe("BERT config", () => {
   });
 
   it("builds tiny configs with overrides and validates them", () => {
-    expect(tinyBertConfig({ vocab_size: 77 })).toMatchObject({ vocab_size: 77, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 64, max_position_embeddings: 128 });
+    expect(tinyBertConfig({ vocab_size: 77 })).toMatchObject({
+      vocab_size: 77,
+      hidden_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      intermediate_size: 64,
+      max_position_embeddings: 128,
+    });
     expect(() => tinyBertConfig({ num_attention_heads: 5 })).toThrow(/not divisible/);
   });
 });

@@ -42,7 +42,11 @@ function feeds(batch: ReferenceBatch): Record<string, ort.Tensor> {
   return { input_ids: tensor(batch.inputIds), attention_mask: tensor(batch.attentionMask), token_type_ids: tensor(batch.tokenTypeIds) };
 }
 
-async function run(modelPath: string, batch: ReferenceBatch, level: "all" | "disabled" = "all"): Promise<ort.InferenceSession.OnnxValueMapType> {
+async function run(
+  modelPath: string,
+  batch: ReferenceBatch,
+  level: "all" | "disabled" = "all",
+): Promise<ort.InferenceSession.OnnxValueMapType> {
   const session = await ort.InferenceSession.create(modelPath, { graphOptimizationLevel: level, intraOpNumThreads: 1 });
   try {
     return await session.run(feeds(batch));
@@ -98,19 +102,23 @@ describe("exportBertOnnx", () => {
     ["gelu_new", false],
     ["relu", false],
   ] as const) {
-    it(`matches the reference forward pass within 1e-4 on a padded batch (${hiddenAct}, ${fused ? "contrib ops" : "standard ops"}, cls pooler)`, async () => {
-      const config = tinyBertConfig({ hidden_act: hiddenAct, layer_norm_eps: 1e-5 });
-      const weights = weightsFor(config);
-      const { modelPath } = await exportBertOnnx(join(dir, `act-${hiddenAct}-${fused}`), config, weights, { fused });
-      const out = await run(modelPath, PADDED);
-      const ref = referenceBertForward(config, weights, PADDED);
-      expect(out.last_hidden_state.dims).toEqual([3, 7, 32]);
-      expect(maxAbsDiff(out.last_hidden_state.data as Float32Array, ref.lastHiddenState)).toBeLessThan(1e-4);
-      expect(out.pooler_output.dims).toEqual([3, 32]);
-      expect(maxAbsDiff(out.pooler_output.data as Float32Array, ref.cls)).toBeLessThan(1e-4);
-      // Rows differ from each other (the test would be vacuous otherwise).
-      expect(maxAbsDiff(ref.cls.subarray(0, 32), ref.cls.subarray(32, 64))).toBeGreaterThan(0.1);
-    });
+    it(
+      `matches the reference forward pass within 1e-4 on a padded batch (${hiddenAct}, ` +
+        `${fused ? "contrib ops" : "standard ops"}, cls pooler)`,
+      async () => {
+        const config = tinyBertConfig({ hidden_act: hiddenAct, layer_norm_eps: 1e-5 });
+        const weights = weightsFor(config);
+        const { modelPath } = await exportBertOnnx(join(dir, `act-${hiddenAct}-${fused}`), config, weights, { fused });
+        const out = await run(modelPath, PADDED);
+        const ref = referenceBertForward(config, weights, PADDED);
+        expect(out.last_hidden_state.dims).toEqual([3, 7, 32]);
+        expect(maxAbsDiff(out.last_hidden_state.data as Float32Array, ref.lastHiddenState)).toBeLessThan(1e-4);
+        expect(out.pooler_output.dims).toEqual([3, 32]);
+        expect(maxAbsDiff(out.pooler_output.data as Float32Array, ref.cls)).toBeLessThan(1e-4);
+        // Rows differ from each other (the test would be vacuous otherwise).
+        expect(maxAbsDiff(ref.cls.subarray(0, 32), ref.cls.subarray(32, 64))).toBeGreaterThan(0.1);
+      },
+    );
   }
 
   it("ignores padding: a padded row gives the same vectors as the row alone", async () => {
@@ -126,8 +134,12 @@ describe("exportBertOnnx", () => {
   it("standard-op graphs use no com.microsoft ops; fused graphs do", async () => {
     const config = tinyBertConfig();
     const weights = weightsFor(config);
-    const standard = (await readFile((await exportBertOnnx(join(dir, "plain-ops"), config, weights, { fused: false })).modelPath)).toString("latin1");
-    const fused = (await readFile((await exportBertOnnx(join(dir, "fused-ops"), config, weights, { fused: true })).modelPath)).toString("latin1");
+    const standard = (await readFile((await exportBertOnnx(join(dir, "plain-ops"), config, weights, { fused: false })).modelPath)).toString(
+      "latin1",
+    );
+    const fused = (await readFile((await exportBertOnnx(join(dir, "fused-ops"), config, weights, { fused: true })).modelPath)).toString(
+      "latin1",
+    );
     expect(standard).not.toContain("com.microsoft");
     expect(fused).toContain("MultiHeadAttention");
     expect(fused).toContain("SkipLayerNormalization");
@@ -159,7 +171,11 @@ describe("exportBertOnnx", () => {
   });
 
   it("gives the same outputs with graph optimisation 'all' and 'disabled'", async () => {
-    for (const [hiddenAct, fused] of [["gelu", false], ["gelu_new", false], ["gelu", true]] as const) {
+    for (const [hiddenAct, fused] of [
+      ["gelu", false],
+      ["gelu_new", false],
+      ["gelu", true],
+    ] as const) {
       const config = tinyBertConfig({ hidden_act: hiddenAct });
       const { modelPath } = await exportBertOnnx(join(dir, `opt-${hiddenAct}-${fused}`), config, weightsFor(config), { fused });
       const optimised = await run(modelPath, PADDED, "all");
@@ -169,25 +185,38 @@ describe("exportBertOnnx", () => {
   });
 
   for (const fused of [true, false]) {
-    it(`writes an int8 quantized model whose pooled vectors stay within cosine 0.99 of fp32 (${fused ? "contrib ops" : "standard ops"})`, async () => {
-      const config = tinyBertConfig({ hidden_size: 64, intermediate_size: 256 });
-      const weights = randomBertWeights(config, { seed: 11 });
-      const { modelPath, quantizedPath } = await exportBertOnnx(join(dir, `quantized-${fused}`), config, weights, { quantize: true, fused });
-      expect(quantizedPath).toBe(join(dir, `quantized-${fused}`, "model_quantized.onnx"));
-      const fp32 = await run(modelPath, PADDED);
-      const int8 = await run(quantizedPath!, PADDED);
-      const a = fp32.pooler_output.data as Float32Array;
-      const b = int8.pooler_output.data as Float32Array;
-      for (let r = 0; r < 3; r++) expect(cosine(a.subarray(r * 64, (r + 1) * 64), b.subarray(r * 64, (r + 1) * 64))).toBeGreaterThan(0.99);
-      // Stated tolerance: max abs error of hidden states below 0.05 (LayerNorm outputs are O(1)).
-      const err = maxAbsDiffUnpadded(fp32.last_hidden_state.data as Float32Array, int8.last_hidden_state.data as Float32Array, PADDED, 64);
-      expect(err).toBeLessThan(0.05);
-      expect(err).toBeGreaterThan(0); // it really is a different (quantized) graph
-      // int8 weights make the data file smaller.
-      const fpBytes = (await stat(join(dir, `quantized-${fused}`, "model.onnx.data"))).size;
-      const q8Bytes = (await stat(join(dir, `quantized-${fused}`, "model_quantized.onnx.data"))).size;
-      expect(q8Bytes).toBeLessThan(fpBytes);
-    });
+    it(
+      `writes an int8 quantized model whose pooled vectors stay within cosine 0.99 of fp32 ` +
+        `(${fused ? "contrib ops" : "standard ops"})`,
+      async () => {
+        const config = tinyBertConfig({ hidden_size: 64, intermediate_size: 256 });
+        const weights = randomBertWeights(config, { seed: 11 });
+        const { modelPath, quantizedPath } = await exportBertOnnx(join(dir, `quantized-${fused}`), config, weights, {
+          quantize: true,
+          fused,
+        });
+        expect(quantizedPath).toBe(join(dir, `quantized-${fused}`, "model_quantized.onnx"));
+        const fp32 = await run(modelPath, PADDED);
+        const int8 = await run(quantizedPath!, PADDED);
+        const a = fp32.pooler_output.data as Float32Array;
+        const b = int8.pooler_output.data as Float32Array;
+        for (let r = 0; r < 3; r++)
+          expect(cosine(a.subarray(r * 64, (r + 1) * 64), b.subarray(r * 64, (r + 1) * 64))).toBeGreaterThan(0.99);
+        // Stated tolerance: max abs error of hidden states below 0.05 (LayerNorm outputs are O(1)).
+        const err = maxAbsDiffUnpadded(
+          fp32.last_hidden_state.data as Float32Array,
+          int8.last_hidden_state.data as Float32Array,
+          PADDED,
+          64,
+        );
+        expect(err).toBeLessThan(0.05);
+        expect(err).toBeGreaterThan(0); // it really is a different (quantized) graph
+        // int8 weights make the data file smaller.
+        const fpBytes = (await stat(join(dir, `quantized-${fused}`, "model.onnx.data"))).size;
+        const q8Bytes = (await stat(join(dir, `quantized-${fused}`, "model_quantized.onnx.data"))).size;
+        expect(q8Bytes).toBeLessThan(fpBytes);
+      },
+    );
   }
 
   it("re-exporting into the same folder leaves one loadable model and no temp files", async () => {
@@ -208,8 +237,12 @@ describe("exportBertOnnx", () => {
     const long = Array.from({ length: 9 }, (_, i) => 101 + i);
     const ones = long.map(() => 1);
     const zeros = long.map(() => 0);
-    await expect(run(modelPath, { inputIds: [long], attentionMask: [ones], tokenTypeIds: [zeros] })).rejects.toThrow(/embeddings\/Add_position/);
-    await expect(run(modelPath, { inputIds: [[101, 5000]], attentionMask: [[1, 1]], tokenTypeIds: [[0, 0]] })).rejects.toThrow(/embeddings\/word\/Gather.*out of data bounds/);
+    await expect(run(modelPath, { inputIds: [long], attentionMask: [ones], tokenTypeIds: [zeros] })).rejects.toThrow(
+      /embeddings\/Add_position/,
+    );
+    await expect(run(modelPath, { inputIds: [[101, 5000]], attentionMask: [[1, 1]], tokenTypeIds: [[0, 0]] })).rejects.toThrow(
+      /embeddings\/word\/Gather.*out of data bounds/,
+    );
   });
 
   it("rejects inconsistent weights and options with clear errors", async () => {
@@ -218,10 +251,14 @@ describe("exportBertOnnx", () => {
     await expect(exportBertOnnx(join(dir, "bad"), config, noPooler, { pooler: "bert" })).rejects.toThrow(
       "exportBertOnnx: pooler 'bert' needs tensors 'pooler.dense.weight' and 'pooler.dense.bias'",
     );
-    await expect(exportBertOnnx(join(dir, "bad"), config, noPooler, { classifier: true, pooler: "cls" })).rejects.toThrow(/classifier: true needs the BERT pooler/);
+    await expect(exportBertOnnx(join(dir, "bad"), config, noPooler, { classifier: true, pooler: "cls" })).rejects.toThrow(
+      /classifier: true needs the BERT pooler/,
+    );
     await expect(exportBertOnnx(join(dir, "bad"), tinyBertConfig({ vocab_size: 500 }), noPooler)).rejects.toThrow(
       /vocab_size 500 in config.json but embeddings.word_embeddings.weight has 1000 rows/,
     );
-    await expect(exportBertOnnx(join(dir, "bad"), config, noPooler, { fileName: "../x.onnx" })).rejects.toThrow(/plain file name ending in \.onnx/);
+    await expect(exportBertOnnx(join(dir, "bad"), config, noPooler, { fileName: "../x.onnx" })).rejects.toThrow(
+      /plain file name ending in \.onnx/,
+    );
   });
 });

@@ -70,57 +70,70 @@ const fetchedFrom = (repo: string) =>
   hub.requests.filter((u) => u.includes(`/${repo}/resolve/`)).map((u) => u.slice(u.indexOf("/resolve/") + "/resolve/main/".length));
 
 describe("loading published models by name", () => {
-  it("facebook DPR (legacy pytorch_model.bin, DPR tensor names, DPRConfig) as a question/passage pair: CLS vectors, raw dot products; tf_model.h5 never fetched", async () => {
-    const q = await expected<ExpectedEmbeddings>("facebook--dpr-question_encoder-single-nq-base");
-    const p = await expected<ExpectedEmbeddings>("facebook--dpr-ctx_encoder-single-nq-base");
-    const emb = await DPREmbeddings.fromPretrained(
-      { question: "facebook/dpr-question_encoder-single-nq-base", passage: "facebook/dpr-ctx_encoder-single-nq-base" },
-      { endpoint: hub.endpoint, cacheDir },
-    );
-    try {
-      for (const [i, text] of q.queries.entries()) close(await emb.embedQuery(text), q.query_vectors[i]!);
-      const vectors = await emb.embedDocuments(p.passages);
-      p.passage_vectors.forEach((v, i) => close(vectors[i]!, v));
-    } finally {
-      await emb.dispose();
-    }
-    for (const repo of ["facebook/dpr-question_encoder-single-nq-base", "facebook/dpr-ctx_encoder-single-nq-base"]) {
-      const files = fetchedFrom(repo);
-      expect(files).toContain("pytorch_model.bin");
-      expect(files).not.toContain("tf_model.h5");
-    }
-  });
+  it(
+    "facebook DPR (legacy pytorch_model.bin, DPR tensor names, DPRConfig) as a question/passage pair: CLS vectors, raw " +
+      "dot products; tf_model.h5 never fetched",
+    async () => {
+      const q = await expected<ExpectedEmbeddings>("facebook--dpr-question_encoder-single-nq-base");
+      const p = await expected<ExpectedEmbeddings>("facebook--dpr-ctx_encoder-single-nq-base");
+      const emb = await DPREmbeddings.fromPretrained(
+        { question: "facebook/dpr-question_encoder-single-nq-base", passage: "facebook/dpr-ctx_encoder-single-nq-base" },
+        { endpoint: hub.endpoint, cacheDir },
+      );
+      try {
+        for (const [i, text] of q.queries.entries()) close(await emb.embedQuery(text), q.query_vectors[i]!);
+        const vectors = await emb.embedDocuments(p.passages);
+        p.passage_vectors.forEach((v, i) => close(vectors[i]!, v));
+      } finally {
+        await emb.dispose();
+      }
+      for (const repo of ["facebook/dpr-question_encoder-single-nq-base", "facebook/dpr-ctx_encoder-single-nq-base"]) {
+        const files = fetchedFrom(repo);
+        expect(files).toContain("pytorch_model.bin");
+        expect(files).not.toContain("tf_model.h5");
+      }
+    },
+  );
 
   for (const [name, repo, pooling, normalize] of [
     ["BAAI--bge-small-en-v1.5", "BAAI/bge-small-en-v1.5", "cls", true],
     ["intfloat--e5-small-v2", "intfloat/e5-small-v2", "mean", true],
     ["sentence-transformers--msmarco-bert-base-dot-v5", "sentence-transformers/msmarco-bert-base-dot-v5", "mean", false],
   ] as const) {
-    it(`${repo} (sentence-transformers layout): ${pooling} pooling${normalize ? " + Normalize" : ", raw dot products"}, as sentence-transformers embeds`, async () => {
-      const e = await expected<ExpectedEmbeddings>(name);
-      expect([e.pooling, e.normalize]).toEqual([pooling, normalize]);
-      const emb = await DPREmbeddings.fromPretrained(repo, { endpoint: hub.endpoint, cacheDir });
-      try {
-        await emb.ready();
-        expect(emb.pooling).toBe(pooling);
-        expect(emb.normalize).toBe(normalize);
-        for (const [i, text] of e.queries.entries()) close(await emb.embedQuery(text), e.query_vectors[i]!);
-        const vectors = await emb.embedDocuments(e.passages);
-        e.passage_vectors.forEach((v, i) => close(vectors[i]!, v));
-      } finally {
-        await emb.dispose();
-      }
-      const files = fetchedFrom(repo);
-      const weights = files.filter((f) => /\.(bin|safetensors)$/.test(f));
-      expect(weights).toHaveLength(1); // one weights source: safetensors when published, else the .bin
-      if (files.includes("model.safetensors")) expect(files).not.toContain("pytorch_model.bin");
-    });
+    it(
+      `${repo} (sentence-transformers layout): ${pooling} pooling${normalize ? " + Normalize" : ", raw dot products"}, ` +
+        `as sentence-transformers embeds`,
+      async () => {
+        const e = await expected<ExpectedEmbeddings>(name);
+        expect([e.pooling, e.normalize]).toEqual([pooling, normalize]);
+        const emb = await DPREmbeddings.fromPretrained(repo, { endpoint: hub.endpoint, cacheDir });
+        try {
+          await emb.ready();
+          expect(emb.pooling).toBe(pooling);
+          expect(emb.normalize).toBe(normalize);
+          for (const [i, text] of e.queries.entries()) close(await emb.embedQuery(text), e.query_vectors[i]!);
+          const vectors = await emb.embedDocuments(e.passages);
+          e.passage_vectors.forEach((v, i) => close(vectors[i]!, v));
+        } finally {
+          await emb.dispose();
+        }
+        const files = fetchedFrom(repo);
+        const weights = files.filter((f) => /\.(bin|safetensors)$/.test(f));
+        expect(weights).toHaveLength(1); // one weights source: safetensors when published, else the .bin
+        if (files.includes("model.safetensors")) expect(files).not.toContain("pytorch_model.bin");
+      },
+    );
   }
 
   it("intfloat/e5-small-v2 with its query: / passage: prefixes passed as prompts", async () => {
     const e = await expected<ExpectedEmbeddings>("intfloat--e5-small-v2.prefixed");
     expect([e.query_prefix, e.passage_prefix]).toEqual(["query: ", "passage: "]);
-    const emb = await DPREmbeddings.fromPretrained("intfloat/e5-small-v2", { endpoint: hub.endpoint, cacheDir, queryPrompt: "query: ", passagePrompt: "passage: " });
+    const emb = await DPREmbeddings.fromPretrained("intfloat/e5-small-v2", {
+      endpoint: hub.endpoint,
+      cacheDir,
+      queryPrompt: "query: ",
+      passagePrompt: "passage: ",
+    });
     try {
       for (const [i, text] of e.queries.entries()) close(await emb.embedQuery(text), e.query_vectors[i]!);
       const vectors = await emb.embedDocuments(e.passages);
@@ -166,21 +179,57 @@ describe("loading published models by name", () => {
   it("fine-tuned from bge by hub id, the exported model keeps bge's CLS pooling, Normalize and title joining", async () => {
     const beir = join(root, "beir");
     await mkdir(join(beir, "qrels"), { recursive: true });
-    const docs = ["insulin lowers blood sugar", "fever in children is often viral", "vaccines train the immune system", "diet and exercise help diabetes"];
+    const docs = [
+      "insulin lowers blood sugar",
+      "fever in children is often viral",
+      "vaccines train the immune system",
+      "diet and exercise help diabetes",
+    ];
     await writeFile(join(beir, "corpus.jsonl"), docs.map((text, i) => JSON.stringify({ _id: `d${i}`, title: "", text })).join("\n") + "\n");
-    await writeFile(join(beir, "queries.jsonl"), docs.map((text, i) => JSON.stringify({ _id: `q${i}`, text: text.split(" ").slice(0, 2).join(" ") })).join("\n") + "\n");
-    await writeFile(join(beir, "qrels", "train.tsv"), "query-id\tcorpus-id\tscore\n" + docs.map((_, i) => `q${i}\td${i}\t1`).join("\n") + "\n");
+    await writeFile(
+      join(beir, "queries.jsonl"),
+      docs.map((text, i) => JSON.stringify({ _id: `q${i}`, text: text.split(" ").slice(0, 2).join(" ") })).join("\n") + "\n",
+    );
+    await writeFile(
+      join(beir, "qrels", "train.tsv"),
+      "query-id\tcorpus-id\tscore\n" + docs.map((_, i) => `q${i}\td${i}\t1`).join("\n") + "\n",
+    );
     const out = join(root, "ft-bge");
     const { runTrainCli } = await import("../../src/training/cli.js");
     let errors = "";
-    const quiet = { stdout: () => {}, stderr: (t: string) => { errors += t; } };
+    const quiet = {
+      stdout: () => {},
+      stderr: (t: string) => {
+        errors += t;
+      },
+    };
     // The CLI reaches the hub through the environment, as a user's shell would.
     const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.LANGCHAIN_DPR_CACHE };
     process.env.HF_ENDPOINT = hub.endpoint;
     process.env.LANGCHAIN_DPR_CACHE = cacheDir;
     let code: number;
     try {
-      code = await runTrainCli(["--data", beir, "--out", out, "--init", "BAAI/bge-small-en-v1.5", "--batch", "4", "--max-steps", "1", "--backend", "wasm", "--no-progress", "--temperature", "0.05"], {}, quiet);
+      code = await runTrainCli(
+        [
+          "--data",
+          beir,
+          "--out",
+          out,
+          "--init",
+          "BAAI/bge-small-en-v1.5",
+          "--batch",
+          "4",
+          "--max-steps",
+          "1",
+          "--backend",
+          "wasm",
+          "--no-progress",
+          "--temperature",
+          "0.05",
+        ],
+        {},
+        quiet,
+      );
     } finally {
       if (saved.endpoint === undefined) delete process.env.HF_ENDPOINT;
       else process.env.HF_ENDPOINT = saved.endpoint;
@@ -201,7 +250,12 @@ describe("loading published models by name", () => {
 
   it("an ONNX-only repository (onnx/model.onnx with a logits output) serves as a cross-encoder", async () => {
     const dir = join(root, "onnx-only");
-    await createRandomCrossEncoder(dir, { shape: "tiny", texts: ["insulin lowers blood sugar", "fever in children"], vocabSize: 60, safetensors: false });
+    await createRandomCrossEncoder(dir, {
+      shape: "tiny",
+      texts: ["insulin lowers blood sugar", "fever in children"],
+      vocabSize: 60,
+      safetensors: false,
+    });
     await mkdir(join(dir, "onnx"));
     for (const f of await readdir(dir)) if (f.startsWith("model.onnx")) await rename(join(dir, f), join(dir, "onnx", f));
     hub.repos.set("acme/onnx-only-reranker", dir);
@@ -221,7 +275,10 @@ describe("loading published models by name", () => {
     await mkdir(xlmr, { recursive: true });
     await cp(join(FIXTURES, "intfloat--e5-small-v2"), xlmr, { recursive: true });
     const config = JSON.parse(await readFile(join(xlmr, "config.json"), "utf8")) as Record<string, unknown>;
-    await writeFile(join(xlmr, "config.json"), JSON.stringify({ ...config, model_type: "xlm-roberta", architectures: ["XLMRobertaModel"] }));
+    await writeFile(
+      join(xlmr, "config.json"),
+      JSON.stringify({ ...config, model_type: "xlm-roberta", architectures: ["XLMRobertaModel"] }),
+    );
     hub.repos.set("acme/xlmr", xlmr);
     await expect(DPREmbeddings.fromPretrained("acme/xlmr", { endpoint: hub.endpoint, cacheDir })).rejects.toThrow(
       /model_type 'xlm-roberta' is not supported: this project runs BERT-family encoders with a WordPiece vocabulary/,
@@ -229,7 +286,10 @@ describe("loading published models by name", () => {
     const dense = join(root, "dense");
     await cp(join(FIXTURES, "sentence-transformers--msmarco-bert-base-dot-v5"), dense, { recursive: true });
     const modules = JSON.parse(await readFile(join(dense, "modules.json"), "utf8")) as unknown[];
-    await writeFile(join(dense, "modules.json"), JSON.stringify([...modules, { idx: 2, name: "2", path: "2_Dense", type: "sentence_transformers.models.Dense" }]));
+    await writeFile(
+      join(dense, "modules.json"),
+      JSON.stringify([...modules, { idx: 2, name: "2", path: "2_Dense", type: "sentence_transformers.models.Dense" }]),
+    );
     hub.repos.set("acme/dense", dense);
     await expect(DPREmbeddings.fromPretrained("acme/dense", { endpoint: hub.endpoint, cacheDir })).rejects.toThrow(
       /modules\.json\[2\] is a sentence_transformers\.models\.Dense module, which this project does not run \(supported: Transformer, Pooling, Normalize\)/,

@@ -24,13 +24,28 @@ describe("ProtoWriter", () => {
   });
 
   it("writes external-data tensors with location, offset and length entries", () => {
-    const encoded = Buffer.from(encodeTensor({ name: "w", dataType: OnnxDataType.FLOAT, dims: [2, 3], external: { location: "model.onnx.data", offset: 65536, length: 24 } }).finish());
+    const encoded = Buffer.from(
+      encodeTensor({
+        name: "w",
+        dataType: OnnxDataType.FLOAT,
+        dims: [2, 3],
+        external: { location: "model.onnx.data", offset: 65536, length: 24 },
+      }).finish(),
+    );
     const text = encoded.toString("latin1");
     expect(text).toContain("location");
     expect(text).toContain("model.onnx.data");
     expect(text).toContain("65536");
     // data_location = EXTERNAL (field 14, varint 1) is the last field.
     expect(hex(encoded.subarray(encoded.length - 2))).toBe("7001");
-    expect(() => encodeTensor({ name: "x", dataType: OnnxDataType.FLOAT, dims: [1], raw: new Uint8Array(4), external: { location: "a", offset: 0, length: 4 } })).toThrow(/both raw and external/);
+    expect(() =>
+      encodeTensor({
+        name: "x",
+        dataType: OnnxDataType.FLOAT,
+        dims: [1],
+        raw: new Uint8Array(4),
+        external: { location: "a", offset: 0, length: 4 },
+      }),
+    ).toThrow(/both raw and external/);
   });
 });

@@ -59,11 +59,19 @@ describe("readTorchCheckpoint: files written by PyTorch", () => {
 
   it("torch >= 2.0's UntypedStorage + _rebuild_tensor_v3(dtype): float32 read at its offset, float8 refused by name", async () => {
     matches("v3-float32.pt", await load("v3-float32.pt"));
-    await expect(load("v3-float8.pt")).rejects.toThrow(/v3-float8\.pt \(v3\/data\.pkl\): tensor 'f' has dtype float8_e4m3fn, which is not read; supported: float32, float16, bfloat16, int64/);
+    await expect(load("v3-float8.pt")).rejects.toThrow(
+      /v3-float8\.pt \(v3\/data\.pkl\): tensor 'f' has dtype float8_e4m3fn, which is not read; supported: float32, float16, bfloat16, int64/,
+    );
   });
 
   it("zip = legacy = ZIP64 under another folder name, for each dtype; int64 kept as BigInt64Array", async () => {
-    for (const [a, b] of [["zip-fp32.pt", "legacy-fp32.pt"], ["zip-fp32.pt", "zip64.pt"], ["zip-fp16.pt", "legacy-fp16.pt"], ["zip-bf16.pt", "legacy-bf16.pt"], ["views.pt", "views-legacy.pt"]]) {
+    for (const [a, b] of [
+      ["zip-fp32.pt", "legacy-fp32.pt"],
+      ["zip-fp32.pt", "zip64.pt"],
+      ["zip-fp16.pt", "legacy-fp16.pt"],
+      ["zip-bf16.pt", "legacy-bf16.pt"],
+      ["views.pt", "views-legacy.pt"],
+    ]) {
       const x = await load(a!);
       const y = await load(b!);
       expect([...y.keys()], `${a} vs ${b}`).toEqual([...x.keys()]);
@@ -99,7 +107,9 @@ describe("readTorchCheckpoint: files written by PyTorch", () => {
     expect([...(await load("nested-two.pt")).keys()]).toEqual(["a.weight"]);
     expect((await load("nested-two.pt")).get("a.weight")!.shape).toEqual([2, 2]);
     matches("nested-two.pt#ema", await load("nested-two.pt", { stateDictKey: "ema" }));
-    await expect(load("nested-two.pt", { stateDictKey: "optimizer" })).rejects.toThrow(/nested-two\.pt .*stateDictKey 'optimizer' does not name a dict of tensors .*'model', 'ema'/);
+    await expect(load("nested-two.pt", { stateDictKey: "optimizer" })).rejects.toThrow(
+      /nested-two\.pt .*stateDictKey 'optimizer' does not name a dict of tensors .*'model', 'ema'/,
+    );
   });
 
   it("filter reads only the tensors asked for, and floatWeights drops integer tensors by name", async () => {
@@ -133,8 +143,14 @@ describe("readCheckpointShards", () => {
     await copyFile(join(DIR, "shards", "pytorch_model-00001-of-00002.bin"), join(d, "pytorch_model-00001-of-00002.bin"));
     const index = join(d, "pytorch_model.bin.index.json");
     const cases: [unknown, RegExp][] = [
-      [{ weight_map: { "a.weight": "pytorch_model-00009-of-00009.bin" } }, /pytorch_model\.bin\.index\.json: shard pytorch_model-00009-of-00009\.bin: .*cannot open the checkpoint/],
-      [{ weight_map: { "no.such.weight": "pytorch_model-00001-of-00002.bin" } }, /index\.json: 'no\.such\.weight' is mapped to pytorch_model-00001-of-00002\.bin, which does not contain it/],
+      [
+        { weight_map: { "a.weight": "pytorch_model-00009-of-00009.bin" } },
+        /pytorch_model\.bin\.index\.json: shard pytorch_model-00009-of-00009\.bin: .*cannot open the checkpoint/,
+      ],
+      [
+        { weight_map: { "no.such.weight": "pytorch_model-00001-of-00002.bin" } },
+        /index\.json: 'no\.such\.weight' is mapped to pytorch_model-00001-of-00002\.bin, which does not contain it/,
+      ],
       [{ weight_map: { "a.weight": "../x" } }, /index\.json: shard '\.\.\/x' \(for 'a\.weight'\) leaves the model folder/],
       [{ weight_map: { "a.weight": "sub/../../x" } }, /index\.json: shard 'sub\/\.\.\/\.\.\/x' .*leaves the model folder/],
       [{ weight_map: { "a.weight": "/etc/passwd" } }, /index\.json: shard '\/etc\/passwd' .*leaves the model folder/],
@@ -154,11 +170,17 @@ describe("readTorchCheckpoint: hostile and damaged files", () => {
   it("refuses every pickle that would run code (torch.load runs them), naming the file and the global or call; nothing runs", async () => {
     await rm(MARKER, { force: true });
     const cases: [string, RegExp][] = [
-      ["evil-global.pt", /evil-global\.pt \(archive\/data\.pkl\): refusing global os\.system: a checkpoint may name only collections\.OrderedDict/],
+      [
+        "evil-global.pt",
+        /evil-global\.pt \(archive\/data\.pkl\): refusing global os\.system: a checkpoint may name only collections\.OrderedDict/,
+      ],
       ["evil-stack-global.pt", /evil-stack-global\.pt \(archive\/data\.pkl\): refusing global builtins\.eval/],
       ["evil-reduce.pt", /evil-reduce\.pt \(archive\/data\.pkl\): refusing global (posix|os)\.system/],
       ["evil-legacy.pt", /evil-legacy\.pt \(legacy format, state_dict pickle\): refusing global __builtin__\.eval/],
-      ["evil-call-storage.pt", /evil-call-storage\.pt \(archive\/data\.pkl\): refusing to call torch\.FloatStorage: only OrderedDict and torch's tensor rebuilders/],
+      [
+        "evil-call-storage.pt",
+        /evil-call-storage\.pt \(archive\/data\.pkl\): refusing to call torch\.FloatStorage: only OrderedDict and torch's tensor rebuilders/,
+      ],
       ["evil-build.pt", /evil-build\.pt \(archive\/data\.pkl\): refusing BUILD \(setting object state\) on tensor/],
     ];
     for (const [file, error] of cases) await expect(load(file)).rejects.toThrow(error);
@@ -168,7 +190,10 @@ describe("readTorchCheckpoint: hostile and damaged files", () => {
   it("names the tensor, its dtype and the supported ones for dtypes that are not read", async () => {
     for (const dtype of ["float64", "uint8", "complex64"]) {
       await expect(load(`unsupported-${dtype}.pt`)).rejects.toThrow(
-        new RegExp(`unsupported-${dtype}\\.pt \\(unsupported-${dtype}/data\\.pkl\\): tensor 'w' has dtype ${dtype}, which is not read; supported: float32, float16, bfloat16, int64`),
+        new RegExp(
+          `unsupported-${dtype}\\.pt \\(unsupported-${dtype}/data\\.pkl\\): tensor 'w' has dtype ${dtype}, which is not ` +
+            `read; supported: float32, float16, bfloat16, int64`,
+        ),
       );
     }
     // ... unless the filter leaves it out.
@@ -185,15 +210,27 @@ describe("readTorchCheckpoint: hostile and damaged files", () => {
     };
     const cases: [string, RegExp][] = [
       [await write("cut-tail.pt", zip.subarray(0, zip.length - 200)), /cut-tail\.pt: .*(truncated|damaged)/],
-      [await write("cut-half.pt", zip.subarray(0, zip.length >> 1)), /cut-half\.pt: no zip end-of-central-directory record: the file is truncated/],
-      [await write("cut-legacy.pt", legacy.subarray(0, legacy.length - 12)), /cut-legacy\.pt: storage '.*' claims \d+ values .* past the end of the file .*truncated/],
+      [
+        await write("cut-half.pt", zip.subarray(0, zip.length >> 1)),
+        /cut-half\.pt: no zip end-of-central-directory record: the file is truncated/,
+      ],
+      [
+        await write("cut-legacy.pt", legacy.subarray(0, legacy.length - 12)),
+        /cut-legacy\.pt: storage '.*' claims \d+ values .* past the end of the file .*truncated/,
+      ],
       [await write("cut-legacy-head.pt", legacy.subarray(0, 300)), /cut-legacy-head\.pt \(legacy format, .* pickle\): pickle truncated/],
       [await write("text.pt", "hello, world\n"), /text\.pt: not a PyTorch checkpoint: expected a zip archive .* got bytes 6865/],
       [await write("empty.pt", ""), /empty\.pt: not a PyTorch checkpoint/],
-      [await write("pickle.pt", Buffer.from([0x80, 0x02, 0x4b, 0x07, 0x2e])), /pickle\.pt: not a PyTorch checkpoint: the first pickle is 7, expected the legacy magic number/],
+      [
+        await write("pickle.pt", Buffer.from([0x80, 0x02, 0x4b, 0x07, 0x2e])),
+        /pickle\.pt: not a PyTorch checkpoint: the first pickle is 7, expected the legacy magic number/,
+      ],
       [join(DIR, "short-storage.pt"), /short-storage\.pt: storage '0' of tensor '.*' has \d+ bytes in the file but is declared with \d+/],
       [join(DIR, "big-endian.pt"), /big-endian\.pt: zip-fp32\/byteorder is 'big'; only little-endian checkpoints are read/],
-      [join(DIR, "expanded.pt"), /expanded\.pt: tensor 'w' \[50000000\] would bring the tensors read to 20000000\d bytes, more than 4× the file \(\d+ bytes\) \+ 64 MiB/],
+      [
+        join(DIR, "expanded.pt"),
+        /expanded\.pt: tensor 'w' \[50000000\] would bring the tensors read to 20000000\d bytes, more than 4× the file \(\d+ bytes\) \+ 64 MiB/,
+      ],
       [join(tmp, "missing.pt"), /missing\.pt: cannot open the checkpoint/],
       [tmp, /torch-ckpt-\w+: EISDIR/],
     ];

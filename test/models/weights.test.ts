@@ -35,7 +35,10 @@ describe("BERT weights", () => {
       ["question_encoder.bert_model.encoder.layer.0.attention.self.query.weight", t([2, 2])],
       ["question_encoder.bert_model.embeddings.position_ids", t([1, 4])],
     ]);
-    expect([...canonicalizeBertWeights(raw).keys()]).toEqual(["embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight"]);
+    expect([...canonicalizeBertWeights(raw).keys()]).toEqual([
+      "embeddings.word_embeddings.weight",
+      "encoder.layer.0.attention.self.query.weight",
+    ]);
     const ctx: BertWeights = new Map([["ctx_encoder.bert_model.pooler.dense.bias", t([2])]]);
     expect([...canonicalizeBertWeights(ctx).keys()]).toEqual(["pooler.dense.bias"]);
   });
@@ -76,12 +79,20 @@ describe("BERT weights", () => {
     const config = tinyBertConfig();
     const missing = randomBertWeights(config);
     missing.delete("encoder.layer.1.intermediate.dense.bias");
-    expect(() => validateBertWeights(config, missing, "m")).toThrow("validateBertWeights (m): missing tensor 'encoder.layer.1.intermediate.dense.bias' (expected shape [64])");
+    expect(() => validateBertWeights(config, missing, "m")).toThrow(
+      "validateBertWeights (m): missing tensor 'encoder.layer.1.intermediate.dense.bias' (expected shape [64])",
+    );
     const wrong = randomBertWeights(config);
     wrong.set("encoder.layer.0.output.dense.weight", t([64, 32]));
-    expect(() => validateBertWeights(config, wrong, "m")).toThrow("tensor 'encoder.layer.0.output.dense.weight' has shape [64, 32], expected [32, 64] from config.json");
-    expect(() => validateBertWeights(tinyBertConfig({ num_hidden_layers: 1 }), randomBertWeights(config), "m")).toThrow(/num_hidden_layers 1 in config.json but the weights have more layers/);
-    expect(() => validateBertWeights(tinyBertConfig({ num_hidden_layers: 3 }), randomBertWeights(config), "m")).toThrow(/encoder\.layer\.2\.\* is missing/);
+    expect(() => validateBertWeights(config, wrong, "m")).toThrow(
+      "tensor 'encoder.layer.0.output.dense.weight' has shape [64, 32], expected [32, 64] from config.json",
+    );
+    expect(() => validateBertWeights(tinyBertConfig({ num_hidden_layers: 1 }), randomBertWeights(config), "m")).toThrow(
+      /num_hidden_layers 1 in config.json but the weights have more layers/,
+    );
+    expect(() => validateBertWeights(tinyBertConfig({ num_hidden_layers: 3 }), randomBertWeights(config), "m")).toThrow(
+      /encoder\.layer\.2\.\* is missing/,
+    );
     expect(expectedBertWeightShapes(config).size).toBe(5 + 2 * 16);
   });
 });

@@ -12,13 +12,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  BUILD_NATIVE_COMMAND,
-  faissAddonLocation,
-  FaissIndex,
-  findFaissAddons,
-  resolveFaissAddon,
-} from "../../src/native/faiss-index.js";
+import { BUILD_NATIVE_COMMAND, faissAddonLocation, FaissIndex, findFaissAddons, resolveFaissAddon } from "../../src/native/faiss-index.js";
 
 const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -27,7 +21,8 @@ const ADDON = path.join(PREBUILT_DIR, "faiss_dpr.napi.glibc.node");
 const LOCAL_BUILD = path.join(ROOT, "src", "native", "build", "Release", "faiss_dpr.node");
 const LINUX_X64_GLIBC = process.platform === "linux" && process.arch === "x64" && !existsSync("/etc/alpine-release");
 /** What Node itself links against: all a prebuilt may need from the system. */
-const ALLOWED = /^(linux-vdso\.so\.1|ld-linux-x86-64\.so\.2|libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1)$/;
+const ALLOWED =
+  /^(linux-vdso\.so\.1|ld-linux-x86-64\.so\.2|libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1)$/;
 /** A child environment in which the dynamic linker finds nothing but the system's default paths. */
 const CLEAN_ENV = { ...process.env, LD_LIBRARY_PATH: "", LD_PRELOAD: "" };
 
@@ -69,7 +64,9 @@ describe.runIf(LINUX_X64_GLIBC)("prebuilt faiss addon for linux-x64 (glibc)", ()
     const files = await readdir(PREBUILT_DIR);
     for (const f of files) {
       const { deps, text } = await lddDeps(path.join(PREBUILT_DIR, f));
-      const foreign = deps.filter(([name, where]) => !ALLOWED.test(name) && !(files.includes(name) && where === path.join(PREBUILT_DIR, name)));
+      const foreign = deps.filter(
+        ([name, where]) => !ALLOWED.test(name) && !(files.includes(name) && where === path.join(PREBUILT_DIR, name)),
+      );
       expect(foreign, `${f}:\n${text}`).toEqual([]);
       expect(text).not.toMatch(/not found/);
     }
@@ -82,7 +79,10 @@ describe.runIf(LINUX_X64_GLIBC)("prebuilt faiss addon for linux-x64 (glibc)", ()
 
   it("exports only the N-API entry points: its static faiss and OpenBLAS never clash with another copy in the process", async () => {
     const { stdout } = await run("nm", ["-D", "--defined-only", ADDON], { maxBuffer: 1 << 24 });
-    const names = stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).at(-1)!);
+    const names = stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/).at(-1)!);
     expect(names).toContain("napi_register_module_v1");
     // besides N-API, only libstdc++ template instantiations (std::, identical everywhere) remain visible
     expect(names.filter((n) => !/^(napi_|node_api_)/.test(n) && !/^_Z(Z|T[IS])?N?K?St/.test(n))).toEqual([]);
@@ -126,7 +126,14 @@ describe.runIf(LINUX_X64_GLIBC)("prebuilt faiss addon for linux-x64 (glibc)", ()
     `;
     const { stdout } = await run(process.execPath, ["-e", script, ADDON], { env: CLEAN_ENV, cwd: tmp });
     const out = JSON.parse(stdout.trim().split("\n").at(-1)!) as {
-      labels: string[]; distances: number[]; ntotal: number; opqTop: [number, number][]; opqMaxErr: number; threads: number; error: string; simd: string;
+      labels: string[];
+      distances: number[];
+      ntotal: number;
+      opqTop: [number, number][];
+      opqMaxErr: number;
+      threads: number;
+      error: string;
+      simd: string;
     };
     expect(out.ntotal).toBe(4);
     // q1 = (1,2,3): 40 → 8, 30 → 6, 20 → 4, 10 → 1;  q2 = (0,0,-1): 10, 20 → 0, 30 → -1, 40 → -3
@@ -155,21 +162,24 @@ describe("faiss addon loader", () => {
     await idx.dispose();
   });
 
-  it.runIf(LINUX_X64_GLIBC && existsSync(LOCAL_BUILD))("falls back to the local build when the prebuilt cannot load, and names the failure", async () => {
-    const root = path.join(tmp, "unloadable-prebuilt");
-    await mkdir(path.join(root, "prebuilds", "linux-x64"), { recursive: true });
-    await mkdir(path.join(root, "src", "native", "build", "Release"), { recursive: true });
-    // not an ELF file: what an addon for another glibc or a truncated download looks like to dlopen
-    await writeFile(path.join(root, "prebuilds", "linux-x64", "faiss_dpr.napi.glibc.node"), "not a shared object\n");
-    await copyFile(LOCAL_BUILD, path.join(root, "src", "native", "build", "Release", "faiss_dpr.node"));
-    const { source, file, addon } = resolveFaissAddon({ packageRoot: root, env: {} });
-    expect(source).toBe("local-build");
-    expect(file).toBe(path.join(root, "src", "native", "build", "Release", "faiss_dpr.node"));
-    expect(typeof addon.FaissIndex.getNumThreads()).toBe("number");
+  it.runIf(LINUX_X64_GLIBC && existsSync(LOCAL_BUILD))(
+    "falls back to the local build when the prebuilt cannot load, and names the failure",
+    async () => {
+      const root = path.join(tmp, "unloadable-prebuilt");
+      await mkdir(path.join(root, "prebuilds", "linux-x64"), { recursive: true });
+      await mkdir(path.join(root, "src", "native", "build", "Release"), { recursive: true });
+      // not an ELF file: what an addon for another glibc or a truncated download looks like to dlopen
+      await writeFile(path.join(root, "prebuilds", "linux-x64", "faiss_dpr.napi.glibc.node"), "not a shared object\n");
+      await copyFile(LOCAL_BUILD, path.join(root, "src", "native", "build", "Release", "faiss_dpr.node"));
+      const { source, file, addon } = resolveFaissAddon({ packageRoot: root, env: {} });
+      expect(source).toBe("local-build");
+      expect(file).toBe(path.join(root, "src", "native", "build", "Release", "faiss_dpr.node"));
+      expect(typeof addon.FaissIndex.getNumThreads()).toBe("number");
 
-    await rm(path.join(root, "src"), { recursive: true });
-    expect(() => resolveFaissAddon({ packageRoot: root, env: {} })).toThrow(/prebuilt .*faiss_dpr\.napi\.glibc\.node failed to load/);
-  });
+      await rm(path.join(root, "src"), { recursive: true });
+      expect(() => resolveFaissAddon({ packageRoot: root, env: {} })).toThrow(/prebuilt .*faiss_dpr\.napi\.glibc\.node failed to load/);
+    },
+  );
 
   it("with no addon at all, the Error names the platform, each place looked at and `npx langchain-dpr build-native`", async () => {
     const empty = path.join(tmp, "empty-package");
@@ -199,14 +209,23 @@ describe("faiss addon loader", () => {
     }
   });
 
-  it.runIf(LINUX_X64_GLIBC)("on musl (node-gyp-build's LIBC=musl, as on Alpine) the glibc prebuilt is skipped for the local build", async () => {
-    const { stdout } = await run(
-      process.execPath,
-      ["--import", "tsx", "--input-type=module", "-e", `import { findFaissAddons } from "./src/native/faiss-index.ts"; console.log(JSON.stringify(findFaissAddons({ env: {} })));`],
-      { cwd: ROOT, env: { ...process.env, LIBC: "musl" } },
-    );
-    const { found, missing } = JSON.parse(stdout.trim().split("\n").at(-1)!) as { found: { source: string }[]; missing: string[] };
-    expect(found.map((f) => f.source)).not.toContain("prebuilt");
-    expect(missing.join("\n")).toMatch(/prebuilt: none for linux-x64 musl/);
-  });
+  it.runIf(LINUX_X64_GLIBC)(
+    "on musl (node-gyp-build's LIBC=musl, as on Alpine) the glibc prebuilt is skipped for the local build",
+    async () => {
+      const { stdout } = await run(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "--input-type=module",
+          "-e",
+          `import { findFaissAddons } from "./src/native/faiss-index.ts"; console.log(JSON.stringify(findFaissAddons({ env: {} })));`,
+        ],
+        { cwd: ROOT, env: { ...process.env, LIBC: "musl" } },
+      );
+      const { found, missing } = JSON.parse(stdout.trim().split("\n").at(-1)!) as { found: { source: string }[]; missing: string[] };
+      expect(found.map((f) => f.source)).not.toContain("prebuilt");
+      expect(missing.join("\n")).toMatch(/prebuilt: none for linux-x64 musl/);
+    },
+  );
 });

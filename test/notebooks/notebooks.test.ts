@@ -62,7 +62,9 @@ function outputProblems(nb: Notebook): string[] {
 
 /** All stdout text of a notebook, in cell order. */
 function stdoutText(nb: Notebook): string {
-  return nb.cells.flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "stream" && o.name === "stdout").map((o) => join_(o.text))).join("\n");
+  return nb.cells
+    .flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "stream" && o.name === "stdout").map((o) => join_(o.text)))
+    .join("\n");
 }
 
 /** The rich outputs of one MIME type (e.g. image/svg+xml, text/markdown). */
@@ -75,7 +77,11 @@ function tableRows(markdown: string, header: string): { columns: string[]; rows:
   const lines = markdown.split("\n");
   const start = lines.findIndex((l) => l.startsWith(header));
   if (start < 0) throw new Error(`no table with header "${header}" in:\n${markdown.slice(0, 500)}`);
-  const cells = (l: string) => l.split("|").slice(1, -1).map((c) => c.trim());
+  const cells = (l: string) =>
+    l
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
   const rows: string[][] = [];
   for (const l of lines.slice(start + 2)) {
     if (!l.startsWith("|")) break;
@@ -102,7 +108,10 @@ describe("notebooks as committed", () => {
       expect([nb.nbformat, nb.nbformat_minor], f).toEqual([4, 5]);
       expect(nb.metadata.kernelspec?.name, f).toBe("tslab");
       const ids = nb.cells.map((c) => c.id);
-      expect(ids.every((id) => typeof id === "string" && /^[a-zA-Z0-9-_]{1,64}$/.test(id)), f).toBe(true);
+      expect(
+        ids.every((id) => typeof id === "string" && /^[a-zA-Z0-9-_]{1,64}$/.test(id)),
+        f,
+      ).toBe(true);
       expect(new Set(ids).size, f).toBe(ids.length);
     }
   });
@@ -112,10 +121,19 @@ describe("notebooks as committed", () => {
       const nb = await readNotebook(join(NOTEBOOKS, f));
       const code = nb.cells.filter((c) => c.cell_type === "code");
       // (tslab leaves execution_count null; every code cell of these notebooks prints something)
-      expect(code.every((c) => (c.outputs ?? []).length > 0), `${f}: every code cell ran`).toBe(true);
+      expect(
+        code.every((c) => (c.outputs ?? []).length > 0),
+        `${f}: every code cell ran`,
+      ).toBe(true);
       expect(outputProblems(nb), f).toEqual([]);
-      expect(code.some((c) => join_(c.source).includes('from "../dist/')), f).toBe(true);
-      expect(code.some((c) => /from "\.\.\/src\//.test(join_(c.source))), f).toBe(false);
+      expect(
+        code.some((c) => join_(c.source).includes('from "../dist/')),
+        f,
+      ).toBe(true);
+      expect(
+        code.some((c) => /from "\.\.\/src\//.test(join_(c.source))),
+        f,
+      ).toBe(false);
     }
   });
 });
@@ -134,11 +152,16 @@ describe.skipIf(!nbconvert)("notebooks executed headless (scripts/run-notebooks.
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), "notebooks-"));
     await new Promise<void>((done) => {
-      execFile("bash", [join(ROOT, "scripts", "run-notebooks.sh"), "--out", out], { cwd: ROOT, maxBuffer: 64 << 20, timeout: 900_000 }, (err, stdout, stderr) => {
-        log = `${stdout}\n${stderr}`;
-        exitCode = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-        done();
-      });
+      execFile(
+        "bash",
+        [join(ROOT, "scripts", "run-notebooks.sh"), "--out", out],
+        { cwd: ROOT, maxBuffer: 64 << 20, timeout: 900_000 },
+        (err, stdout, stderr) => {
+          log = `${stdout}\n${stderr}`;
+          exitCode = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+          done();
+        },
+      );
     });
     for (const f of EXPECTED) {
       try {
@@ -159,7 +182,10 @@ describe.skipIf(!nbconvert)("notebooks executed headless (scripts/run-notebooks.
       const nb = executed.get(f);
       expect(nb, `${f} executed copy missing\n${log}`).toBeDefined();
       expect(outputProblems(nb!), f).toEqual([]);
-      expect(nb!.cells.filter((c) => c.cell_type === "code").every((c) => (c.outputs ?? []).length > 0), f).toBe(true);
+      expect(
+        nb!.cells.filter((c) => c.cell_type === "code").every((c) => (c.outputs ?? []).length > 0),
+        f,
+      ).toBe(true);
     }
   });
 
@@ -204,32 +230,35 @@ describe.skipIf(!nbconvert)("notebooks executed headless (scripts/run-notebooks.
     expect(Number(row("300 trained on", "after")[r10])).toBeGreaterThan(Number(after[r10]));
   });
 
-  it("03 compares BM25, DPR and hybrid (and hybrid+rerank with a shipped cross-encoder) in a table with recall-curve and latency plots", () => {
-    const nb = executed.get("03-bm25-vs-dpr.ipynb");
-    expect(nb).toBeDefined();
-    const text = stdoutText(nb!);
-    const shippedDpr = /DPR model: +\S*src\/assets\/models\/dpr-pubmedqa\n/.test(text);
-    const shippedCrossEncoder = /cross-encoder: +\S*src\/assets\/models\/cross-encoder-pubmedqa\n/.test(text);
-    expect(text.includes("NOTE: no shipped DPR model")).toBe(!shippedDpr);
-    const { columns, rows } = tableRows(richOutputs(nb!, "text/markdown").join("\n"), "| method |");
-    expect(rows.map((r) => r[0])).toEqual(["bm25", "dpr", "hybrid", ...(shippedCrossEncoder ? ["hybrid+rerank"] : [])]);
-    const ndcg = columns.indexOf("ndcg@10");
-    const r100 = columns.indexOf("R@100");
-    for (const r of rows) {
-      for (const v of r.slice(1)) expect(Number.isFinite(Number(v)), `${r[0]}: ${v}`).toBe(true);
-    }
-    // Each bundled question was written about its own abstract: BM25 is near saturated (about 0.97).
-    expect(Number(rows[0]![ndcg])).toBeGreaterThan(0.9);
-    // Hybrid keeps BM25's candidates in its fused top 100 whatever the dense model is.
-    expect(Number(rows[2]![r100])).toBeGreaterThanOrEqual(Number(rows[0]![r100]) - 0.02);
-    // A trained DPR model is far above chance (R@10 = 0.01 on 1,000 passages); a random one is not.
-    const r10 = columns.indexOf("R@10");
-    if (shippedDpr) expect(Number(rows[1]![r10])).toBeGreaterThan(0.1);
-    else expect(Number(rows[1]![r10])).toBeLessThan(0.1);
-    const svgs = richOutputs(nb!, "image/svg+xml");
-    expect(svgs.length).toBe(2);
-    expect(svgs[0]).toMatch(/Recall@k on pubmedqa/);
-    expect(svgs[1]).toMatch(/Latency per query and stage/);
-    expect(text).toMatch(/500 queries evaluated/);
-  });
+  it(
+    "03 compares BM25, DPR and hybrid (and hybrid+rerank with a shipped cross-encoder) in a table with recall-curve " + "and latency plots",
+    () => {
+      const nb = executed.get("03-bm25-vs-dpr.ipynb");
+      expect(nb).toBeDefined();
+      const text = stdoutText(nb!);
+      const shippedDpr = /DPR model: +\S*src\/assets\/models\/dpr-pubmedqa\n/.test(text);
+      const shippedCrossEncoder = /cross-encoder: +\S*src\/assets\/models\/cross-encoder-pubmedqa\n/.test(text);
+      expect(text.includes("NOTE: no shipped DPR model")).toBe(!shippedDpr);
+      const { columns, rows } = tableRows(richOutputs(nb!, "text/markdown").join("\n"), "| method |");
+      expect(rows.map((r) => r[0])).toEqual(["bm25", "dpr", "hybrid", ...(shippedCrossEncoder ? ["hybrid+rerank"] : [])]);
+      const ndcg = columns.indexOf("ndcg@10");
+      const r100 = columns.indexOf("R@100");
+      for (const r of rows) {
+        for (const v of r.slice(1)) expect(Number.isFinite(Number(v)), `${r[0]}: ${v}`).toBe(true);
+      }
+      // Each bundled question was written about its own abstract: BM25 is near saturated (about 0.97).
+      expect(Number(rows[0]![ndcg])).toBeGreaterThan(0.9);
+      // Hybrid keeps BM25's candidates in its fused top 100 whatever the dense model is.
+      expect(Number(rows[2]![r100])).toBeGreaterThanOrEqual(Number(rows[0]![r100]) - 0.02);
+      // A trained DPR model is far above chance (R@10 = 0.01 on 1,000 passages); a random one is not.
+      const r10 = columns.indexOf("R@10");
+      if (shippedDpr) expect(Number(rows[1]![r10])).toBeGreaterThan(0.1);
+      else expect(Number(rows[1]![r10])).toBeLessThan(0.1);
+      const svgs = richOutputs(nb!, "image/svg+xml");
+      expect(svgs.length).toBe(2);
+      expect(svgs[0]).toMatch(/Recall@k on pubmedqa/);
+      expect(svgs[1]).toMatch(/Latency per query and stage/);
+      expect(text).toMatch(/500 queries evaluated/);
+    },
+  );
 });

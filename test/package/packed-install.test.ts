@@ -18,7 +18,8 @@ const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /** Libraries Node itself needs: all the shipped addon may link. */
-const ALLOWED = /^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|\/lib64\/ld-linux-x86-64\.so\.2)$/;
+const ALLOWED =
+  /^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|\/lib64\/ld-linux-x86-64\.so\.2)$/;
 
 const APP = `
 import { Document } from "@langchain/core/documents";
@@ -51,7 +52,10 @@ describe("the packed package in a fresh app", () => {
     // build that prepack runs then cannot race another test that builds dist/ in the checkout.
     const src = join(root, "checkout");
     await mkdir(src);
-    await run("bash", ["-c", `(git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 -I{} cp --parents {} "${src}"`], { cwd: ROOT, maxBuffer: 1 << 26 });
+    await run("bash", ["-c", `(git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 -I{} cp --parents {} "${src}"`], {
+      cwd: ROOT,
+      maxBuffer: 1 << 26,
+    });
     await run("ln", ["-s", join(ROOT, "node_modules"), join(src, "node_modules")]);
     const packed = await run("npm", ["pack", "--pack-destination", root, "--json"], { cwd: src, maxBuffer: 1 << 26 });
     const info = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as { filename: string }[];
@@ -61,17 +65,24 @@ describe("the packed package in a fresh app", () => {
     // A small BEIR folder cut from the bundled PubMedQA demo set (MIT): 30 abstracts, their 10 questions.
     const corpus = (await readFile(join(ROOT, "src/assets/pubmedqa/corpus.jsonl"), "utf8")).trim().split("\n").slice(0, 30);
     const ids = new Set(corpus.map((l) => (JSON.parse(l) as { _id: string })._id));
-    const qrels = (await readFile(join(ROOT, "src/assets/pubmedqa/qrels/test.tsv"), "utf8")).trim().split("\n").slice(1)
-      .filter((l) => ids.has(l.split("\t")[1]!)).slice(0, 10);
+    const qrels = (await readFile(join(ROOT, "src/assets/pubmedqa/qrels/test.tsv"), "utf8"))
+      .trim()
+      .split("\n")
+      .slice(1)
+      .filter((l) => ids.has(l.split("\t")[1]!))
+      .slice(0, 10);
     const qids = new Set(qrels.map((l) => l.split("\t")[0]!));
-    const queries = (await readFile(join(ROOT, "src/assets/pubmedqa/queries.jsonl"), "utf8")).trim().split("\n")
+    const queries = (await readFile(join(ROOT, "src/assets/pubmedqa/queries.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
       .filter((l) => qids.has((JSON.parse(l) as { _id: string })._id));
     await writeFile(join(app, "beir", "corpus.jsonl"), corpus.join("\n") + "\n");
     await writeFile(join(app, "beir", "queries.jsonl"), queries.join("\n") + "\n");
     await writeFile(join(app, "beir", "qrels", "test.tsv"), "query-id\tcorpus-id\tscore\n" + qrels.join("\n") + "\n");
     await writeFile(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }, null, 2));
     await writeFile(join(app, "app.mjs"), APP);
-    const core = (JSON.parse(await readFile(join(ROOT, "node_modules/@langchain/core/package.json"), "utf8")) as { version: string }).version;
+    const core = (JSON.parse(await readFile(join(ROOT, "node_modules/@langchain/core/package.json"), "utf8")) as { version: string })
+      .version;
     await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball, `@langchain/core@${core}`], {
       cwd: app,
       env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" },
@@ -84,8 +95,19 @@ describe("the packed package in a fresh app", () => {
 
   it("holds dist, the prebuilt addon, the default models, README and LICENSE, and no build leftovers", async () => {
     const { stdout } = await run("tar", ["-tzf", tarball], { maxBuffer: 1 << 26 });
-    const files = stdout.trim().split("\n").map((f) => f.replace(/^package\//, ""));
-    for (const f of ["dist/index.js", "dist/index.d.ts", "README.md", "LICENSE", "package.json", "src/assets/models/dpr-pubmedqa/encoder/model.onnx", "src/assets/models/cross-encoder-pubmedqa/model.onnx"]) {
+    const files = stdout
+      .trim()
+      .split("\n")
+      .map((f) => f.replace(/^package\//, ""));
+    for (const f of [
+      "dist/index.js",
+      "dist/index.d.ts",
+      "README.md",
+      "LICENSE",
+      "package.json",
+      "src/assets/models/dpr-pubmedqa/encoder/model.onnx",
+      "src/assets/models/cross-encoder-pubmedqa/model.onnx",
+    ]) {
       expect(files, f).toContain(f);
     }
     expect(files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f))).toBe(true);
@@ -108,7 +130,10 @@ describe("the packed package in a fresh app", () => {
     for (const f of await readdir(dir)) {
       if (!/\.(node|so(\.\d+)*)$/.test(f)) continue;
       const { stdout } = await run("ldd", [join(dir, f)], { env: { ...process.env, LD_LIBRARY_PATH: "" } });
-      const libs = stdout.trim().split("\n").map((l) => l.trim().split(/\s+/)[0]!);
+      const libs = stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/)[0]!);
       const foreign = libs.filter((l) => !ALLOWED.test(l) && !(f !== l && /^lib.*\.so/.test(l) && stdout.includes(join(dir, l))));
       expect(foreign, `${f}:\n${stdout}`).toEqual([]);
       expect(stdout).not.toMatch(/not found/);
@@ -121,26 +146,59 @@ describe("the packed package in a fresh app", () => {
     expect(out.answers).toHaveLength(out.queries.length);
     for (const a of out.answers) expect(a.ids).toHaveLength(3);
     // PubMedQA questions are written from their own abstract: the shipped model finds it in the top 3 for most.
-    const qrels = new Map((await readFile(join(app, "beir/qrels/test.tsv"), "utf8")).trim().split("\n").slice(1).map((l) => [l.split("\t")[0]!, l.split("\t")[1]!]));
+    const qrels = new Map(
+      (await readFile(join(app, "beir/qrels/test.tsv"), "utf8"))
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((l) => [l.split("\t")[0]!, l.split("\t")[1]!]),
+    );
     const hits = out.answers.filter((a, i) => a.ids.includes(qrels.get(out.queries[i]!)!)).length;
     expect(hits / out.answers.length).toBeGreaterThan(0.5);
   });
 
   it("npx langchain-dpr evaluate runs on a BEIR folder with the shipped model", async () => {
     const model = join(app, "node_modules/langchain-dpr/src/assets/models/dpr-pubmedqa");
-    const { stdout, stderr } = await run("npx", ["--no-install", "langchain-dpr", "evaluate", "--dataset", "beir", "--split", "test", "--dpr", model, "--methods", "bm25,dpr", "--out", "eval", "--quiet"], {
-      cwd: app,
-      env: { ...process.env, LD_LIBRARY_PATH: "" },
-      maxBuffer: 1 << 24,
-    });
-    const results = JSON.parse(await readFile(join(app, "eval", "results.json"), "utf8")) as { methods: { method: string; metrics: Record<string, number> }[] };
+    const { stdout, stderr } = await run(
+      "npx",
+      [
+        "--no-install",
+        "langchain-dpr",
+        "evaluate",
+        "--dataset",
+        "beir",
+        "--split",
+        "test",
+        "--dpr",
+        model,
+        "--methods",
+        "bm25,dpr",
+        "--out",
+        "eval",
+        "--quiet",
+      ],
+      {
+        cwd: app,
+        env: { ...process.env, LD_LIBRARY_PATH: "" },
+        maxBuffer: 1 << 24,
+      },
+    );
+    const results = JSON.parse(await readFile(join(app, "eval", "results.json"), "utf8")) as {
+      methods: { method: string; metrics: Record<string, number> }[];
+    };
     expect(results.methods.map((m) => m.method)).toEqual(["bm25", "dpr"]);
     for (const m of results.methods) expect(m.metrics["ndcg@10"], stdout + stderr).toBeGreaterThan(0.3);
     const help = await run("npx", ["--no-install", "langchain-dpr", "--help"], { cwd: app });
     expect(help.stdout).toMatch(/evaluate/);
-    const bad = await run("npx", ["--no-install", "langchain-dpr", "no-such-command"], { cwd: app }).then(() => undefined, (e: { code?: number }) => e);
+    const bad = await run("npx", ["--no-install", "langchain-dpr", "no-such-command"], { cwd: app }).then(
+      () => undefined,
+      (e: { code?: number }) => e,
+    );
     expect(bad?.code).toBe(2);
-    const train = await run("npx", ["--no-install", "langchain-dpr", "train", "--data", "beir", "--out", "run"], { cwd: app }).then(() => undefined, (e: { code?: number; stderr?: string }) => e);
+    const train = await run("npx", ["--no-install", "langchain-dpr", "train", "--data", "beir", "--out", "run"], { cwd: app }).then(
+      () => undefined,
+      (e: { code?: number; stderr?: string }) => e,
+    );
     expect(train?.code).toBe(1);
     expect(train?.stderr).toMatch(/npm install @tensorflow\/tfjs@4\.22\.0/);
   });

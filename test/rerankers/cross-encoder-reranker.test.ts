@@ -161,8 +161,11 @@ describe("CrossEncoderReranker scores", () => {
       const b = await int8.scorePairs("cell death in plants", texts);
       // Pearson correlation of the two score vectors.
       const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
-      const ma = mean(a), mb = mean(b);
-      let sab = 0, saa = 0, sbb = 0;
+      const ma = mean(a),
+        mb = mean(b);
+      let sab = 0,
+        saa = 0,
+        sbb = 0;
       for (let i = 0; i < a.length; i++) {
         sab += (a[i]! - ma) * (b[i]! - mb);
         saa += (a[i]! - ma) ** 2;
@@ -197,30 +200,33 @@ describe("CrossEncoderReranker ordering", () => {
     }
   });
 
-  it("rerank takes LangChain's (documents, query, options) order: strings, options.topN, and a clear error for (query, documents)", async () => {
-    const reranker = new CrossEncoderReranker({ modelPath: model.dir, titleJoin: "none" });
-    try {
-      const texts = passages.slice(0, 6).map((p) => p.text);
-      const expected = texts.map((t) => referenceLogits(model, query, t, 128)[0]!);
-      const top2 = await reranker.rerank(texts, query, { topN: 2 });
-      expect(top2.map((r) => r.index)).toEqual(orderOf(expected).slice(0, 2));
-      expect(top2[0]!.document.pageContent).toBe(texts[top2[0]!.index]);
-      expect(top2[0]!.relevanceScore).toBeCloseTo(expected[top2[0]!.index]!, 4);
-      await expect(reranker.rerank(query as unknown as string[], texts as unknown as string)).rejects.toThrow(
-        "CrossEncoderReranker: rerank takes (documents, query, options), LangChain's order; got (query, documents)",
-      );
-      await expect(reranker.rerank(texts, query, { topN: -1 })).rejects.toThrow("options.topN must be a non-negative integer, got -1");
-    } finally {
-      await reranker.dispose();
-    }
-  });
+  it(
+    "rerank takes LangChain's (documents, query, options) order: strings, options.topN, and a clear error for (query, " + "documents)",
+    async () => {
+      const reranker = new CrossEncoderReranker({ modelPath: model.dir, titleJoin: "none" });
+      try {
+        const texts = passages.slice(0, 6).map((p) => p.text);
+        const expected = texts.map((t) => referenceLogits(model, query, t, 128)[0]!);
+        const top2 = await reranker.rerank(texts, query, { topN: 2 });
+        expect(top2.map((r) => r.index)).toEqual(orderOf(expected).slice(0, 2));
+        expect(top2[0]!.document.pageContent).toBe(texts[top2[0]!.index]);
+        expect(top2[0]!.relevanceScore).toBeCloseTo(expected[top2[0]!.index]!, 4);
+        await expect(reranker.rerank(query as unknown as string[], texts as unknown as string)).rejects.toThrow(
+          "CrossEncoderReranker: rerank takes (documents, query, options), LangChain's order; got (query, documents)",
+        );
+        await expect(reranker.rerank(texts, query, { topN: -1 })).rejects.toThrow("options.topN must be a non-negative integer, got -1");
+      } finally {
+        await reranker.dispose();
+      }
+    },
+  );
 
   it("compressDocuments keeps the topN best as new documents with relevanceScore and the original metadata", async () => {
     const reranker = new CrossEncoderReranker({ modelPath: model.dir, topN: 4, titleJoin: "none" });
     try {
-      const docs = passages.slice(0, 12).map(
-        (p, i) => new Document({ pageContent: p.text, metadata: { id: p.id, source: "pubmedqa", rank: i }, id: p.id }),
-      );
+      const docs = passages
+        .slice(0, 12)
+        .map((p, i) => new Document({ pageContent: p.text, metadata: { id: p.id, source: "pubmedqa", rank: i }, id: p.id }));
       const expected = docs.map((d) => referenceLogits(model, query, d.pageContent, 128)[0]!);
       const out = await reranker.compressDocuments(docs, query);
       const top = orderOf(expected).slice(0, 4);
@@ -273,12 +279,15 @@ describe("CrossEncoderReranker ordering", () => {
       const candidates = await base.invoke(q);
       expect(candidates).toHaveLength(15);
       const expected = candidates.map((d) => referenceLogits(model, q, d.pageContent, 128)[0]!);
-      const wantIds = orderOf(expected).slice(0, 5).map((i) => candidates[i]!.metadata.id);
+      const wantIds = orderOf(expected)
+        .slice(0, 5)
+        .map((i) => candidates[i]!.metadata.id);
       const got = await retriever.invoke(q);
       expect(got.map((d) => d.metadata.id)).toEqual(wantIds);
       expect(got.map((d) => d.metadata.id)).not.toEqual(candidates.slice(0, 5).map((d) => d.metadata.id)); // BM25 order changed
       got.forEach((d, j) => {
-        expect(d.metadata).toEqual({ ...candidates[orderOf(expected)[j]!]!.metadata, relevanceScore: d.metadata.relevanceScore }); // BM25 metadata kept
+        // BM25's metadata kept, relevanceScore added
+        expect(d.metadata).toEqual({ ...candidates[orderOf(expected)[j]!]!.metadata, relevanceScore: d.metadata.relevanceScore });
         expect(d.metadata.relevanceScore).toBeCloseTo(expected[orderOf(expected)[j]!]!, 4);
       });
     } finally {
@@ -401,7 +410,9 @@ describe("CrossEncoderReranker errors", () => {
     const noConfig = join(root, "no-config");
     await cp(model.dir, noConfig, { recursive: true });
     await rm(join(noConfig, "config.json"));
-    await expect(new CrossEncoderReranker({ modelPath: noConfig }).ready()).rejects.toThrow(/CrossEncoderReranker: .*no-config has no config\.json/);
+    await expect(new CrossEncoderReranker({ modelPath: noConfig }).ready()).rejects.toThrow(
+      /CrossEncoderReranker: .*no-config has no config\.json/,
+    );
 
     const noTok = join(root, "no-tokenizer");
     await cp(model.dir, noTok, { recursive: true });
@@ -428,8 +439,12 @@ describe("CrossEncoderReranker errors", () => {
   });
 
   it("rejects bad parameters with the parameter's name and value", async () => {
-    expect(() => new CrossEncoderReranker({ modelPath: model.dir, topN: 0 })).toThrow("CrossEncoderReranker: topN must be a positive integer, got 0");
-    expect(() => new CrossEncoderReranker({ modelPath: model.dir, batchSize: 1.5 })).toThrow(/batchSize must be a positive integer, got 1.5/);
+    expect(() => new CrossEncoderReranker({ modelPath: model.dir, topN: 0 })).toThrow(
+      "CrossEncoderReranker: topN must be a positive integer, got 0",
+    );
+    expect(() => new CrossEncoderReranker({ modelPath: model.dir, batchSize: 1.5 })).toThrow(
+      /batchSize must be a positive integer, got 1.5/,
+    );
     expect(() => new CrossEncoderReranker({ modelPath: model.dir, maxLength: 2 })).toThrow(/maxLength must be an integer >= 3/);
     expect(() => new CrossEncoderReranker({ modelPath: model.dir, labelIndex: -1 })).toThrow(/labelIndex must be a non-negative integer/);
     expect(() => new CrossEncoderReranker({ modelPath: "" })).toThrow(/modelPath must be a cross-encoder folder path/);
@@ -440,8 +455,12 @@ describe("CrossEncoderReranker errors", () => {
   it("rejects a non-string query or a document without string pageContent", async () => {
     const r = new CrossEncoderReranker({ modelPath: model.dir });
     try {
-      await expect(r.scorePairs(42 as unknown as string, ["p"])).rejects.toThrow("CrossEncoderReranker: query must be a string, got number");
-      await expect(r.scorePairs("q", ["ok", null as unknown as string])).rejects.toThrow("CrossEncoderReranker: texts[1] must be a string, got null");
+      await expect(r.scorePairs(42 as unknown as string, ["p"])).rejects.toThrow(
+        "CrossEncoderReranker: query must be a string, got number",
+      );
+      await expect(r.scorePairs("q", ["ok", null as unknown as string])).rejects.toThrow(
+        "CrossEncoderReranker: texts[1] must be a string, got null",
+      );
       await expect(r.rerank([{ metadata: {} } as unknown as Document], "q")).rejects.toThrow(
         "CrossEncoderReranker: documents[0] must be a string or a Document with a string pageContent",
       );

@@ -83,7 +83,9 @@ describe("DPRRetriever", () => {
     const { embeddings, store } = await setup();
     const retriever = new DPRRetriever({ vectorStore: store, k: 1 });
     const before = await retriever.invoke("yellow fever mosquito virus");
-    await store.addDocuments([new Document({ pageContent: "Yellow fever virus is spread by mosquito bites.", metadata: { id: "d9" }, id: "d9" })]);
+    await store.addDocuments([
+      new Document({ pageContent: "Yellow fever virus is spread by mosquito bites.", metadata: { id: "d9" }, id: "d9" }),
+    ]);
     const after = await retriever.retrieve("yellow fever mosquito virus");
     expect(embeddings.queryCalls).toBe(2);
     expect(after.timings.cacheHit).toBe(false);
@@ -154,7 +156,9 @@ describe("DPRRetriever", () => {
     const { store } = await setup();
     const reranker = new OverlapReranker(10, 5);
     const retriever = new DPRRetriever({ vectorStore: store, k: 2, fetchK: 8, reranker });
-    const dense = await new DPRRetriever({ vectorStore: store, k: 8, cache: false, includeScores: true }).invoke("lemons sailors scurvy voyages");
+    const dense = await new DPRRetriever({ vectorStore: store, k: 8, cache: false, includeScores: true }).invoke(
+      "lemons sailors scurvy voyages",
+    );
     const r = await retriever.retrieve("lemons sailors scurvy voyages");
     expect(r.documents).toHaveLength(2);
     expect(r.documents[0]!.id).toBe("d6"); // 4 query words

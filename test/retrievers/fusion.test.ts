@@ -113,7 +113,12 @@ describe("linearFusion", () => {
   });
 
   it("gives every document 1 when a side's scores are all equal (min-max)", () => {
-    const fused = linearFusion([[{ id: "a", score: 4 }, { id: "b", score: 4 }]]);
+    const fused = linearFusion([
+      [
+        { id: "a", score: 4 },
+        { id: "b", score: 4 },
+      ],
+    ]);
     expect(fused.map((f) => f.score)).toEqual([1, 1]);
   });
 

@@ -195,9 +195,7 @@ export async function makeRealStack(docs: DocumentInterface[] = CORPUS): Promise
   });
   const embeddings = new DPREmbeddings({ modelPath: modelDir, intraOpNumThreads: 1 });
   const store = await FaissDPRStore.fromDocuments(docs, embeddings);
-  const bm25 = await BM25Index.fromPassages(
-    docs.map((d) => ({ id: d.id!, title: "", text: d.pageContent, metadata: { ...d.metadata } })),
-  );
+  const bm25 = await BM25Index.fromPassages(docs.map((d) => ({ id: d.id!, title: "", text: d.pageContent, metadata: { ...d.metadata } })));
   const rerankerDir = join(root, "cross-encoder");
   await createRandomCrossEncoder(rerankerDir, { shape: "tiny", texts, vocabSize: 300, initializerRange: 0.3, classifierScale: 5 });
   const reranker = new CrossEncoderReranker({ modelPath: rerankerDir, topN: 10, intraOpNumThreads: 1 });

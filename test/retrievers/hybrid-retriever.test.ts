@@ -14,20 +14,39 @@ function fixedSide(rows: Array<[string, number]>): ScoredSearcher & { depths: nu
     depths,
     async searchWithScores(_q: string, depth: number) {
       depths.push(depth);
-      return rows.slice(0, depth).map(([id, s]): [DocumentInterface, number] => [new Document({ pageContent: `text of ${id}`, metadata: { id, score: s }, id }), s]);
+      return rows
+        .slice(0, depth)
+        .map(([id, s]): [DocumentInterface, number] => [new Document({ pageContent: `text of ${id}`, metadata: { id, score: s }, id }), s]);
     },
   };
 }
 
 describe("HybridRetriever on hand-built rankings", () => {
-  const dense = () => fixedSide([["a", 0.9], ["b", 0.8], ["c", 0.5]]);
-  const sparse = () => fixedSide([["c", 12], ["d", 8], ["a", 4]]);
+  const dense = () =>
+    fixedSide([
+      ["a", 0.9],
+      ["b", 0.8],
+      ["c", 0.5],
+    ]);
+  const sparse = () =>
+    fixedSide([
+      ["c", 12],
+      ["d", 8],
+      ["a", 4],
+    ]);
 
   it("fuses by RRF (k=60) with exact scores, deduplicates by id and records per-side ranks", async () => {
     const hybrid = new HybridRetriever({ dense: dense(), sparse: sparse(), k: 4, includeScores: true });
     const docs = await hybrid.invoke("anything");
     expect(docs.map((d) => d.id)).toEqual(["a", "c", "b", "d"]);
-    expect(docs[0]!.metadata).toMatchObject({ fusedScore: 1 / 61 + 1 / 63, fusion: "rrf", denseRank: 1, sparseRank: 3, denseScore: 0.9, sparseScore: 4 });
+    expect(docs[0]!.metadata).toMatchObject({
+      fusedScore: 1 / 61 + 1 / 63,
+      fusion: "rrf",
+      denseRank: 1,
+      sparseRank: 3,
+      denseScore: 0.9,
+      sparseScore: 4,
+    });
     expect(docs[2]!.metadata).toMatchObject({ fusedScore: 1 / 62, denseRank: 2, sparseRank: null, sparseScore: null });
     expect(docs[0]!.metadata.score).toBeUndefined();
   });
@@ -116,8 +135,24 @@ describe("HybridRetriever and TwoStageRetriever over FaissDPRStore + DPREmbeddin
 
   it("linear fusion with alpha = 1 follows the dense ranking, alpha = 0 the BM25 ranking", async () => {
     const q = "vitamin C deficiency";
-    const denseOnly = await new HybridRetriever({ dense: stack.store, sparse: stack.bm25, fusion: "linear", alpha: 1, k: 3, denseK: 8, sparseK: 8 }).invoke(q);
-    const sparseOnly = await new HybridRetriever({ dense: stack.store, sparse: stack.bm25, fusion: "linear", alpha: 0, k: 3, denseK: 8, sparseK: 8 }).invoke(q);
+    const denseOnly = await new HybridRetriever({
+      dense: stack.store,
+      sparse: stack.bm25,
+      fusion: "linear",
+      alpha: 1,
+      k: 3,
+      denseK: 8,
+      sparseK: 8,
+    }).invoke(q);
+    const sparseOnly = await new HybridRetriever({
+      dense: stack.store,
+      sparse: stack.bm25,
+      fusion: "linear",
+      alpha: 0,
+      k: 3,
+      denseK: 8,
+      sparseK: 8,
+    }).invoke(q);
     expect(denseOnly.map((d) => d.id)).toEqual((await stack.store.similaritySearchWithScore(q, 3)).map(([d]) => d.id));
     expect(sparseOnly.map((d) => d.id)).toEqual(stack.bm25.search(q, 3).map((h) => h.id));
   });
@@ -144,7 +179,10 @@ describe("HybridRetriever and TwoStageRetriever over FaissDPRStore + DPREmbeddin
     const retriever = new DPRRetriever({ vectorStore: stack.store, k: 3, fetchK: 6, reranker: stack.reranker, cache: false });
     const got = await retriever.retrieve(q);
     const candidates = (await stack.store.similaritySearchWithScore(q, 6)).map(([d]) => d);
-    const scores = await stack.reranker.scorePairs(q, candidates.map((d) => d.pageContent));
+    const scores = await stack.reranker.scorePairs(
+      q,
+      candidates.map((d) => d.pageContent),
+    );
     const expected = candidates
       .map((d, i) => ({ id: d.id, s: scores[i]!, i }))
       .sort((a, b) => b.s - a.s || a.i - b.i)

@@ -5,7 +5,21 @@ function run(ok: number[], rejected: number[], errors: number, elapsedS: number,
   const statuses: Record<string, number> = { "200": ok.length, "503": rejected.length };
   if (errors > 0) statuses["error"] = errors;
   return mergeLoadResults([
-    { concurrency: 8, sent: 0, statuses, ok: 0, elapsedS, okPerSecond: 0, rejectRate: 0, p50Ms: 0, p99Ms: 0, p50RejectMs: 0, cacheHits, okLatencies: ok, rejectLatencies: rejected },
+    {
+      concurrency: 8,
+      sent: 0,
+      statuses,
+      ok: 0,
+      elapsedS,
+      okPerSecond: 0,
+      rejectRate: 0,
+      p50Ms: 0,
+      p99Ms: 0,
+      p50RejectMs: 0,
+      cacheHits,
+      okLatencies: ok,
+      rejectLatencies: rejected,
+    },
   ]);
 }
 

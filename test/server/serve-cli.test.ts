@@ -129,8 +129,14 @@ describe("scripts/serve.ts", () => {
       const reranked = await ask(true);
       const plain = await ask(false);
       const candidates = (await stack.store.similaritySearchWithScore("vitamin C deficiency and scurvy", 6)).map(([d]) => d);
-      const scores = await stack.reranker.scorePairs("vitamin C deficiency and scurvy", candidates.map((d) => d.pageContent));
-      const expected = candidates.map((d, i) => ({ id: d.id, s: scores[i]!, i })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, 3);
+      const scores = await stack.reranker.scorePairs(
+        "vitamin C deficiency and scurvy",
+        candidates.map((d) => d.pageContent),
+      );
+      const expected = candidates
+        .map((d, i) => ({ id: d.id, s: scores[i]!, i }))
+        .sort((a, b) => b.s - a.s || a.i - b.i)
+        .slice(0, 3);
       expect(reranked.map((d) => d.id)).toEqual(expected.map((e) => e.id));
       expect(plain.map((d) => d.id)).toEqual(candidates.slice(0, 3).map((d) => d.id));
       expect(plain.every((d) => d.relevanceScore === null)).toBe(true);

@@ -127,7 +127,9 @@ describe("load shedding and timeouts", () => {
     expect(statuses).toEqual([200, 200, 200, 200, 503, 503, 503]);
     const shed = responses.find((r) => r.status === 503)!;
     expect(shed.headers.get("retry-after")).toBe("1");
-    expect(((await shed.json()) as { message: string }).message).toMatch(/server: saturated \(2 retrievals running, 2 queued; limits 2 \+ 2\)/);
+    expect(((await shed.json()) as { message: string }).message).toMatch(
+      /server: saturated \(2 retrievals running, 2 queued; limits 2 \+ 2\)/,
+    );
     expect(app.dprMetrics.rejected.get({ reason: "saturated" })).toBe(3);
     expect(app.dprLimiter.inFlight).toBe(0);
   });

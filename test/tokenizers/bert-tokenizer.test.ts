@@ -9,7 +9,29 @@ import { loadPassages } from "./fixtures.js";
 const tmp = mkdtempSync(join(tmpdir(), "bert-tok-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "un", "##believ", "##able", ".", "cafe", "café", "Cat", "中", "文", ",", "?"];
+const vocab = [
+  "[PAD]",
+  "[UNK]",
+  "[CLS]",
+  "[SEP]",
+  "[MASK]",
+  "the",
+  "cat",
+  "sat",
+  "on",
+  "mat",
+  "un",
+  "##believ",
+  "##able",
+  ".",
+  "cafe",
+  "café",
+  "Cat",
+  "中",
+  "文",
+  ",",
+  "?",
+];
 const tok = BertTokenizer.fromVocab(vocab);
 
 describe("BertTokenizer.encode", () => {
@@ -110,7 +132,9 @@ describe("longestFirstLengths", () => {
 
 describe("BertTokenizer construction errors", () => {
   it("names the missing special token", () => {
-    expect(() => BertTokenizer.fromVocab(["[PAD]", "[UNK]", "[CLS]", "a"])).toThrow(/BertTokenizer: the sep token "\[SEP\]" is not in the vocabulary/);
+    expect(() => BertTokenizer.fromVocab(["[PAD]", "[UNK]", "[CLS]", "a"])).toThrow(
+      /BertTokenizer: the sep token "\[SEP\]" is not in the vocabulary/,
+    );
   });
   it("rejects an empty vocabulary", () => {
     expect(() => BertTokenizer.fromVocab([])).toThrow(/BertTokenizer: vocabulary is empty/);
@@ -143,7 +167,10 @@ describe("BertTokenizer.fromDir / save", () => {
 
   it("round-trips through save(): same ids for every fixture passage, no temp files left", async () => {
     const passages = loadPassages("pubmedqa-300.jsonl").slice(0, 50);
-    const v = buildWordPieceVocab(passages.map((p) => p.text), { vocabSize: 1200 });
+    const v = buildWordPieceVocab(
+      passages.map((p) => p.text),
+      { vocabSize: 1200 },
+    );
     const original = BertTokenizer.fromVocab(v, { modelMaxLength: 128 });
     const dir = join(tmp, "saved");
     await original.save(dir);
@@ -171,7 +198,9 @@ describe("BertTokenizer.fromDir / save", () => {
   it("names the folder when neither tokenizer.json nor vocab.txt exists", async () => {
     const dir = join(tmp, "empty");
     mkdirSync(dir);
-    await expect(BertTokenizer.fromDir(dir)).rejects.toThrow(/BertTokenizer: no tokenizer in .*empty: expected tokenizer.json or vocab.txt/);
+    await expect(BertTokenizer.fromDir(dir)).rejects.toThrow(
+      /BertTokenizer: no tokenizer in .*empty: expected tokenizer.json or vocab.txt/,
+    );
   });
 
   it("names the file and field of a malformed tokenizer.json", async () => {

@@ -186,11 +186,19 @@ describe("longest_first truncation matches Rust on a grid of pair lengths", () =
 
 describe("fromDir reads a tokenizer.json written by the Rust library itself", () => {
   it("loads a Hub-style file (TemplateProcessing, strip_accents null) and encodes identically", async () => {
-    const vocab = buildWordPieceVocab(passages.slice(0, 80).flatMap((p) => [p.title, p.text]), { vocabSize: 1500 });
+    const vocab = buildWordPieceVocab(
+      passages.slice(0, 80).flatMap((p) => [p.title, p.text]),
+      { vocabSize: 1500 },
+    );
     const ref = new rs.Tokenizer(rs.WordPiece.init(Object.fromEntries(vocab.map((t, i) => [t, i])), { unkToken: "[UNK]" }));
     ref.setNormalizer(rs.bertNormalizer({ cleanText: true, handleChineseChars: true, lowercase: true }));
     ref.setPreTokenizer(rs.bertPreTokenizer());
-    ref.setPostProcessor(rs.templateProcessing("[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", [["[CLS]", 2], ["[SEP]", 3]]));
+    ref.setPostProcessor(
+      rs.templateProcessing("[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", [
+        ["[CLS]", 2],
+        ["[SEP]", 3],
+      ]),
+    );
     ref.addSpecialTokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]);
     const dir = join(tmp, "rust-written");
     rmSync(dir, { recursive: true, force: true });
@@ -203,7 +211,8 @@ describe("fromDir reads a tokenizer.json written by the Rust library itself", ()
     for (const p of [...passages.slice(0, 100), ...hard]) {
       const r = await ref.encode(p.title, p.text);
       const o = ours.encode(p.title, p.text, { maxLength: 96 });
-      if (JSON.stringify(r.getIds()) !== JSON.stringify(o.inputIds) || JSON.stringify(r.getTypeIds()) !== JSON.stringify(o.tokenTypeIds)) mismatches++;
+      if (JSON.stringify(r.getIds()) !== JSON.stringify(o.inputIds) || JSON.stringify(r.getTypeIds()) !== JSON.stringify(o.tokenTypeIds))
+        mismatches++;
     }
     expect(mismatches).toBe(0);
   });

@@ -41,7 +41,9 @@ describe("selectBackend", () => {
   });
 
   it("rejects unknown backend names and bad thread counts", async () => {
-    await expect(selectBackend({ prefer: "tpu" as never, log: false })).rejects.toThrow(/unknown backend "tpu"; expected one of tfjs-node-gpu, webgpu, tfjs-node, wasm, cpu/);
+    await expect(selectBackend({ prefer: "tpu" as never, log: false })).rejects.toThrow(
+      /unknown backend "tpu"; expected one of tfjs-node-gpu, webgpu, tfjs-node, wasm, cpu/,
+    );
     await expect(selectBackend({ prefer: "wasm", threads: 0, log: false })).rejects.toThrow(/threads must be a positive integer, got 0/);
   });
 
@@ -57,9 +59,7 @@ describe("selectBackend", () => {
 
   it("refuses to change the wasm thread count after wasm started", async () => {
     await selectBackend({ prefer: "wasm", log: false });
-    await expect(selectBackend({ prefer: "wasm", threads: 2, log: false })).rejects.toThrow(
-      /already initialised with 1 thread\(s\)/,
-    );
+    await expect(selectBackend({ prefer: "wasm", threads: 2, log: false })).rejects.toThrow(/already initialised with 1 thread\(s\)/);
   });
 
   it("runs on the tfjs version its wasm internals are pinned to", () => {

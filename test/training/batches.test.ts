@@ -3,14 +3,26 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Passage, TrainingExample } from "../../src/data/types.js";
-import { detectDataSource, examplesFromBeir, loadTrainingExamples, passageKey, planEpoch, tokenizeBatch } from "../../src/training/batches.js";
+import {
+  detectDataSource,
+  examplesFromBeir,
+  loadTrainingExamples,
+  passageKey,
+  planEpoch,
+  tokenizeBatch,
+} from "../../src/training/batches.js";
 import { cropExamples, ictExamples, splitSentences } from "../../src/training/pretrain.js";
 import { BertTokenizer } from "../../src/tokenizers/bert-tokenizer.js";
 import { buildWordPieceVocab } from "../../src/tokenizers/vocab.js";
 import { syntheticTask, writeSyntheticBeir } from "./synthetic.js";
 
 const p = (id: string, text: string, title = ""): Passage => ({ id, title, text });
-const ex = (question: string, pos: Passage, hard: Passage[] = []): TrainingExample => ({ question, positives: [pos], negatives: [], hardNegatives: hard });
+const ex = (question: string, pos: Passage, hard: Passage[] = []): TrainingExample => ({
+  question,
+  positives: [pos],
+  negatives: [],
+  hardNegatives: hard,
+});
 
 describe("examplesFromBeir / loadTrainingExamples", () => {
   it("makes one example per relevant (query, passage) pair, keeps titles, counts judged passages missing from the corpus", async () => {
@@ -19,7 +31,10 @@ describe("examplesFromBeir / loadTrainingExamples", () => {
       const task = syntheticTask(5, 3);
       await writeSyntheticBeir(dir, task);
       // q0 gets a second positive, q1 a grade-0 judgement and a judgement of a missing passage.
-      await writeFile(join(dir, "qrels", "train.tsv"), "query-id\tcorpus-id\tscore\nq0\td0\t1\nq0\td3\t2\nq1\td1\t1\nq1\td2\t0\nq1\tmissing\t1\n");
+      await writeFile(
+        join(dir, "qrels", "train.tsv"),
+        "query-id\tcorpus-id\tscore\nq0\td0\t1\nq0\td3\t2\nq1\td1\t1\nq1\td2\t0\nq1\tmissing\t1\n",
+      );
       const { loadBeirDataset } = await import("../../src/data/beir.js");
       const { examples, skipped } = examplesFromBeir(await loadBeirDataset(dir, "train"));
       expect(examples.map((e) => [e.question, e.positives[0]!.id])).toEqual([
@@ -74,7 +89,9 @@ describe("planEpoch", () => {
     const five = Array.from({ length: 5 }, (_, i) => ex(`q${i}`, p(`d${i}`, "t")));
     expect(planEpoch(five, { batchSize: 2, seed: 0, epoch: 0 }).map((b) => b.length)).toEqual([2, 2]);
     expect(() => planEpoch(five, { batchSize: 0, seed: 0, epoch: 0 })).toThrow(/batchSize must be an integer >= 1, got 0/);
-    expect(() => planEpoch([{ question: "q", positives: [], negatives: [], hardNegatives: [] }], { batchSize: 2, seed: 0, epoch: 0 })).toThrow(/none of the 1 examples has a positive/);
+    expect(() =>
+      planEpoch([{ question: "q", positives: [], negatives: [], hardNegatives: [] }], { batchSize: 2, seed: 0, epoch: 0 }),
+    ).toThrow(/none of the 1 examples has a positive/);
   });
 });
 
@@ -82,33 +99,50 @@ describe("tokenizeBatch", () => {
   const texts = ["scurvy vitamin deficiency", "aspirin heart attack risk", "title one", "what causes scurvy"];
   const tok = BertTokenizer.fromVocab(buildWordPieceVocab(texts, { vocabSize: 120 }));
 
-  it("puts positives first (row i for question i), then hard negatives shared by the batch, skipping one that is a positive of the batch", () => {
-    const exs = [
-      ex("what causes scurvy", p("a", "scurvy vitamin deficiency", "title one"), [p("b", "aspirin heart attack risk"), p("c", "vitamin risk")]),
-      ex("aspirin risk", p("b", "aspirin heart attack risk"), [p("c", "vitamin risk"), p("d", "heart")]),
-    ];
-    const batch = tokenizeBatch(tok, exs, [0, 1], { maxQueryLength: 16, maxPassageLength: 24, titleJoin: "pair", hardNegatives: 1 });
-    expect(batch.size).toBe(2);
-    // q0's first hard negative is q1's positive "b" (skipped), so q0 contributes "c"; q1's "c" is then a duplicate, so "d".
-    expect(batch.hardNegatives).toBe(2);
-    expect((batch.passages.inputIds as number[][]).length).toBe(4);
-    const row0 = tok.encode("title one", "scurvy vitamin deficiency", { maxLength: 24 });
-    expect((batch.passages.inputIds as number[][])[0]!.slice(0, row0.inputIds.length)).toEqual(row0.inputIds);
-    expect((batch.passages.tokenTypeIds as number[][])[0]!.slice(0, row0.inputIds.length)).toEqual(row0.tokenTypeIds);
-    expect((batch.passages.tokenTypeIds as number[][])[0]!).toContain(1);
-    const heart = tok.encode("", "heart", { maxLength: 24 });
-    expect((batch.passages.inputIds as number[][])[3]!.slice(0, heart.inputIds.length)).toEqual(heart.inputIds);
-    // Padding: every row has the same length, padded positions masked.
-    const L = (batch.passages.inputIds as number[][])[0]!.length;
-    for (const [i, row] of (batch.passages.attentionMask as number[][]).entries()) {
-      expect(row.length).toBe(L);
-      expect(row.filter((x) => x === 1).length).toBe(tok.encode(i === 0 ? "title one" : "", [exs[0]!.positives[0]!, exs[1]!.positives[0]!, p("c", "vitamin risk"), p("d", "heart")][i]!.text, { maxLength: 24 }).inputIds.length);
-    }
-  });
+  it(
+    "puts positives first (row i for question i), then hard negatives shared by the batch, skipping one that is a " +
+      "positive of the batch",
+    () => {
+      const exs = [
+        ex("what causes scurvy", p("a", "scurvy vitamin deficiency", "title one"), [
+          p("b", "aspirin heart attack risk"),
+          p("c", "vitamin risk"),
+        ]),
+        ex("aspirin risk", p("b", "aspirin heart attack risk"), [p("c", "vitamin risk"), p("d", "heart")]),
+      ];
+      const batch = tokenizeBatch(tok, exs, [0, 1], { maxQueryLength: 16, maxPassageLength: 24, titleJoin: "pair", hardNegatives: 1 });
+      expect(batch.size).toBe(2);
+      // q0's first hard negative is q1's positive "b" (skipped), so q0 contributes "c"; q1's "c" is then a duplicate, so "d".
+      expect(batch.hardNegatives).toBe(2);
+      expect((batch.passages.inputIds as number[][]).length).toBe(4);
+      const row0 = tok.encode("title one", "scurvy vitamin deficiency", { maxLength: 24 });
+      expect((batch.passages.inputIds as number[][])[0]!.slice(0, row0.inputIds.length)).toEqual(row0.inputIds);
+      expect((batch.passages.tokenTypeIds as number[][])[0]!.slice(0, row0.inputIds.length)).toEqual(row0.tokenTypeIds);
+      expect((batch.passages.tokenTypeIds as number[][])[0]!).toContain(1);
+      const heart = tok.encode("", "heart", { maxLength: 24 });
+      expect((batch.passages.inputIds as number[][])[3]!.slice(0, heart.inputIds.length)).toEqual(heart.inputIds);
+      // Padding: every row has the same length, padded positions masked.
+      const L = (batch.passages.inputIds as number[][])[0]!.length;
+      for (const [i, row] of (batch.passages.attentionMask as number[][]).entries()) {
+        expect(row.length).toBe(L);
+        expect(row.filter((x) => x === 1).length).toBe(
+          tok.encode(
+            i === 0 ? "title one" : "",
+            [exs[0]!.positives[0]!, exs[1]!.positives[0]!, p("c", "vitamin risk"), p("d", "heart")][i]!.text,
+            { maxLength: 24 },
+          ).inputIds.length,
+        );
+      }
+    },
+  );
 
   it("truncates questions and passages to the given lengths", () => {
     const long = "scurvy ".repeat(100);
-    const b = tokenizeBatch(tok, [ex(long, p("a", long)), ex("aspirin", p("b", "risk"))], [0, 1], { maxQueryLength: 10, maxPassageLength: 12, titleJoin: "none" });
+    const b = tokenizeBatch(tok, [ex(long, p("a", long)), ex("aspirin", p("b", "risk"))], [0, 1], {
+      maxQueryLength: 10,
+      maxPassageLength: 12,
+      titleJoin: "none",
+    });
     expect((b.questions.inputIds as number[][])[0]!.length).toBe(10);
     expect((b.passages.inputIds as number[][])[0]!.length).toBe(12);
   });
@@ -116,31 +150,48 @@ describe("tokenizeBatch", () => {
 
 describe("ICT and crop pairs", () => {
   const corpus = [
-    p("d1", "Scurvy is caused by a lack of vitamin C. Sailors suffered from it on long voyages. Citrus fruit prevents the disease entirely.", "Scurvy"),
+    p(
+      "d1",
+      "Scurvy is caused by a lack of vitamin C. Sailors suffered from it on long voyages. Citrus fruit prevents the disease entirely.",
+      "Scurvy",
+    ),
     p("d2", "One sentence only without a second one", "Short"),
-    p("d3", "Aspirin lowers the risk of heart attack. It thins the blood in small doses. Bleeding is a known side effect of aspirin.", "Aspirin"),
+    p(
+      "d3",
+      "Aspirin lowers the risk of heart attack. It thins the blood in small doses. Bleeding is a known side effect of aspirin.",
+      "Aspirin",
+    ),
   ];
 
   it("splitSentences splits at sentence ends followed by a capital or digit", () => {
-    expect(splitSentences("A b c. D e f! 3 items? (Note) here. e.g. lower")).toEqual(["A b c.", "D e f!", "3 items?", "(Note) here. e.g. lower"]);
+    expect(splitSentences("A b c. D e f! 3 items? (Note) here. e.g. lower")).toEqual([
+      "A b c.",
+      "D e f!",
+      "3 items?",
+      "(Note) here. e.g. lower",
+    ]);
   });
 
-  it("ICT: the question is a sentence of the passage, removed from the positive about removeProb of the time; titles and ids kept; passages of one sentence skipped", () => {
-    const many = Array.from({ length: 200 }, (_, i) => ({ ...corpus[i % 3]!, id: `x${i}` }));
-    const pairs = ictExamples(many, { seed: 1, epoch: 0, removeProb: 0.9 });
-    expect(pairs.length).toBe(many.filter((x) => x.title !== "Short").length);
-    let removed = 0;
-    for (const e of pairs) {
-      const source = many.find((x) => x.id === e.positives[0]!.id)!;
-      expect(splitSentences(source.text)).toContain(e.question);
-      expect(e.positives[0]!.title).toBe(source.title);
-      if (!e.positives[0]!.text.includes(e.question)) removed++;
-    }
-    expect(removed / pairs.length).toBeGreaterThan(0.8);
-    expect(removed / pairs.length).toBeLessThan(0.98);
-    expect(ictExamples(many, { seed: 1, epoch: 0 })).toEqual(ictExamples(many, { seed: 1, epoch: 0 }));
-    expect(ictExamples(many, { seed: 1, epoch: 1 })).not.toEqual(pairs);
-  });
+  it(
+    "ICT: the question is a sentence of the passage, removed from the positive about removeProb of the time; titles " +
+      "and ids kept; passages of one sentence skipped",
+    () => {
+      const many = Array.from({ length: 200 }, (_, i) => ({ ...corpus[i % 3]!, id: `x${i}` }));
+      const pairs = ictExamples(many, { seed: 1, epoch: 0, removeProb: 0.9 });
+      expect(pairs.length).toBe(many.filter((x) => x.title !== "Short").length);
+      let removed = 0;
+      for (const e of pairs) {
+        const source = many.find((x) => x.id === e.positives[0]!.id)!;
+        expect(splitSentences(source.text)).toContain(e.question);
+        expect(e.positives[0]!.title).toBe(source.title);
+        if (!e.positives[0]!.text.includes(e.question)) removed++;
+      }
+      expect(removed / pairs.length).toBeGreaterThan(0.8);
+      expect(removed / pairs.length).toBeLessThan(0.98);
+      expect(ictExamples(many, { seed: 1, epoch: 0 })).toEqual(ictExamples(many, { seed: 1, epoch: 0 }));
+      expect(ictExamples(many, { seed: 1, epoch: 1 })).not.toEqual(pairs);
+    },
+  );
 
   it("crop: both sides are word spans of the passage", () => {
     const pairs = cropExamples(corpus, { seed: 3, epoch: 0, minWords: 5 });

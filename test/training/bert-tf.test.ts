@@ -197,9 +197,13 @@ describe("BertEncoderTF weights, pooling, dropout and errors", () => {
     missing.delete("encoder.layer.1.intermediate.dense.bias");
     expect(() => BertEncoderTF.fromWeights(config, missing)).toThrow(/missing tensor 'encoder.layer.1.intermediate.dense.bias'/);
     const enc = BertEncoderTF.fromWeights(config, weights);
-    expect(() => enc.forward({ inputIds: [[2, 1000]], attentionMask: [[1, 1]] })).toThrow(/token id 1000 is outside the vocabulary \[0, 1000\)/);
+    expect(() => enc.forward({ inputIds: [[2, 1000]], attentionMask: [[1, 1]] })).toThrow(
+      /token id 1000 is outside the vocabulary \[0, 1000\)/,
+    );
     expect(() => enc.forward({ inputIds: [[2, 5], [2]], attentionMask: [[1, 1], [1]] })).toThrow(/inputIds row 1 has length 1/);
-    expect(() => enc.forward({ inputIds: [[2, 5]], attentionMask: [[1, 1, 1]] })).toThrow(/attentionMask has shape \[1,3\] but inputIds has \[1,2\]/);
+    expect(() => enc.forward({ inputIds: [[2, 5]], attentionMask: [[1, 1, 1]] })).toThrow(
+      /attentionMask has shape \[1,3\] but inputIds has \[1,2\]/,
+    );
     expect(() => enc.encode(batch, { pooling: "bert" })).toThrow(/pooling 'bert' needs pooler/);
     enc.dispose();
     expect(() => enc.forward(batch)).toThrow(/used after dispose/);

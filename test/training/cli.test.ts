@@ -8,16 +8,39 @@ import { syntheticTask, writeSyntheticBeir } from "./synthetic.js";
 
 let dir: string;
 const task = syntheticTask(24, 6);
-const tiny = ["--hidden", "16", "--layers", "1", "--heads", "2", "--ffn", "32", "--max-len", "48", "--vocab-size", "200", "--q-len", "12", "--p-len", "24", "--backend", "wasm", "--no-progress"];
+const tiny = [
+  "--hidden",
+  "16",
+  "--layers",
+  "1",
+  "--heads",
+  "2",
+  "--ffn",
+  "32",
+  "--max-len",
+  "48",
+  "--vocab-size",
+  "200",
+  "--q-len",
+  "12",
+  "--p-len",
+  "24",
+  "--backend",
+  "wasm",
+  "--no-progress",
+];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "train-cli-"));
   await writeSyntheticBeir(join(dir, "beir"), task);
   // Mined negatives: for each question, the next passage.
-  await writeDprJson(join(dir, "neg.json"), task.queries.map((q, i) => {
-    const n = task.corpus[(i + 1) % task.corpus.length]!;
-    return { question: q.text, positives: [], negatives: [], hardNegatives: [{ id: n._id, title: n.title, text: n.text }] };
-  }));
+  await writeDprJson(
+    join(dir, "neg.json"),
+    task.queries.map((q, i) => {
+      const n = task.corpus[(i + 1) % task.corpus.length]!;
+      return { question: q.text, positives: [], negatives: [], hardNegatives: [{ id: n._id, title: n.title, text: n.text }] };
+    }),
+  );
 });
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -32,30 +55,55 @@ async function cli(args: string[], defaults: { mode?: string } = {}): Promise<{ 
 }
 
 describe("train-dpr command line", () => {
-  it("--negatives attaches mined hard negatives to BEIR examples (shared across the batch), --dev-fraction holds questions out, crop mode trains from the corpus alone", async () => {
-    const out = join(dir, "run");
-    const write = process.stdout.write;
-    process.stdout.write = (() => true) as typeof process.stdout.write;
-    try {
-      expect(await runTrainCli(["--data", join(dir, "beir"), "--out", out, "--negatives", join(dir, "neg.json"), "--dev-fraction", "0.25", "--batch", "6", "--max-steps", "2", ...tiny])).toBe(0);
-      const log = (await readFile(join(out, "train-log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
-      const steps = log.filter((r: { type: string }) => r.type === "step");
-      expect(steps.length).toBe(2);
-      for (const s of steps) {
-        expect(s.examples).toBe(6);
-        expect(s.hardNegatives).toBeGreaterThanOrEqual(3); // a negative equal to an in-batch positive is skipped
+  it(
+    "--negatives attaches mined hard negatives to BEIR examples (shared across the batch), --dev-fraction holds " +
+      "questions out, crop mode trains from the corpus alone",
+    async () => {
+      const out = join(dir, "run");
+      const write = process.stdout.write;
+      process.stdout.write = (() => true) as typeof process.stdout.write;
+      try {
+        expect(
+          await runTrainCli([
+            "--data",
+            join(dir, "beir"),
+            "--out",
+            out,
+            "--negatives",
+            join(dir, "neg.json"),
+            "--dev-fraction",
+            "0.25",
+            "--batch",
+            "6",
+            "--max-steps",
+            "2",
+            ...tiny,
+          ]),
+        ).toBe(0);
+        const log = (await readFile(join(out, "train-log.jsonl"), "utf8"))
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l));
+        const steps = log.filter((r: { type: string }) => r.type === "step");
+        expect(steps.length).toBe(2);
+        for (const s of steps) {
+          expect(s.examples).toBe(6);
+          expect(s.hardNegatives).toBeGreaterThanOrEqual(3); // a negative equal to an in-batch positive is skipped
+        }
+        const meta = JSON.parse(await readFile(join(out, "model", "training.json"), "utf8"));
+        expect(meta.data.dev).toEqual({ heldOutOf: "train", fraction: 0.25, queries: 6 });
+        expect(meta.data.trainQueries).toBe(18);
+        expect(meta.data.negatives.examplesWithNegatives).toBe(18);
+        const ict = join(dir, "ict");
+        expect(
+          await runTrainCli(["--data", join(dir, "beir"), "--out", ict, "--batch", "4", "--max-steps", "1", ...tiny], { mode: "crop" }),
+        ).toBe(0);
+        expect(JSON.parse(await readFile(join(ict, "model", "training.json"), "utf8")).data.mode).toBe("crop");
+      } finally {
+        process.stdout.write = write;
       }
-      const meta = JSON.parse(await readFile(join(out, "model", "training.json"), "utf8"));
-      expect(meta.data.dev).toEqual({ heldOutOf: "train", fraction: 0.25, queries: 6 });
-      expect(meta.data.trainQueries).toBe(18);
-      expect(meta.data.negatives.examplesWithNegatives).toBe(18);
-      const ict = join(dir, "ict");
-      expect(await runTrainCli(["--data", join(dir, "beir"), "--out", ict, "--batch", "4", "--max-steps", "1", ...tiny], { mode: "crop" })).toBe(0);
-      expect(JSON.parse(await readFile(join(ict, "model", "training.json"), "utf8")).data.mode).toBe("crop");
-    } finally {
-      process.stdout.write = write;
-    }
-  });
+    },
+  );
 
   it("rejects bad arguments with exit code 2, a message naming the flag and the usage on stderr", async () => {
     const beir = join(dir, "beir");

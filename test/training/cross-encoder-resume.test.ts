@@ -37,15 +37,56 @@ afterAll(async () => {
 /** 13 groups (12 questions, one with two positives) of 4 per update: 4 updates per epoch, 12 in all. */
 function train(out: string, extra: string[] = []): ChildProcess {
   return runScript("scripts/train-cross-encoder.ts", [
-    "--data", beir, "--mine", "bm25", "--depth", "20", "--out", out,
-    "--hidden", "32", "--layers", "1", "--heads", "4", "--ffn", "64", "--max-len", "64", "--vocab-size", "400", "--max-length", "64",
-    "--batch", "4", "--negatives", "2", "--epochs", "3", "--lr", "2e-3", "--dropout", "0.1", "--seed", "9", "--backend", "wasm",
-    "--checkpoint-every", "3", "--throttle-ms", "250", "--no-progress", ...extra,
+    "--data",
+    beir,
+    "--mine",
+    "bm25",
+    "--depth",
+    "20",
+    "--out",
+    out,
+    "--hidden",
+    "32",
+    "--layers",
+    "1",
+    "--heads",
+    "4",
+    "--ffn",
+    "64",
+    "--max-len",
+    "64",
+    "--vocab-size",
+    "400",
+    "--max-length",
+    "64",
+    "--batch",
+    "4",
+    "--negatives",
+    "2",
+    "--epochs",
+    "3",
+    "--lr",
+    "2e-3",
+    "--dropout",
+    "0.1",
+    "--seed",
+    "9",
+    "--backend",
+    "wasm",
+    "--checkpoint-every",
+    "3",
+    "--throttle-ms",
+    "250",
+    "--no-progress",
+    ...extra,
   ]);
 }
 
 async function stepLosses(out: string): Promise<{ step: number; loss: number }[]> {
-  return (await readFile(join(out, "train-log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { step: number; loss: number });
+  return (await readFile(join(out, "train-log.jsonl"), "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { step: number; loss: number });
 }
 
 describe("train-cross-encoder --resume after SIGKILL", () => {
@@ -84,11 +125,33 @@ describe("CrossEncoderTrainer checkpoints (in process)", () => {
   beforeAll(async () => {
     const data = await loadBeirDataset(beir, "train");
     examples = (await new HardNegativeMiner({ depth: 20, perQuestion: 4 }).mine(data)).examples;
-    ({ config, tokenizer } = scratchModel({ hidden: 32, layers: 1, heads: 4, ffn: 64, maxLen: 64, vocabSize: 400, texts: data.corpus.map((p) => p.text), dropout: 0 }));
+    ({ config, tokenizer } = scratchModel({
+      hidden: 32,
+      layers: 1,
+      heads: 4,
+      ffn: 64,
+      maxLen: 64,
+      vocabSize: 400,
+      texts: data.corpus.map((p) => p.text),
+      dropout: 0,
+    }));
     await selectBackend({ prefer: "wasm", log: false });
   });
   const make = (outputDir: string, extra: Partial<ConstructorParameters<typeof CrossEncoderTrainer>[0]> = {}) =>
-    new CrossEncoderTrainer({ outputDir, tokenizer, config, train: examples, batchSize: 4, negatives: 2, maxSteps: 6, maxLength: 64, lr: 2e-3, seed: 5, progress: false, ...extra });
+    new CrossEncoderTrainer({
+      outputDir,
+      tokenizer,
+      config,
+      train: examples,
+      batchSize: 4,
+      negatives: 2,
+      maxSteps: 6,
+      maxLength: 64,
+      lr: 2e-3,
+      seed: 5,
+      progress: false,
+      ...extra,
+    });
 
   it("refuses to resume with another setting, naming it, and without a checkpoint, naming the folder", async () => {
     const out = join(dir, "settings");
@@ -99,10 +162,14 @@ describe("CrossEncoderTrainer checkpoints (in process)", () => {
       first.dispose();
     }
     const other = make(out, { negatives: 3 });
-    await expect(other.train({ resume: true })).rejects.toThrow(/CrossEncoderTrainer: cannot resume: negatives is 3 but the checkpoint in .*settings\/checkpoint was made with 2/);
+    await expect(other.train({ resume: true })).rejects.toThrow(
+      /CrossEncoderTrainer: cannot resume: negatives is 3 but the checkpoint in .*settings\/checkpoint was made with 2/,
+    );
     other.dispose();
     const none = make(join(dir, "no-checkpoint"));
-    await expect(none.train({ resume: true })).rejects.toThrow(/CrossEncoderTrainer: --resume: no checkpoint in .*no-checkpoint\/checkpoint/);
+    await expect(none.train({ resume: true })).rejects.toThrow(
+      /CrossEncoderTrainer: --resume: no checkpoint in .*no-checkpoint\/checkpoint/,
+    );
     none.dispose();
   });
 
@@ -125,10 +192,17 @@ describe("CrossEncoderTrainer checkpoints (in process)", () => {
   it("parses --checkpoint-every, --resume, --max-minutes and --throttle-ms, refusing bad values by name", () => {
     const base = ["--data", "d.json", "--out", "o", "--hidden", "32"];
     expect(parseCrossEncoderArgs(base)).toMatchObject({ resume: false, checkpointEvery: undefined, maxMinutes: undefined });
-    expect(parseCrossEncoderArgs([...base, "--checkpoint-every", "50", "--resume", "--max-minutes", "2.5", "--throttle-ms", "10"])).toMatchObject({
-      checkpointEvery: 50, resume: true, maxMinutes: 2.5, throttleMs: 10,
+    expect(
+      parseCrossEncoderArgs([...base, "--checkpoint-every", "50", "--resume", "--max-minutes", "2.5", "--throttle-ms", "10"]),
+    ).toMatchObject({
+      checkpointEvery: 50,
+      resume: true,
+      maxMinutes: 2.5,
+      throttleMs: 10,
     });
-    expect(() => parseCrossEncoderArgs([...base, "--checkpoint-every", "1.5"])).toThrow(/--checkpoint-every must be an integer >= 0, got "1.5"/);
+    expect(() => parseCrossEncoderArgs([...base, "--checkpoint-every", "1.5"])).toThrow(
+      /--checkpoint-every must be an integer >= 0, got "1.5"/,
+    );
     expect(() => parseCrossEncoderArgs([...base, "--max-minutes", "soon"])).toThrow(/--max-minutes must be a number >= 0, got "soon"/);
   });
 });

@@ -38,7 +38,16 @@ beforeAll(async () => {
   fx = await writeMiningFixture(join(root, "beir"), { size: 60, questions: 12, testQuestions: 4 });
   data = await loadBeirDataset(fx.dir, "train");
   examples = (await new HardNegativeMiner({ depth: 20, perQuestion: 6 }).mine(data)).examples;
-  ({ config, tokenizer } = scratchModel({ hidden: 32, layers: 2, heads: 4, ffn: 64, maxLen: 96, vocabSize: 500, texts: data.corpus.map((p) => p.text), dropout: 0 }));
+  ({ config, tokenizer } = scratchModel({
+    hidden: 32,
+    layers: 2,
+    heads: 4,
+    ffn: 64,
+    maxLen: 96,
+    vocabSize: 500,
+    texts: data.corpus.map((p) => p.text),
+    dropout: 0,
+  }));
   await selectBackend({ prefer: "wasm", log: false });
 });
 
@@ -59,7 +68,14 @@ describe("crossEncoderLoss", () => {
     const logits = tf.tensor2d([[2], [0], [1], [-1], [0.5], [3]]);
     const got = crossEncoderLoss(logits, 2, 3, "binary").dataSync()[0]!;
     const sig = (z: number) => 1 / (1 + Math.exp(-z));
-    const terms = [-Math.log(sig(2)), -Math.log(1 - sig(0)), -Math.log(1 - sig(1)), -Math.log(sig(-1)), -Math.log(1 - sig(0.5)), -Math.log(1 - sig(3))];
+    const terms = [
+      -Math.log(sig(2)),
+      -Math.log(1 - sig(0)),
+      -Math.log(1 - sig(1)),
+      -Math.log(sig(-1)),
+      -Math.log(1 - sig(0.5)),
+      -Math.log(1 - sig(3)),
+    ];
     expect(got).toBeCloseTo(terms.reduce((a, b) => a + b) / 6, 5);
     logits.dispose();
   });
@@ -148,61 +164,93 @@ describe("CrossEncoderTrainer (tiny model from scratch, wasm)", () => {
     }, 120_000);
   }
 
-  it("exports a folder CrossEncoderReranker loads, scoring as the TF.js model does (<= 1e-4), with training.json and int8, and training continues from it", async () => {
-    const out = join(root, "run-export");
-    const trainer = new CrossEncoderTrainer({
-      outputDir: out, tokenizer, config, train: examples, maxSteps: 5, lr: 2e-3, batchSize: 6, seed: 9, quantize: true, progress: false, maxLength: 64,
-      metadata: { data: "fixture" },
-    });
-    try {
-      const { modelDir } = await trainer.train();
-      const q = examples[0]!;
-      const passages = [...q.positives, ...q.hardNegatives, { id: "t", title: "A title", text: "with a body text" }];
-      const expected = await trainer.scorePairs(q.question, passages);
-      const reranker = new CrossEncoderReranker({ modelPath: modelDir, topN: 3 });
+  it(
+    "exports a folder CrossEncoderReranker loads, scoring as the TF.js model does (<= 1e-4), with training.json and " +
+      "int8, and training continues from it",
+    async () => {
+      const out = join(root, "run-export");
+      const trainer = new CrossEncoderTrainer({
+        outputDir: out,
+        tokenizer,
+        config,
+        train: examples,
+        maxSteps: 5,
+        lr: 2e-3,
+        batchSize: 6,
+        seed: 9,
+        quantize: true,
+        progress: false,
+        maxLength: 64,
+        metadata: { data: "fixture" },
+      });
       try {
-        expect(await reranker.effectiveMaxLength()).toBe(64);
-        const docs = passages.map((p) => new Document({ pageContent: p.text, metadata: { title: p.title, id: p.id } }));
-        const ranked = await reranker.rerank(docs, q.question);
-        for (const r of ranked) expect(Math.abs(r.relevanceScore - expected[r.index]!)).toBeLessThanOrEqual(1e-4);
-        expect(new Set(expected).size).toBeGreaterThan(1);
+        const { modelDir } = await trainer.train();
+        const q = examples[0]!;
+        const passages = [...q.positives, ...q.hardNegatives, { id: "t", title: "A title", text: "with a body text" }];
+        const expected = await trainer.scorePairs(q.question, passages);
+        const reranker = new CrossEncoderReranker({ modelPath: modelDir, topN: 3 });
+        try {
+          expect(await reranker.effectiveMaxLength()).toBe(64);
+          const docs = passages.map((p) => new Document({ pageContent: p.text, metadata: { title: p.title, id: p.id } }));
+          const ranked = await reranker.rerank(docs, q.question);
+          for (const r of ranked) expect(Math.abs(r.relevanceScore - expected[r.index]!)).toBeLessThanOrEqual(1e-4);
+          expect(new Set(expected).size).toBeGreaterThan(1);
+        } finally {
+          await reranker.dispose();
+        }
+        const quantized = new CrossEncoderReranker({ modelPath: modelDir, quantized: true });
+        try {
+          const scores = await quantized.scorePairs(q.question, passages.map(crossEncoderPassageText));
+          scores.forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThan(0.05));
+        } finally {
+          await quantized.dispose();
+        }
+        const meta = JSON.parse(await readFile(join(modelDir, "training.json"), "utf8")) as Record<string, unknown>;
+        expect(meta).toMatchObject({ kind: "cross-encoder", loss: "listwise", steps: 5, data: "fixture", maxLength: 64 });
+        const cfg = JSON.parse(await readFile(join(modelDir, "config.json"), "utf8")) as Record<string, unknown>;
+        expect(cfg).toMatchObject({ architectures: ["BertForSequenceClassification"], num_labels: 1 });
+        const saved = await readBertCheckpoint(modelDir);
+        expect(saved.weights.get("classifier.weight")!.shape).toEqual([1, 32]);
+        // Training can continue from the exported folder: its classifier is kept, not re-initialised.
+        const again = await loadInitialModel(modelDir);
+        const next = new CrossEncoderTrainer({
+          outputDir: join(root, "run-continue"),
+          tokenizer: again.tokenizer,
+          config: again.config,
+          weights: again.question,
+          train: examples,
+          maxLength: 64,
+          progress: false,
+        });
+        try {
+          expect(Array.from((await next.encoder.toWeights()).get("classifier.weight")!.data)).toEqual(
+            Array.from(saved.weights.get("classifier.weight")!.data),
+          );
+          const resumed = await next.scorePairs(q.question, passages);
+          resumed.forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThanOrEqual(1e-5));
+        } finally {
+          next.dispose();
+        }
       } finally {
-        await reranker.dispose();
+        trainer.dispose();
       }
-      const quantized = new CrossEncoderReranker({ modelPath: modelDir, quantized: true });
-      try {
-        const scores = await quantized.scorePairs(q.question, passages.map(crossEncoderPassageText));
-        scores.forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThan(0.05));
-      } finally {
-        await quantized.dispose();
-      }
-      const meta = JSON.parse(await readFile(join(modelDir, "training.json"), "utf8")) as Record<string, unknown>;
-      expect(meta).toMatchObject({ kind: "cross-encoder", loss: "listwise", steps: 5, data: "fixture", maxLength: 64 });
-      const cfg = JSON.parse(await readFile(join(modelDir, "config.json"), "utf8")) as Record<string, unknown>;
-      expect(cfg).toMatchObject({ architectures: ["BertForSequenceClassification"], num_labels: 1 });
-      const saved = await readBertCheckpoint(modelDir);
-      expect(saved.weights.get("classifier.weight")!.shape).toEqual([1, 32]);
-      // Training can continue from the exported folder: its classifier is kept, not re-initialised.
-      const again = await loadInitialModel(modelDir);
-      const next = new CrossEncoderTrainer({ outputDir: join(root, "run-continue"), tokenizer: again.tokenizer, config: again.config, weights: again.question, train: examples, maxLength: 64, progress: false });
-      try {
-        expect(Array.from((await next.encoder.toWeights()).get("classifier.weight")!.data)).toEqual(Array.from(saved.weights.get("classifier.weight")!.data));
-        const resumed = await next.scorePairs(q.question, passages);
-        resumed.forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThanOrEqual(1e-5));
-      } finally {
-        next.dispose();
-      }
-    } finally {
-      trainer.dispose();
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 
   it("starts from a DPR model folder's passage encoder, adding a fresh pooler and classifier", async () => {
     const dpr = join(root, "dpr");
     await createRandomDPRModel(dpr, { shape: "tiny", texts: data.corpus.map((p) => p.text), vocabSize: 400 });
     const init = await loadInitialModel(dpr);
     expect(init.passage).toBeDefined();
-    const trainer = new CrossEncoderTrainer({ outputDir: join(root, "run-dpr"), tokenizer: init.tokenizer, config: init.config, weights: init.passage!, train: examples, progress: false });
+    const trainer = new CrossEncoderTrainer({
+      outputDir: join(root, "run-dpr"),
+      tokenizer: init.tokenizer,
+      config: init.config,
+      weights: init.passage!,
+      train: examples,
+      progress: false,
+    });
     try {
       const w = await trainer.encoder.toWeights();
       const name = "encoder.layer.1.attention.self.query.weight";
@@ -220,11 +268,17 @@ describe("bad input", () => {
   it("names what is wrong", () => {
     const base = { outputDir: join(root, "bad"), tokenizer, config, train: examples, progress: false as const };
     expect(() => new CrossEncoderTrainer({ ...base, train: [] })).toThrow(/CrossEncoderTrainer: train must be a non-empty list/);
-    expect(() => new CrossEncoderTrainer({ ...base, train: [{ question: "q", positives: [], negatives: [], hardNegatives: [] }] })).toThrow(/train\[0\] needs a question and at least one positive/);
-    expect(() => new CrossEncoderTrainer({ ...base, loss: "pairwise" as never })).toThrow(/loss must be "binary" or "listwise", got "pairwise"/);
+    expect(() => new CrossEncoderTrainer({ ...base, train: [{ question: "q", positives: [], negatives: [], hardNegatives: [] }] })).toThrow(
+      /train\[0\] needs a question and at least one positive/,
+    );
+    expect(() => new CrossEncoderTrainer({ ...base, loss: "pairwise" as never })).toThrow(
+      /loss must be "binary" or "listwise", got "pairwise"/,
+    );
     expect(() => new CrossEncoderTrainer({ ...base, negatives: 0 })).toThrow(/negatives must be an integer >= 1, got 0/);
     expect(() => new CrossEncoderTrainer({ ...base, lr: 0 })).toThrow(/lr must be > 0, got 0/);
-    expect(() => new CrossEncoderTrainer({ ...base, config: { ...config, vocab_size: 10 } })).toThrow(/tokenizer has \d+ entries but config vocab_size is 10/);
+    expect(() => new CrossEncoderTrainer({ ...base, config: { ...config, vocab_size: 10 } })).toThrow(
+      /tokenizer has \d+ entries but config vocab_size is 10/,
+    );
     const twoLabels = new Map([["classifier.weight", { shape: [2, 32], data: new Float32Array(64) }]]);
     expect(() => withClassifierHead(config, twoLabels, 1)).toThrow(/classifier with 2 labels; a reranker needs exactly 1/);
   });
@@ -237,24 +291,83 @@ describe("bad input", () => {
 
 describe("train-cross-encoder CLI", () => {
   it("parses flags and refuses bad ones by name", () => {
-    const o = parseCrossEncoderArgs(["--data", "d.json", "--out", "o", "--loss", "binary", "--negatives", "4", "--hidden", "32", "--layers", "2", "--heads", "4", "--ffn", "64", "--vocab-size", "500", "--corpus", "beir"])!;
+    const o = parseCrossEncoderArgs([
+      "--data",
+      "d.json",
+      "--out",
+      "o",
+      "--loss",
+      "binary",
+      "--negatives",
+      "4",
+      "--hidden",
+      "32",
+      "--layers",
+      "2",
+      "--heads",
+      "4",
+      "--ffn",
+      "64",
+      "--vocab-size",
+      "500",
+      "--corpus",
+      "beir",
+    ])!;
     expect(o).toMatchObject({ data: "d.json", out: "o", loss: "binary", negatives: 4 });
     expect(() => parseCrossEncoderArgs(["--out", "o"])).toThrow(/--data .* is required/);
-    expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--loss", "hinge"])).toThrow(/--loss must be binary or listwise, got "hinge"/);
+    expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--loss", "hinge"])).toThrow(
+      /--loss must be binary or listwise, got "hinge"/,
+    );
     expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--lr", "fast"])).toThrow(/--lr must be a number, got "fast"/);
     expect(parseCrossEncoderArgs(["--help"])).toBeNull();
-    expect(parseCrossEncoderArgs(["--data", "beir", "--out", "o", "--mode", "span", "--draws", "3", "--match-head", "--init", "m"])).toMatchObject({ mode: "span", draws: 3, matchHead: true });
-    expect(parseCrossEncoderArgs(["--data", "d.json", "--out", "o", "--hidden", "32"])).toMatchObject({ mode: "supervised", draws: 1, matchHead: false });
-    expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--mode", "cloze"])).toThrow(/--mode must be supervised, ict or span, got "cloze"/);
+    expect(
+      parseCrossEncoderArgs(["--data", "beir", "--out", "o", "--mode", "span", "--draws", "3", "--match-head", "--init", "m"]),
+    ).toMatchObject({ mode: "span", draws: 3, matchHead: true });
+    expect(parseCrossEncoderArgs(["--data", "d.json", "--out", "o", "--hidden", "32"])).toMatchObject({
+      mode: "supervised",
+      draws: 1,
+      matchHead: false,
+    });
+    expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--mode", "cloze"])).toThrow(
+      /--mode must be supervised, ict or span, got "cloze"/,
+    );
     expect(() => parseCrossEncoderArgs(["--data", "d", "--out", "o", "--draws", "0"])).toThrow(/--draws must be an integer >= 1, got "0"/);
   });
 
   it("trains on span pairs of a BEIR folder's corpus with a match head, and refuses --mode span on a JSON file", async () => {
     const out = join(root, "cli-span");
     const code = await runCrossEncoderCli([
-      "--data", fx.dir, "--mode", "span", "--draws", "2", "--match-head", "--out", out,
-      "--hidden", "32", "--layers", "1", "--heads", "4", "--ffn", "64", "--max-len", "64", "--vocab-size", "400",
-      "--max-steps", "2", "--batch", "4", "--negatives", "2", "--backend", "wasm", "--no-progress", "--quiet",
+      "--data",
+      fx.dir,
+      "--mode",
+      "span",
+      "--draws",
+      "2",
+      "--match-head",
+      "--out",
+      out,
+      "--hidden",
+      "32",
+      "--layers",
+      "1",
+      "--heads",
+      "4",
+      "--ffn",
+      "64",
+      "--max-len",
+      "64",
+      "--vocab-size",
+      "400",
+      "--max-steps",
+      "2",
+      "--batch",
+      "4",
+      "--negatives",
+      "2",
+      "--backend",
+      "wasm",
+      "--no-progress",
+      "--quiet",
     ]);
     expect(code).toBe(0);
     const meta = JSON.parse(await readFile(join(out, "model", "training.json"), "utf8"));
@@ -276,9 +389,36 @@ describe("train-cross-encoder CLI", () => {
   it("mines BM25 negatives on the fly from a BEIR folder, trains from scratch and writes a model folder", async () => {
     const out = join(root, "cli-run");
     const code = await runCrossEncoderCli([
-      "--data", fx.dir, "--mine", "bm25", "--depth", "20", "--out", out,
-      "--hidden", "32", "--layers", "1", "--heads", "4", "--ffn", "64", "--max-len", "64", "--vocab-size", "400",
-      "--max-steps", "3", "--batch", "4", "--negatives", "2", "--backend", "wasm", "--no-progress", "--quiet",
+      "--data",
+      fx.dir,
+      "--mine",
+      "bm25",
+      "--depth",
+      "20",
+      "--out",
+      out,
+      "--hidden",
+      "32",
+      "--layers",
+      "1",
+      "--heads",
+      "4",
+      "--ffn",
+      "64",
+      "--max-len",
+      "64",
+      "--vocab-size",
+      "400",
+      "--max-steps",
+      "3",
+      "--batch",
+      "4",
+      "--negatives",
+      "2",
+      "--backend",
+      "wasm",
+      "--no-progress",
+      "--quiet",
     ]);
     expect(code).toBe(0);
     await stat(join(out, "model", "model.onnx"));

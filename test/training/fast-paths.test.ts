@@ -39,8 +39,20 @@ const products: Product[] = [
 /** Values of the product and of the gradients of sum(product * w) w.r.t. a and b. */
 function productAndGrads(p: Product): { y: Float32Array; da: Float32Array; db: Float32Array } {
   return tf.tidy(() => {
-    const a = tf.tensor(seededArray(p.a.reduce((x, y) => x * y, 1), 1), p.a);
-    const b = tf.tensor(seededArray(p.b.reduce((x, y) => x * y, 1), 2), p.b);
+    const a = tf.tensor(
+      seededArray(
+        p.a.reduce((x, y) => x * y, 1),
+        1,
+      ),
+      p.a,
+    );
+    const b = tf.tensor(
+      seededArray(
+        p.b.reduce((x, y) => x * y, 1),
+        2,
+      ),
+      p.b,
+    );
     const y = tf.matMul(a, b, p.transposeA, p.transposeB);
     const w = tf.tensor(seededArray(y.size, 3), y.shape);
     const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, z, p.transposeA, p.transposeB), w)))([a, b]);
@@ -82,7 +94,11 @@ describe("custom-gradient fast ops match TF.js's own gradients", () => {
         const x = tf.tensor(seededArray(6 * 5, 4), [6, 5]);
         const w = tf.tensor(seededArray(5 * 3, 5), [5, 3]);
         const b = tf.tensor(seededArray(3, 6), [3]);
-        const stock = tf.grads((x1: tf.Tensor, w1: tf.Tensor, b1: tf.Tensor) => tf.sum(tf.square(tf.add(tf.matMul(x1, w1), b1))))([x, w, b]);
+        const stock = tf.grads((x1: tf.Tensor, w1: tf.Tensor, b1: tf.Tensor) => tf.sum(tf.square(tf.add(tf.matMul(x1, w1), b1))))([
+          x,
+          w,
+          b,
+        ]);
         const fast = tf.grads((x1: tf.Tensor, w1: tf.Tensor, b1: tf.Tensor) => tf.sum(tf.square(denseXnn(x1, w1, b1))))([x, w, b]);
         stock.forEach((g, i) => expect(maxAbsDiff(fast[i].dataSync(), g.dataSync())).toBeLessThan(1e-5));
         const m1 = tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(tf.matMul(a, c))))([x, w]);
@@ -103,8 +119,12 @@ describe("custom-gradient fast ops match TF.js's own gradients", () => {
       const table = tf.tensor(seededArray(7 * 3, 9), [7, 3]);
       const ids = tf.tensor1d([1, 4, 1, 6, 1], "int32");
       const w = tf.tensor(seededArray(5 * 3, 10), [5, 3]);
-      const g1 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), w)))(table).arraySync() as number[][];
-      const g2 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(embeddingLookup(t, ids), w)))(table).arraySync() as number[][];
+      const g1 = tf
+        .grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), w)))(table)
+        .arraySync() as number[][];
+      const g2 = tf
+        .grad((t: tf.Tensor) => tf.sum(tf.mul(embeddingLookup(t, ids), w)))(table)
+        .arraySync() as number[][];
       expect(maxAbsDiff(g2.flat(), g1.flat())).toBeLessThan(1e-6);
       const wv = w.arraySync() as number[][];
       expect(g2[1][0]).toBeCloseTo(wv[0][0] + wv[2][0] + wv[4][0], 5); // id 1 appears three times

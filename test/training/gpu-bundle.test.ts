@@ -34,7 +34,10 @@ describe.skipIf(!SOFTWARE_GPU)("GPU bundle", () => {
     const qrels = await readFile(join(data, "qrels", "dev.tsv"), "utf8");
     await writeFile(join(data, "qrels", "test.tsv"), qrels);
     bundle = join(root, "bundle");
-    const { stdout, stderr } = await run("bash", ["scripts/gpu/build-bundle.sh", "--data", data, "--out", bundle], { cwd: ROOT, maxBuffer: 1 << 24 });
+    const { stdout, stderr } = await run("bash", ["scripts/gpu/build-bundle.sh", "--data", data, "--out", bundle], {
+      cwd: ROOT,
+      maxBuffer: 1 << 24,
+    });
     buildLog = stdout + stderr;
   }, 300_000);
   afterAll(async () => {
@@ -54,7 +57,10 @@ describe.skipIf(!SOFTWARE_GPU)("GPU bundle", () => {
   it("without a Vulkan driver, fails cleanly: exit 1 and a report that says no adapter was found", async () => {
     const out = join(root, "out-none");
     const env = { ...process.env, OUT: out, VK_ICD_FILENAMES: join(root, "no-such-driver.json") };
-    const err = await run("bash", [join(bundle, "run.sh"), "--stages", "env"], { env }).then(() => undefined, (e: { code?: number }) => e);
+    const err = await run("bash", [join(bundle, "run.sh"), "--stages", "env"], { env }).then(
+      () => undefined,
+      (e: { code?: number }) => e,
+    );
     expect(err?.code).toBe(1);
     const report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as Report;
     expect(report.stages["env"]!.ok).toBe(false);
@@ -65,7 +71,10 @@ describe.skipIf(!SOFTWARE_GPU)("GPU bundle", () => {
   it("on the software GPU: agrees with cpu, trains from scratch, evaluates on the test split and returns the model in parts", async () => {
     const out = join(root, "out-sw");
     const env = { ...process.env, OUT: out };
-    await run("bash", [join(bundle, "run.sh"), "--stages", "env,agree,e2e", "--e2e-shape", "tiny", "--e2e-minutes", "0.3"], { env, maxBuffer: 1 << 24 });
+    await run("bash", [join(bundle, "run.sh"), "--stages", "env,agree,e2e", "--e2e-shape", "tiny", "--e2e-minutes", "0.3"], {
+      env,
+      maxBuffer: 1 << 24,
+    });
     const report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as Report;
     expect(report.stages["agree"]!.ok).toBe(true);
     expect(report.stages["e2e"]!.ok, report.stages["e2e"]!.error).toBe(true);

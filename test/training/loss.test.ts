@@ -18,8 +18,16 @@ function expectedLoss(q: number[][], p: number[][], T = 1): number {
 }
 
 describe("dprLoss", () => {
-  const q = [[1, 0.5, -1], [0.2, 2, 0.3]];
-  const p = [[0.9, 0.4, -0.8], [0.1, 1.5, 0.2], [1, 1, 1], [-1, 0.3, 2]]; // 2 positives + 2 hard negatives
+  const q = [
+    [1, 0.5, -1],
+    [0.2, 2, 0.3],
+  ];
+  const p = [
+    [0.9, 0.4, -0.8],
+    [0.1, 1.5, 0.2],
+    [1, 1, 1],
+    [-1, 0.3, 2],
+  ]; // 2 positives + 2 hard negatives
 
   it("is the NLL of each question's positive over in-batch and shared hard negatives", async () => {
     await selectBackend({ prefer: "cpu", log: false });
@@ -52,7 +60,15 @@ describe("dprLoss", () => {
     await selectBackend({ prefer: "cpu", log: false });
     tf.tidy(() => {
       expect(() => dprLoss(tf.tensor2d(q), tf.tensor2d([p[0]]))).toThrow(/2 questions need at least 2 passages/);
-      expect(() => dprLoss(tf.tensor2d(q), tf.tensor2d([[1, 2], [3, 4]]))).toThrow(/hidden sizes differ: q has 3, p has 2/);
+      expect(() =>
+        dprLoss(
+          tf.tensor2d(q),
+          tf.tensor2d([
+            [1, 2],
+            [3, 4],
+          ]),
+        ),
+      ).toThrow(/hidden sizes differ: q has 3, p has 2/);
       expect(() => dprLoss(tf.tensor2d(q), tf.tensor2d(p), { temperature: 0 })).toThrow(/temperature must be > 0/);
     });
   });

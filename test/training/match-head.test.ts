@@ -14,15 +14,28 @@ import { spanExamples } from "../../src/training/pretrain.js";
 import { writeMiningFixture } from "./mining-fixture.js";
 
 const config: BertConfig = {
-  vocab_size: 600, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 128,
-  max_position_embeddings: 64, type_vocab_size: 2, layer_norm_eps: 1e-12, hidden_act: "gelu",
+  vocab_size: 600,
+  hidden_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  intermediate_size: 128,
+  max_position_embeddings: 64,
+  type_vocab_size: 2,
+  layer_norm_eps: 1e-12,
+  hidden_act: "gelu",
 };
 
 /** Embedding output for (token, position, segment), computed here from the raw tensors. */
 function embed(w: BertWeights, t: number, p: number, s: number): number[] {
   const H = config.hidden_size;
   const get = (n: string) => w.get(n)!.data;
-  const x = Array.from({ length: H }, (_, i) => get("embeddings.word_embeddings.weight")[t * H + i]! + get("embeddings.position_embeddings.weight")[p * H + i]! + get("embeddings.token_type_embeddings.weight")[s * H + i]!);
+  const x = Array.from(
+    { length: H },
+    (_, i) =>
+      get("embeddings.word_embeddings.weight")[t * H + i]! +
+      get("embeddings.position_embeddings.weight")[p * H + i]! +
+      get("embeddings.token_type_embeddings.weight")[s * H + i]!,
+  );
   const mean = x.reduce((a, b) => a + b, 0) / H;
   const sd = Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / H + config.layer_norm_eps);
   return x.map((v, i) => ((v - mean) / sd) * get("embeddings.LayerNorm.weight")[i]! + get("embeddings.LayerNorm.bias")[i]!);
@@ -83,7 +96,9 @@ describe("matchHeadInit", () => {
       for (let i = 0; i < t.data.length; i++) if (!head0(i) && after[i] !== t.data[i]) changedOutside++;
       expect(changedOutside, name).toBe(0);
     }
-    expect(weights.get("encoder.layer.0.attention.self.query.weight")!.data).not.toEqual(base.get("encoder.layer.0.attention.self.query.weight")!.data);
+    expect(weights.get("encoder.layer.0.attention.self.query.weight")!.data).not.toEqual(
+      base.get("encoder.layer.0.attention.self.query.weight")!.data,
+    );
     const fresh = randomBertWeights(config, { seed: 5, numLabels: 1, pooler: true });
     for (const [name, t] of fresh) expect(base.get(name)!.data, name).toEqual(t.data);
   });
@@ -99,7 +114,14 @@ describe("matchHeadInit", () => {
 
 describe("spanExamples", () => {
   const corpus: Passage[] = [
-    { id: "a", title: "T", text: "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty twentyone twentytwo twentythree twentyfour twentyfive twentysix twentyseven twentyeight twentynine thirty thirtyone" },
+    {
+      id: "a",
+      title: "T",
+      text:
+        "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen " +
+        "eighteen nineteen twenty twentyone twentytwo twentythree twentyfour twentyfive twentysix twentyseven " +
+        "twentyeight twentynine thirty thirtyone",
+    },
     { id: "b", title: "", text: "too short" },
   ];
   it("draws an exact span of 6-10 words from the first 28 words, the whole passage as positive, seeded per epoch", () => {
@@ -136,17 +158,45 @@ describe("CrossEncoderTrainer with a match head (tiny model from scratch, wasm)"
   });
 
   it("learns span matching on new spans where the same model without it does not, and writes the head's report", async () => {
-    const { config: cfg, tokenizer } = scratchModel({ hidden: 64, layers: 2, heads: 2, ffn: 128, maxLen: 64, vocabSize: 600, texts: corpus.map((p) => p.text), dropout: 0 });
+    const { config: cfg, tokenizer } = scratchModel({
+      hidden: 64,
+      layers: 2,
+      heads: 2,
+      ffn: 128,
+      maxLen: 64,
+      vocabSize: 600,
+      texts: corpus.map((p) => p.text),
+      dropout: 0,
+    });
     const train = [0, 1, 2, 3].flatMap((epoch) => spanExamples(corpus, { seed: 1, epoch }));
     const heldOut = spanExamples(corpus, { seed: 2, epoch: 9 }); // spans the runs never saw
     const results: Record<string, number> = {};
     for (const matchHead of [false, true]) {
       const trainer = new CrossEncoderTrainer({
-        outputDir: join(root, `run-${matchHead}`), tokenizer, config: cfg, train, matchHead, negatives: 3, batchSize: 8,
-        maxSteps: STEPS, lr: 1e-3, warmupRatio: 0.1, maxLength: 48, seed: 3, progress: false,
+        outputDir: join(root, `run-${matchHead}`),
+        tokenizer,
+        config: cfg,
+        train,
+        matchHead,
+        negatives: 3,
+        batchSize: 8,
+        maxSteps: STEPS,
+        lr: 1e-3,
+        warmupRatio: 0.1,
+        maxLength: 48,
+        seed: 3,
+        progress: false,
       });
       try {
-        const probe = new CrossEncoderTrainer({ outputDir: join(root, "probe"), tokenizer, config: cfg, train: heldOut, negatives: 3, progress: false, seed: 4 });
+        const probe = new CrossEncoderTrainer({
+          outputDir: join(root, "probe"),
+          tokenizer,
+          config: cfg,
+          train: heldOut,
+          negatives: 3,
+          progress: false,
+          seed: 4,
+        });
         const groups = probe.groupsForEpoch(0);
         probe.dispose();
         await trainer.train();

@@ -26,7 +26,10 @@ export interface MiningFixture {
 }
 
 /** Writes the fixture BEIR folder into `dir`. */
-export async function writeMiningFixture(dir: string, opts: { size?: number; questions?: number; testQuestions?: number } = {}): Promise<MiningFixture> {
+export async function writeMiningFixture(
+  dir: string,
+  opts: { size?: number; questions?: number; testQuestions?: number } = {},
+): Promise<MiningFixture> {
   const size = opts.size ?? 80;
   const nq = opts.questions ?? 16;
   const nt = opts.testQuestions ?? 8;
@@ -44,8 +47,14 @@ export async function writeMiningFixture(dir: string, opts: { size?: number; que
   qrels.get("q0")!.set(passages[1]!.id, 1);
   qrels.get("q1")!.set(passages[2]!.id, 0);
   await mkdir(join(dir, "qrels"), { recursive: true });
-  await writeFile(join(dir, "corpus.jsonl"), passages.map((p) => JSON.stringify({ _id: p.id, title: p.title, text: p.text })).join("\n") + "\n");
-  await writeFile(join(dir, "queries.jsonl"), [...questions, ...testQuestions].map((q) => JSON.stringify({ _id: q.id, text: q.text })).join("\n") + "\n");
+  await writeFile(
+    join(dir, "corpus.jsonl"),
+    passages.map((p) => JSON.stringify({ _id: p.id, title: p.title, text: p.text })).join("\n") + "\n",
+  );
+  await writeFile(
+    join(dir, "queries.jsonl"),
+    [...questions, ...testQuestions].map((q) => JSON.stringify({ _id: q.id, text: q.text })).join("\n") + "\n",
+  );
   const train = ["query-id\tcorpus-id\tscore"];
   for (const [qid, judged] of qrels) for (const [pid, g] of judged) train.push(`${qid}\t${pid}\t${g}`);
   await writeFile(join(dir, "qrels", "train.tsv"), train.join("\n") + "\n");

@@ -7,12 +7,7 @@ import { readDprJson } from "../../src/data/dpr.js";
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
 import { createRandomDPRModel } from "../../src/testing/index.js";
 import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
-import {
-  HardNegativeMiner,
-  selectHardNegatives,
-  writeMinedDprJson,
-  type MinedExample,
-} from "../../src/training/mining.js";
+import { HardNegativeMiner, selectHardNegatives, writeMinedDprJson, type MinedExample } from "../../src/training/mining.js";
 import { parseMiningArgs, runMiningCli } from "../../src/training/mining-cli.js";
 import { writeMiningFixture, type MiningFixture } from "./mining-fixture.js";
 
@@ -72,7 +67,15 @@ describe("selectHardNegatives", () => {
 
   it("drops positives and duplicates and counts why", () => {
     const counts = { droppedPositives: 0, droppedDuplicates: 0, droppedByMargin: 0 };
-    const got = selectHardNegatives(ranked, (id) => id === "d1", (id) => id === "d3", undefined, rules, undefined, counts);
+    const got = selectHardNegatives(
+      ranked,
+      (id) => id === "d1",
+      (id) => id === "d3",
+      undefined,
+      rules,
+      undefined,
+      counts,
+    );
     expect(got.map((g) => g.id)).toEqual(["d0", "d2", "d4", "d5", "d6", "d7", "d8", "d9"]);
     expect(counts).toEqual({ droppedPositives: 1, droppedDuplicates: 1, droppedByMargin: 0 });
   });
@@ -97,7 +100,9 @@ describe("selectHardNegatives", () => {
   });
 
   it("throws when a margin is set but the positive's score is unknown", () => {
-    expect(() => selectHardNegatives(ranked, none, none, undefined, { ...rules, margin: 0.1 })).toThrow(/margin needs the positive's score/);
+    expect(() => selectHardNegatives(ranked, none, none, undefined, { ...rules, margin: 0.1 })).toThrow(
+      /margin needs the positive's score/,
+    );
   });
 });
 
@@ -217,7 +222,9 @@ describe("HardNegativeMiner (dense)", () => {
       });
       // absolute margin
       const margin = 0.05;
-      const withMargin = await new HardNegativeMiner({ method: "dense", modelPath: modelDir, depth: 40, perQuestion: 40, margin }).mine(data);
+      const withMargin = await new HardNegativeMiner({ method: "dense", modelPath: modelDir, depth: 40, perQuestion: 40, margin }).mine(
+        data,
+      );
       for (const ex of withMargin.examples) {
         const best = Math.max(...ex.positiveScores);
         for (const m of ex.mined) expect(m.score).toBeLessThan(best - margin);
@@ -230,7 +237,9 @@ describe("HardNegativeMiner (dense)", () => {
 
 describe("bad input", () => {
   it("rejects an empty window, a dense miner without a model, a BM25 margin >= 1 and bad counts", () => {
-    expect(() => new HardNegativeMiner({ skipTop: 10, depth: 10 })).toThrow(/HardNegativeMiner: skipTop \(10\) must be smaller than depth \(10\)/);
+    expect(() => new HardNegativeMiner({ skipTop: 10, depth: 10 })).toThrow(
+      /HardNegativeMiner: skipTop \(10\) must be smaller than depth \(10\)/,
+    );
     expect(() => new HardNegativeMiner({ method: "dense" })).toThrow(/HardNegativeMiner: method "dense" needs modelPath/);
     expect(() => new HardNegativeMiner({ margin: 1.5 })).toThrow(/relative .* must be < 1, got 1.5/);
     expect(() => new HardNegativeMiner({ margin: -1 })).toThrow(/margin must be a finite number >= 0, got -1/);
@@ -250,7 +259,20 @@ describe("bad input", () => {
 
 describe("mine-hard-negatives CLI", () => {
   it("parses flags and refuses bad ones by name", () => {
-    const o = parseMiningArgs(["--dataset", "d", "--out", "o.json", "--skip-top", "3", "--depth", "50", "--margin", "0.1", "--per-question", "7"])!;
+    const o = parseMiningArgs([
+      "--dataset",
+      "d",
+      "--out",
+      "o.json",
+      "--skip-top",
+      "3",
+      "--depth",
+      "50",
+      "--margin",
+      "0.1",
+      "--per-question",
+      "7",
+    ])!;
     expect(o.split).toBe("train");
     expect(o.miner).toMatchObject({ method: "bm25", skipTop: 3, depth: 50, margin: 0.1, perQuestion: 7 });
     expect(() => parseMiningArgs(["--out", "o.json"])).toThrow(/--dataset <BEIR folder> is required/);
@@ -263,7 +285,19 @@ describe("mine-hard-negatives CLI", () => {
   it("mines a BEIR folder into a DPR JSON file and a stats file", async () => {
     const out = join(root, "cli.json");
     const statsPath = join(root, "cli-stats.json");
-    const code = await runMiningCli(["--dataset", fx.dir, "--out", out, "--depth", "12", "--per-question", "3", "--stats", statsPath, "--quiet"]);
+    const code = await runMiningCli([
+      "--dataset",
+      fx.dir,
+      "--out",
+      out,
+      "--depth",
+      "12",
+      "--per-question",
+      "3",
+      "--stats",
+      statsPath,
+      "--quiet",
+    ]);
     expect(code).toBe(0);
     const back = await readDprJson(out);
     expect(back).toHaveLength(fx.questions.length);

@@ -5,7 +5,9 @@ import { AdamW, clipByGlobalNorm, linearSchedule } from "../../src/training/opti
 
 /** AdamW by hand for one scalar parameter. */
 function adamwByHand(w0: number, grads: number[], lr: number, decay: number): number {
-  let w = w0, m = 0, v = 0;
+  let w = w0,
+    m = 0,
+    v = 0;
   grads.forEach((g, i) => {
     const t = i + 1;
     m = 0.9 * m + 0.1 * g;
@@ -25,15 +27,30 @@ describe("AdamW", () => {
       ["q/embeddings.LayerNorm.weight", tf.variable(tf.tensor1d([0.5, -2]))],
     ]);
     const opt = new AdamW(vars, { weightDecay: 0.1 });
-    const gradSeq = [[0.3, -1.2], [0.1, 0.4], [-0.5, 2.0]];
+    const gradSeq = [
+      [0.3, -1.2],
+      [0.1, 0.4],
+      [-0.5, 2.0],
+    ];
     for (const g of gradSeq) {
       const grads = new Map([...vars.keys()].map((k) => [k, tf.tensor1d(g)]));
       opt.step(grads, 0.01);
       tf.dispose([...grads.values()]);
     }
     const got = (k: string) => [...vars.get(k)!.dataSync()];
-    for (const [k, decay] of [["q/encoder.layer.0.intermediate.dense.weight", 0.1], ["q/encoder.layer.0.intermediate.dense.bias", 0], ["q/embeddings.LayerNorm.weight", 0]] as const) {
-      const want = [0, 1].map((j) => adamwByHand([0.5, -2][j]!, gradSeq.map((g) => g[j]!), 0.01, decay));
+    for (const [k, decay] of [
+      ["q/encoder.layer.0.intermediate.dense.weight", 0.1],
+      ["q/encoder.layer.0.intermediate.dense.bias", 0],
+      ["q/embeddings.LayerNorm.weight", 0],
+    ] as const) {
+      const want = [0, 1].map((j) =>
+        adamwByHand(
+          [0.5, -2][j]!,
+          gradSeq.map((g) => g[j]!),
+          0.01,
+          decay,
+        ),
+      );
       got(k).forEach((x, j) => expect(x).toBeCloseTo(want[j]!, 6));
     }
     // Weight decay made a difference where it applies.
@@ -44,11 +61,38 @@ describe("AdamW", () => {
 
   it("restores its moments from stateTensors so that the next update is the same", async () => {
     await selectBackend({ prefer: "cpu", log: false });
-    const mk = () => new Map([["w", tf.variable(tf.tensor2d([[1, 2], [3, 4]]))]]);
+    const mk = () =>
+      new Map([
+        [
+          "w",
+          tf.variable(
+            tf.tensor2d([
+              [1, 2],
+              [3, 4],
+            ]),
+          ),
+        ],
+      ]);
     const a = mk();
     const optA = new AdamW(a);
-    const g1 = new Map([["w", tf.tensor2d([[0.1, -0.2], [0.3, 0.5]])]]);
-    const g2 = new Map([["w", tf.tensor2d([[-0.4, 0.2], [0.1, 0.05]])]]);
+    const g1 = new Map([
+      [
+        "w",
+        tf.tensor2d([
+          [0.1, -0.2],
+          [0.3, 0.5],
+        ]),
+      ],
+    ]);
+    const g2 = new Map([
+      [
+        "w",
+        tf.tensor2d([
+          [-0.4, 0.2],
+          [0.1, 0.05],
+        ]),
+      ],
+    ]);
     optA.step(g1, 0.1);
     const b = mk();
     b.get("w")!.assign(a.get("w")!);
@@ -77,7 +121,10 @@ describe("linearSchedule", () => {
 describe("clipByGlobalNorm", () => {
   it("scales every gradient by maxNorm / global norm when above, leaves them when below", async () => {
     await selectBackend({ prefer: "cpu", log: false });
-    const grads = new Map([["a", tf.tensor1d([3, 0])], ["b", tf.tensor1d([0, 4])]]);
+    const grads = new Map([
+      ["a", tf.tensor1d([3, 0])],
+      ["b", tf.tensor1d([0, 4])],
+    ]);
     const clipped = clipByGlobalNorm(grads, 1);
     expect(clipped.norm.dataSync()[0]).toBeCloseTo(5, 6);
     expect([...clipped.grads.get("a")!.dataSync()][0]).toBeCloseTo(0.6, 5);

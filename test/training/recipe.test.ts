@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { CrossEncoderTrainer } from "../../src/training/cross-encoder-trainer.js";
 import { scratchModel } from "../../src/training/init.js";
-import { DEFAULT_MAX_GRAD_NORM, requireFraction, requireInteger, requirePositive, runLength, warmupLinearSchedule } from "../../src/training/recipe.js";
+import {
+  DEFAULT_MAX_GRAD_NORM,
+  requireFraction,
+  requireInteger,
+  requirePositive,
+  runLength,
+  warmupLinearSchedule,
+} from "../../src/training/recipe.js";
 import { DPRTrainer } from "../../src/training/trainer.js";
 
 describe("runLength (one meaning of epochs and maxSteps for both trainers)", () => {
@@ -29,17 +36,49 @@ describe("warmupLinearSchedule", () => {
 });
 
 describe("defaults defined once", () => {
-  const { config, tokenizer } = scratchModel({ hidden: 16, layers: 1, heads: 2, ffn: 32, maxLen: 32, vocabSize: 120, texts: ["soy intake and breast cancer risk", "vitamin d and bone density"] });
-  const examples = [{ question: "soy and cancer", positives: [{ id: "a", title: "", text: "soy intake and breast cancer risk" }], negatives: [], hardNegatives: [] }];
+  const { config, tokenizer } = scratchModel({
+    hidden: 16,
+    layers: 1,
+    heads: 2,
+    ffn: 32,
+    maxLen: 32,
+    vocabSize: 120,
+    texts: ["soy intake and breast cancer risk", "vitamin d and bone density"],
+  });
+  const examples = [
+    {
+      question: "soy and cancer",
+      positives: [{ id: "a", title: "", text: "soy intake and breast cancer risk" }],
+      negatives: [],
+      hardNegatives: [],
+    },
+  ];
 
   it("clips at 2.0 for the dual encoder (DPR's recipe) and 1.0 for the cross-encoder, unless told otherwise", () => {
     expect(DEFAULT_MAX_GRAD_NORM).toEqual({ dualEncoder: 2, crossEncoder: 1 });
-    const dpr = new DPRTrainer({ outputDir: "unused", tokenizer, init: { config }, train: examples, maxQueryLength: 16, maxPassageLength: 32 });
+    const dpr = new DPRTrainer({
+      outputDir: "unused",
+      tokenizer,
+      init: { config },
+      train: examples,
+      maxQueryLength: 16,
+      maxPassageLength: 32,
+    });
     expect(dpr.maxGradNorm).toBe(2);
     const ce = new CrossEncoderTrainer({ outputDir: "unused", tokenizer, config, train: examples, progress: false });
     try {
       expect(ce.maxGradNorm).toBe(1);
-      expect(new DPRTrainer({ outputDir: "unused", tokenizer, init: { config }, train: examples, maxQueryLength: 16, maxPassageLength: 32, maxGradNorm: 0.5 }).maxGradNorm).toBe(0.5);
+      expect(
+        new DPRTrainer({
+          outputDir: "unused",
+          tokenizer,
+          init: { config },
+          train: examples,
+          maxQueryLength: 16,
+          maxPassageLength: 32,
+          maxGradNorm: 0.5,
+        }).maxGradNorm,
+      ).toBe(0.5);
     } finally {
       ce.dispose();
     }
@@ -51,6 +90,8 @@ describe("defaults defined once", () => {
     expect(() => requirePositive("CrossEncoderTrainer", 0, "maxMinutes")).toThrow("CrossEncoderTrainer: maxMinutes must be > 0, got 0");
     expect(() => requireFraction("DPRTrainer", 1, "warmupRatio")).not.toThrow();
     expect(() => requireFraction("DPRTrainer", 1, "dropout")).toThrow("DPRTrainer: dropout must be in [0, 1), got 1");
-    expect(() => requireFraction("CrossEncoderTrainer", -0.1, "warmupRatio")).toThrow("CrossEncoderTrainer: warmupRatio must be in [0, 1], got -0.1");
+    expect(() => requireFraction("CrossEncoderTrainer", -0.1, "warmupRatio")).toThrow(
+      "CrossEncoderTrainer: warmupRatio must be in [0, 1], got -0.1",
+    );
   });
 });

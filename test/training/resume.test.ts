@@ -18,9 +18,42 @@ let dir: string;
 
 function train(out: string, extra: string[] = []): ChildProcess {
   return runScript("scripts/train-dpr.ts", [
-    "--data", join(dir, "beir"), "--out", out, "--hidden", "32", "--layers", "2", "--heads", "4",
-    "--ffn", "64", "--max-len", "64", "--vocab-size", "300", "--epochs", "3", "--batch", "8", "--lr", "2e-3", "--q-len", "16",
-    "--p-len", "32", "--backend", "wasm", "--checkpoint-every", "4", "--throttle-ms", "250", "--no-progress", "--seed", "9", ...extra,
+    "--data",
+    join(dir, "beir"),
+    "--out",
+    out,
+    "--hidden",
+    "32",
+    "--layers",
+    "2",
+    "--heads",
+    "4",
+    "--ffn",
+    "64",
+    "--max-len",
+    "64",
+    "--vocab-size",
+    "300",
+    "--epochs",
+    "3",
+    "--batch",
+    "8",
+    "--lr",
+    "2e-3",
+    "--q-len",
+    "16",
+    "--p-len",
+    "32",
+    "--backend",
+    "wasm",
+    "--checkpoint-every",
+    "4",
+    "--throttle-ms",
+    "250",
+    "--no-progress",
+    "--seed",
+    "9",
+    ...extra,
   ]);
 }
 
@@ -58,7 +91,11 @@ describe("train-dpr --resume after SIGKILL", () => {
     }
     // The log of the resumed run has every update once, with the reference's losses.
     const steps = async (out: string) =>
-      (await readFile(join(out, "train-log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { type: string; step: number; loss: number }).filter((r) => r.type === "step");
+      (await readFile(join(out, "train-log.jsonl"), "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { type: string; step: number; loss: number })
+        .filter((r) => r.type === "step");
     const [sa, sb] = [await steps(reference), await steps(interrupted)];
     expect(sb.map((s) => s.step)).toEqual(sa.map((s) => s.step));
     expect(sb.map((s) => s.loss)).toEqual(sa.map((s) => s.loss));

@@ -9,8 +9,24 @@ import { join } from "node:path";
 import { seededUniform } from "../../src/utils/random.js";
 
 const SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pu", "da", "gi", "bo", "fe", "hu", "ja"];
-const FILLER = ["the", "study", "of", "cells", "and", "results", "show", "that", "in", "patients", "with", "a", "new", "method", "for", "data"];
-
+const FILLER = [
+  "the",
+  "study",
+  "of",
+  "cells",
+  "and",
+  "results",
+  "show",
+  "that",
+  "in",
+  "patients",
+  "with",
+  "a",
+  "new",
+  "method",
+  "for",
+  "data",
+];
 
 export interface SyntheticTask {
   corpus: { _id: string; title: string; text: string }[];

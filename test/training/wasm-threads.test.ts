@@ -7,8 +7,14 @@ describe("wasm backend with 2 XNNPACK threads in Node (patched bundle)", () => {
   it("starts 2 threads and computes the same products and gradients as the cpu backend", async () => {
     const run = () =>
       tf.tidy(() => {
-        const a = tf.tensor(Array.from({ length: 64 * 48 }, (_, i) => Math.sin(i)), [64, 48]);
-        const b = tf.tensor(Array.from({ length: 48 * 40 }, (_, i) => Math.cos(i)), [48, 40]);
+        const a = tf.tensor(
+          Array.from({ length: 64 * 48 }, (_, i) => Math.sin(i)),
+          [64, 48],
+        );
+        const b = tf.tensor(
+          Array.from({ length: 48 * 40 }, (_, i) => Math.cos(i)),
+          [48, 40],
+        );
         const y = tf.matMul(a, b);
         const g = tf.grad((x: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, b))))(a);
         return [Array.from(y.dataSync()), Array.from(g.dataSync())];

@@ -10,7 +10,6 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { loadBeirDataset } from "../../src/data/beir.js";
 import { selectBackend } from "../../src/training/backend.js";
-import { BertEncoderTF } from "../../src/training/bert-tf.js";
 import { examplesFromBeir } from "../../src/training/batches.js";
 import { hashDropoutAttrs, hashDropoutMask, hashDropoutMaskValues } from "../../src/training/dropout.js";
 import { evaluateModelDir, type DevSet } from "../../src/training/export.js";
@@ -63,7 +62,11 @@ describe.skipIf(!SOFTWARE_GPU)("webgpu backend (Dawn on lavapipe)", () => {
   it("hash dropout masks are bit-identical on the GPU and in JavaScript and drop the requested fraction", async () => {
     await selectBackend({ prefer: "webgpu", log: false });
     const shape = [37, 129];
-    for (const [rate, seed] of [[0.1, 1], [0.5, 123456789], [0.3, 4294967295]] as const) {
+    for (const [rate, seed] of [
+      [0.1, 1],
+      [0.5, 123456789],
+      [0.3, 4294967295],
+    ] as const) {
       const gpu = hashDropoutMask(shape, rate, seed);
       const values = (await gpu.data()) as Float32Array;
       gpu.dispose();
@@ -120,7 +123,8 @@ describe.skipIf(!SOFTWARE_GPU)("webgpu backend (Dawn on lavapipe)", () => {
 
   it("GPU errors become errors that name the work: a rejected binding, a missing kernel", async () => {
     await selectBackend({ prefer: "webgpu", log: false });
-    const limit = (tf.backend() as unknown as { device: { limits: { maxStorageBufferBindingSize: number } } }).device.limits.maxStorageBufferBindingSize;
+    const limit = (tf.backend() as unknown as { device: { limits: { maxStorageBufferBindingSize: number } } }).device.limits
+      .maxStorageBufferBindingSize;
     const n = Math.floor(limit / 4) + 1024; // one float tensor larger than one binding may be
     await expect(
       guardGpuWork("training update 3 (batch 64)", async () => {
@@ -133,53 +137,106 @@ describe.skipIf(!SOFTWARE_GPU)("webgpu backend (Dawn on lavapipe)", () => {
       guardGpuWork("training update 4", async () => {
         tf.sparse.sparseReshape(tf.tensor2d([[0, 0]], [1, 2], "int32"), [2, 2], [4]);
       }),
-    ).rejects.toThrow("webgpu: TF.js has no 'SparseReshape' kernel for the webgpu backend (needed by training update 4); train with --backend wasm or cpu");
+    ).rejects.toThrow(
+      "webgpu: TF.js has no 'SparseReshape' kernel for the webgpu backend (needed by training update 4); train with --backend wasm or cpu",
+    );
     // The backend still works afterwards.
     expect(Array.from(await tf.add(tf.tensor1d([1, 2]), 1).data())).toEqual([2, 3]);
   });
 
-  it("DPRTrainer on webgpu learns a synthetic task, evaluates dev on the GPU as the exported ONNX model does, and its checkpoint resumes on wasm", async () => {
-    const beir = join(root, "beir");
-    await writeSyntheticBeir(beir, syntheticTask(32, 3));
-    const ds = await loadBeirDataset(beir, "train");
-    const dev: DevSet = { queries: ds.queries, corpus: ds.corpus, qrels: ds.qrels };
-    const { config, tokenizer } = scratchModel({ hidden: 32, layers: 1, heads: 2, ffn: 64, maxLen: 48, vocabSize: 300, texts: ds.corpus.flatMap((p) => [p.title, p.text]), dropout: 0.1 });
-    await selectBackend({ prefer: "webgpu", log: false });
-    const params = {
-      outputDir: join(root, "run"), tokenizer, init: { config }, train: examplesFromBeir(ds).examples, dev, shared: true, pooling: "mean" as const,
-      batchSize: 8, lr: 3e-3, epochs: 2, maxQueryLength: 16, maxPassageLength: 40, seed: 5, progress: false as const,
-    };
-    const epochs: EpochRecord[] = [];
-    const result = await new DPRTrainer({ ...params, onEpoch: (e) => epochs.push(e) }).train();
-    expect(result.steps).toBe(8);
-    expect(result.lastLoss).toBeLessThan(result.firstLoss);
-    const training = JSON.parse(await readFile(join(result.modelDir, "training.json"), "utf8")) as { hyperparameters: { backend: string; devEvaluation: string } };
-    expect(training.hyperparameters).toMatchObject({ backend: "webgpu", devEvaluation: "backend" });
-    // The dev figures computed on the GPU by the TF.js encoders equal onnxruntime's on the exported model.
-    const best = epochs.filter((e) => e.best).at(-1)!; // model/ holds the last epoch that improved
-    const onnx = await evaluateModelDir(result.modelDir, dev);
-    for (const k of ["recall@1", "recall@5", "mrr@10", "ndcg@10"]) expect(onnx[k]).toBeCloseTo(best.metrics![k]!, 6);
-    // Checkpoints are backend-neutral: a run stopped on webgpu after its update-4 checkpoint resumes on wasm.
-    const interrupted = { ...params, outputDir: join(root, "interrupted"), checkpointEvery: 4 };
-    await expect(
-      new DPRTrainer({ ...interrupted, onStep: (s) => { if (s.step === 6) throw new Error("killed at update 6"); } }).train(),
-    ).rejects.toThrow("killed at update 6");
-    await selectBackend({ prefer: "wasm", log: false });
-    const resumed = await new DPRTrainer(interrupted).train({ resume: true });
-    expect(resumed.resumedFromStep).toBe(4);
-    expect(resumed.steps).toBe(8);
-    expect(Number.isFinite(resumed.lastLoss)).toBe(true);
-  });
+  it(
+    "DPRTrainer on webgpu learns a synthetic task, evaluates dev on the GPU as the exported ONNX model does, and its " +
+      "checkpoint resumes on wasm",
+    async () => {
+      const beir = join(root, "beir");
+      await writeSyntheticBeir(beir, syntheticTask(32, 3));
+      const ds = await loadBeirDataset(beir, "train");
+      const dev: DevSet = { queries: ds.queries, corpus: ds.corpus, qrels: ds.qrels };
+      const { config, tokenizer } = scratchModel({
+        hidden: 32,
+        layers: 1,
+        heads: 2,
+        ffn: 64,
+        maxLen: 48,
+        vocabSize: 300,
+        texts: ds.corpus.flatMap((p) => [p.title, p.text]),
+        dropout: 0.1,
+      });
+      await selectBackend({ prefer: "webgpu", log: false });
+      const params = {
+        outputDir: join(root, "run"),
+        tokenizer,
+        init: { config },
+        train: examplesFromBeir(ds).examples,
+        dev,
+        shared: true,
+        pooling: "mean" as const,
+        batchSize: 8,
+        lr: 3e-3,
+        epochs: 2,
+        maxQueryLength: 16,
+        maxPassageLength: 40,
+        seed: 5,
+        progress: false as const,
+      };
+      const epochs: EpochRecord[] = [];
+      const result = await new DPRTrainer({ ...params, onEpoch: (e) => epochs.push(e) }).train();
+      expect(result.steps).toBe(8);
+      expect(result.lastLoss).toBeLessThan(result.firstLoss);
+      const training = JSON.parse(await readFile(join(result.modelDir, "training.json"), "utf8")) as {
+        hyperparameters: { backend: string; devEvaluation: string };
+      };
+      expect(training.hyperparameters).toMatchObject({ backend: "webgpu", devEvaluation: "backend" });
+      // The dev figures computed on the GPU by the TF.js encoders equal onnxruntime's on the exported model.
+      const best = epochs.filter((e) => e.best).at(-1)!; // model/ holds the last epoch that improved
+      const onnx = await evaluateModelDir(result.modelDir, dev);
+      for (const k of ["recall@1", "recall@5", "mrr@10", "ndcg@10"]) expect(onnx[k]).toBeCloseTo(best.metrics![k]!, 6);
+      // Checkpoints are backend-neutral: a run stopped on webgpu after its update-4 checkpoint resumes on wasm.
+      const interrupted = { ...params, outputDir: join(root, "interrupted"), checkpointEvery: 4 };
+      await expect(
+        new DPRTrainer({
+          ...interrupted,
+          onStep: (s) => {
+            if (s.step === 6) throw new Error("killed at update 6");
+          },
+        }).train(),
+      ).rejects.toThrow("killed at update 6");
+      await selectBackend({ prefer: "wasm", log: false });
+      const resumed = await new DPRTrainer(interrupted).train({ resume: true });
+      expect(resumed.resumedFromStep).toBe(4);
+      expect(resumed.steps).toBe(8);
+      expect(Number.isFinite(resumed.lastLoss)).toBe(true);
+    },
+  );
 
   it("CrossEncoderTrainer on webgpu with the match head learns, and its export scores as the trainer does", async () => {
     const fx = await writeMiningFixture(join(root, "ce"), { size: 40, questions: 10, testQuestions: 2 });
     const data = await loadBeirDataset(fx.dir, "train");
     const examples = (await new HardNegativeMiner({ depth: 20, perQuestion: 4 }).mine(data)).examples;
-    const { config, tokenizer } = scratchModel({ hidden: 32, layers: 2, heads: 4, ffn: 64, maxLen: 96, vocabSize: 400, texts: data.corpus.map((p) => p.text), dropout: 0 });
+    const { config, tokenizer } = scratchModel({
+      hidden: 32,
+      layers: 2,
+      heads: 4,
+      ffn: 64,
+      maxLen: 96,
+      vocabSize: 400,
+      texts: data.corpus.map((p) => p.text),
+      dropout: 0,
+    });
     await selectBackend({ prefer: "webgpu", log: false });
     const trainer = new CrossEncoderTrainer({
-      outputDir: join(root, "ce-run"), tokenizer, config, train: examples, matchHead: true, negatives: 3, batchSize: 4, epochs: 3, lr: 3e-3,
-      maxLength: 64, seed: 3, progress: false,
+      outputDir: join(root, "ce-run"),
+      tokenizer,
+      config,
+      train: examples,
+      matchHead: true,
+      negatives: 3,
+      batchSize: 4,
+      epochs: 3,
+      lr: 3e-3,
+      maxLength: 64,
+      seed: 3,
+      progress: false,
     });
     try {
       const groups = trainer.groupsForEpoch(0);

@@ -36,8 +36,12 @@ async function flatStore(n = 100): Promise<{ store: FaissDPRStore; data: Float32
 describe("FaissDPRStore bad input", () => {
   it("throws when vector dimensions differ from the store's", async () => {
     const { store } = await flatStore();
-    await expect(store.addVectors([new Array(D + 1).fill(0.1)], docsFor(1, "x"))).rejects.toThrow(/vector 0 has 17 dimensions, expected 16/);
-    await expect(store.similaritySearchVectorWithScore(new Array(8).fill(0.1), 1)).rejects.toThrow(/vector 0 has 8 dimensions, expected 16/);
+    await expect(store.addVectors([new Array(D + 1).fill(0.1)], docsFor(1, "x"))).rejects.toThrow(
+      /vector 0 has 17 dimensions, expected 16/,
+    );
+    await expect(store.similaritySearchVectorWithScore(new Array(8).fill(0.1), 1)).rejects.toThrow(
+      /vector 0 has 8 dimensions, expected 16/,
+    );
     await expect(store.addVectors(new Float32Array(D * 2 + 3), docsFor(2, "y"))).rejects.toThrow(/not a multiple of the dimension 16/);
     expect(store.size).toBe(100);
   });
@@ -64,7 +68,9 @@ describe("FaissDPRStore bad input", () => {
     await expect(store.addVectors([], [])).rejects.toThrow(/FaissDPRStore.addVectors: no vectors given/);
     await expect(store.addDocuments([])).rejects.toThrow(/no documents given/);
     await expect(store.addVectors([new Array(D).fill(0.1)], docsFor(2))).rejects.toThrow(/1 vectors but 2 documents/);
-    await expect(store.addVectors([new Array(D).fill(0.1), new Array(D).fill(0.2)], docsFor(2), { ids: ["a", "a"] })).rejects.toThrow(/duplicate document id "a"/);
+    await expect(store.addVectors([new Array(D).fill(0.1), new Array(D).fill(0.2)], docsFor(2), { ids: ["a", "a"] })).rejects.toThrow(
+      /duplicate document id "a"/,
+    );
   });
 
   it("throws when k ≤ 0 or k is not an integer; k beyond the stored documents returns them all, an empty store nothing", async () => {
@@ -76,7 +82,9 @@ describe("FaissDPRStore bad input", () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
     try {
       expect(await store.similaritySearchVectorWithScore(q, 21)).toHaveLength(20);
-      expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/k \(21\) is greater than the number of stored documents \(20\), setting k to 20/)]);
+      expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([
+        expect.stringMatching(/k \(21\) is greater than the number of stored documents \(20\), setting k to 20/),
+      ]);
     } finally {
       warn.mockRestore();
     }
@@ -85,7 +93,9 @@ describe("FaissDPRStore bad input", () => {
   });
 
   it("throws on an unknown factory string", () => {
-    expect(() => new FaissDPRStore(new HashEmbeddings(D), { factory: "Bogus12", dimensions: D })).toThrow(/FaissDPRStore: cannot build index "Bogus12".*could not parse/);
+    expect(() => new FaissDPRStore(new HashEmbeddings(D), { factory: "Bogus12", dimensions: D })).toThrow(
+      /FaissDPRStore: cannot build index "Bogus12".*could not parse/,
+    );
     expect(() => FaissIndex.create(D, "IVF,Flat")).toThrow(/invalid index description "IVF,Flat"/);
   });
 
@@ -97,14 +107,18 @@ describe("FaissDPRStore bad input", () => {
     const indexPath = path.join(dir, manifest.indexFile);
     const good = await readFile(indexPath);
     await writeFile(indexPath, good.subarray(0, Math.floor(good.length / 2)));
-    await expect(FaissDPRStore.load(dir, new HashEmbeddings(D))).rejects.toThrow(new RegExp(`FaissDPRStore.load: FaissIndex.read: .*${manifest.indexFile} is not a readable faiss index`));
+    await expect(FaissDPRStore.load(dir, new HashEmbeddings(D))).rejects.toThrow(
+      new RegExp(`FaissDPRStore.load: FaissIndex.read: .*${manifest.indexFile} is not a readable faiss index`),
+    );
     await writeFile(indexPath, Buffer.from("definitely not a faiss index, just text"));
     await expect(FaissDPRStore.load(dir, new HashEmbeddings(D))).rejects.toThrow(/not a readable faiss index .*not recognized/);
     await writeFile(indexPath, Buffer.concat([good, Buffer.from("trailing")]));
     await expect(FaissDPRStore.load(dir, new HashEmbeddings(D))).rejects.toThrow(/trailing bytes/);
     await rm(indexPath);
     await expect(FaissDPRStore.load(dir, new HashEmbeddings(D))).rejects.toThrow(/index file .* named by the manifest is missing/);
-    await expect(FaissDPRStore.load(path.join(tmp, "nowhere"), new HashEmbeddings(D))).rejects.toThrow(/manifest.json cannot be read \(ENOENT\)/);
+    await expect(FaissDPRStore.load(path.join(tmp, "nowhere"), new HashEmbeddings(D))).rejects.toThrow(
+      /manifest.json cannot be read \(ENOENT\)/,
+    );
     await expect(FaissIndex.read(path.join(tmp, "nowhere.faiss"))).rejects.toThrow(/cannot open .*nowhere.faiss: No such file/);
   });
 
@@ -156,7 +170,9 @@ describe("FaissDPRStore training rule", () => {
     expect(store.isTrained).toBe(true);
     await store.addVectors(data.subarray(0, 100 * D), docsFor(100));
     expect(store.size).toBe(100);
-    expect(() => new FaissDPRStore(new HashEmbeddings(D), { factory: "IVF8,Flat", trainingSize: 4 })).toThrow(/trainingSize 4 is below the minimum 8/);
+    expect(() => new FaissDPRStore(new HashEmbeddings(D), { factory: "IVF8,Flat", trainingSize: 4 })).toThrow(
+      /trainingSize 4 is below the minimum 8/,
+    );
   });
 });
 
@@ -219,7 +235,10 @@ describe("FaissDPRStore off the event loop", () => {
       ticks++;
     }, 5);
     const start = performance.now();
-    await idx.add(data, BigInt64Array.from({ length: n }, (_, i) => BigInt(i)));
+    await idx.add(
+      data,
+      BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+    );
     const elapsed = performance.now() - start;
     clearInterval(timer);
     expect(idx.ntotal).toBe(n);
@@ -242,7 +261,15 @@ describe("FaissDPRStore file format", () => {
       await store.save(dir);
       const m = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as { indexFile: string };
       const require = createRequire(import.meta.url);
-      const fnode = require("faiss-node") as { Index: { read(p: string): { ntotal(): number; getDimension(): number; search(x: number[], k: number): { distances: number[]; labels: number[] } } } };
+      const fnode = require("faiss-node") as {
+        Index: {
+          read(p: string): {
+            ntotal(): number;
+            getDimension(): number;
+            search(x: number[], k: number): { distances: number[]; labels: number[] };
+          };
+        };
+      };
       const stock = fnode.Index.read(path.join(dir, m.indexFile));
       expect(stock.ntotal()).toBe(2000);
       expect(stock.getDimension()).toBe(D);
@@ -260,7 +287,11 @@ describe("FaissDPRStore file format", () => {
 describe("FaissDPRStore documents, merge, compact", () => {
   it("fromTexts embeds with the embeddings object and finds the text with the most shared words", async () => {
     const texts = ["dense passage retrieval with bert", "cooking pasta at home", "faiss inner product search", "gardening in spring"];
-    const store = await FaissDPRStore.fromTexts(texts, texts.map((_, i) => ({ i })), new HashEmbeddings(D));
+    const store = await FaissDPRStore.fromTexts(
+      texts,
+      texts.map((_, i) => ({ i })),
+      new HashEmbeddings(D),
+    );
     const [top] = await store.similaritySearch("faiss inner product", 1);
     expect(top!.pageContent).toBe("faiss inner product search");
     const batch = await store.similaritySearchBatch(["cooking pasta", "gardening"], { k: 1 });
@@ -273,7 +304,9 @@ describe("FaissDPRStore documents, merge, compact", () => {
   it("uses embedPassagesMatrix (Float32Array) with titles when the embeddings offer it", async () => {
     class MatrixEmbeddings extends HashEmbeddings {
       calls: Array<Array<{ title?: string; text: string }>> = [];
-      async embedPassagesMatrix(passages: Array<{ title?: string; text: string }>): Promise<{ data: Float32Array; dim: number; count: number }> {
+      async embedPassagesMatrix(
+        passages: Array<{ title?: string; text: string }>,
+      ): Promise<{ data: Float32Array; dim: number; count: number }> {
         this.calls.push(passages);
         const rows = await this.embedDocuments(passages.map((p) => `${p.title ?? ""} ${p.text}`));
         const data = new Float32Array(rows.length * this.dim);
@@ -283,7 +316,10 @@ describe("FaissDPRStore documents, merge, compact", () => {
     }
     const emb = new MatrixEmbeddings(D);
     const store = await FaissDPRStore.fromDocuments(
-      [new Document({ pageContent: "about the tower", metadata: { title: "Eiffel" } }), new Document({ pageContent: "about the bridge", metadata: { title: "Golden Gate" } })],
+      [
+        new Document({ pageContent: "about the tower", metadata: { title: "Eiffel" } }),
+        new Document({ pageContent: "about the bridge", metadata: { title: "Golden Gate" } }),
+      ],
       emb,
     );
     expect(emb.calls).toHaveLength(1);
@@ -295,7 +331,11 @@ describe("FaissDPRStore documents, merge, compact", () => {
   it("mergeFrom copies another store's documents and vectors, leaving it intact", async () => {
     const a = clustered(300, D, 4, 1);
     const b = clustered(200, D, 4, 2);
-    const s1 = await FaissDPRStore.fromVectors(a, docsFor(300, "a"), new HashEmbeddings(D), { factory: "IVF4,Flat", nprobe: 4, dimensions: D });
+    const s1 = await FaissDPRStore.fromVectors(a, docsFor(300, "a"), new HashEmbeddings(D), {
+      factory: "IVF4,Flat",
+      nprobe: 4,
+      dimensions: D,
+    });
     const s2 = await FaissDPRStore.fromVectors(b, docsFor(200, "b"), new HashEmbeddings(D), { factory: "HNSW8", dimensions: D });
     await s1.mergeFrom(s2);
     expect(s1.size).toBe(500);
@@ -308,7 +348,11 @@ describe("FaissDPRStore documents, merge, compact", () => {
 
   it("compact rebuilds an HNSW index without tombstones, keeping ids", async () => {
     const data = clustered(400, D, 4, 8);
-    const store = await FaissDPRStore.fromVectors(data, docsFor(400), new HashEmbeddings(D), { factory: "HNSW8", efSearch: 64, dimensions: D });
+    const store = await FaissDPRStore.fromVectors(data, docsFor(400), new HashEmbeddings(D), {
+      factory: "HNSW8",
+      efSearch: 64,
+      dimensions: D,
+    });
     await store.delete({ ids: ["d-0", "d-1", "d-2"] });
     expect(store.tombstoneCount).toBe(3);
     expect(store.faissIndex!.ntotal).toBe(400);

@@ -24,7 +24,9 @@ afterAll(async () => {
 
 /** Runs the child; after "saving-second", polls the folder and SIGKILLs when `pattern` names a new file. */
 async function killDuringSave(dir: string, pattern: RegExp): Promise<{ killedBy: string | null; newFile: string | undefined }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "save-child.ts"), dir], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "save-child.ts"), dir], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let firstFiles: string[] = [];
   let newFile: string | undefined;
   const done = new Promise<string | null>((resolve) => child.on("exit", (_code, signal) => resolve(signal)));
@@ -61,7 +63,10 @@ describe("FaissDPRStore.save under SIGKILL", () => {
       expect(manifest.count).toBe(1000);
       const store = await FaissDPRStore.load(dir, new HashEmbeddings(128));
       expect(store.size).toBe(1000);
-      const [hit] = await store.searchVectors(new Float32Array(128).map((_, i) => Math.sin(i)), { k: 1 });
+      const [hit] = await store.searchVectors(
+        new Float32Array(128).map((_, i) => Math.sin(i)),
+        { k: 1 },
+      );
       expect(hit![0]![0].id).toMatch(/^first-\d+$/);
       // a later save cleans up the interrupted generation
       await store.save(dir);

@@ -25,7 +25,6 @@ afterAll(async () => {
 
 const texts = ["dense passage retrieval with bert", "cooking pasta at home", "faiss inner product search"];
 
-
 /**
  * A record manager kept in memory (the contract of @langchain/core's RecordManager, as
  * @langchain/community's InMemoryRecordManager), on a strictly increasing clock so "updated
@@ -41,7 +40,8 @@ class CountingRecordManager extends RecordManager {
   }
   async update(keys: string[], options?: UpdateOptions): Promise<void> {
     const now = await this.getTime();
-    if (options?.timeAtLeast !== undefined && now < options.timeAtLeast) throw new Error(`clock went back: ${now} < ${options.timeAtLeast}`);
+    if (options?.timeAtLeast !== undefined && now < options.timeAtLeast)
+      throw new Error(`clock went back: ${now} < ${options.timeAtLeast}`);
     keys.forEach((key, i) => {
       const old = this.records.get(key);
       if (old) old.updatedAt = now;
@@ -53,7 +53,10 @@ class CountingRecordManager extends RecordManager {
   }
   async listKeys(options: ListKeyOptions = {}): Promise<string[]> {
     const keys = [...this.records]
-      .filter(([, r]) => (options.before === undefined || r.updatedAt < options.before) && (options.after === undefined || r.updatedAt > options.after))
+      .filter(
+        ([, r]) =>
+          (options.before === undefined || r.updatedAt < options.before) && (options.after === undefined || r.updatedAt > options.after),
+      )
       .filter(([, r]) => !options.groupIds || options.groupIds.includes(r.groupId))
       .map(([key]) => key);
     return keys.slice(0, options.limit ?? keys.length);
@@ -74,7 +77,9 @@ describe("FaissDPRStore k beyond the store", () => {
     expect(result[0]!.map((d) => d.pageContent)[0]).toBe("faiss inner product search");
     expect(result[0]).toHaveLength(3);
     expect(result[1]![0]!.pageContent).toBe("cooking pasta at home");
-    expect(warnings).toEqual(["FaissDPRStore: k (4) is greater than the number of stored documents (3), setting k to 3 (warned once per store)"]);
+    expect(warnings).toEqual([
+      "FaissDPRStore: k (4) is greater than the number of stored documents (3), setting k to 3 (warned once per store)",
+    ]);
   });
 
   it("an empty store returns no documents from search, MMR and a retriever, without a warning", async () => {
@@ -143,9 +148,9 @@ describe("FaissDPRStore upsert by id", () => {
   it("refuses an id twice in one call, changing nothing", async () => {
     const store = await FaissDPRStore.fromTexts(texts, {}, new HashEmbeddings(D));
     const before = store.version;
-    await expect(store.addDocuments([new Document({ pageContent: "a" }), new Document({ pageContent: "b" })], { ids: ["x", "x"] })).rejects.toThrow(
-      /FaissDPRStore.addDocuments: duplicate document id "x" within one call/,
-    );
+    await expect(
+      store.addDocuments([new Document({ pageContent: "a" }), new Document({ pageContent: "b" })], { ids: ["x", "x"] }),
+    ).rejects.toThrow(/FaissDPRStore.addDocuments: duplicate document id "x" within one call/);
     expect(store.size).toBe(3);
     expect(store.version).toBe(before);
   });
@@ -162,7 +167,8 @@ describe("FaissDPRStore upsert by id", () => {
     const seen: string[][] = [];
     const searcher = (async () => {
       while (!stop) {
-        for (const hits of await store.searchVectors(queries, { k: 20 })) seen.push(hits.map(([doc]) => `${doc.id}@${doc.metadata.version}`));
+        for (const hits of await store.searchVectors(queries, { k: 20 }))
+          seen.push(hits.map(([doc]) => `${doc.id}@${doc.metadata.version}`));
       }
     })();
     for (let version = 1; version <= 5; version++) await store.addVectors(data, docs(version), { ids });
@@ -198,7 +204,9 @@ describe("FaissDPRStore upsert by id", () => {
     const uids = [...records.records.keys()];
     expect((await store.getByIds(uids)).map((d) => d.pageContent)).toEqual(texts);
     // the same documents again, forced: every id is added again and replaces itself
-    expect(await index({ docsSource: source, recordManager: records, vectorStore: store, options: { cleanup: "full", forceUpdate: true } })).toEqual({
+    expect(
+      await index({ docsSource: source, recordManager: records, vectorStore: store, options: { cleanup: "full", forceUpdate: true } }),
+    ).toEqual({
       numAdded: 0,
       numUpdated: 3,
       numDeleted: 0,
@@ -226,11 +234,15 @@ describe("FaissDPRStore upsert by id", () => {
       numDeleted: 1,
       numSkipped: 0,
     });
-    expect((await inc.similaritySearch("home", 3)).map((d) => d.pageContent).sort()).toEqual(
-      ["cooking rice at home", "dense passage retrieval with bert", "faiss inner product search"],
-    );
+    expect((await inc.similaritySearch("home", 3)).map((d) => d.pageContent).sort()).toEqual([
+      "cooking rice at home",
+      "dense passage retrieval with bert",
+      "faiss inner product search",
+    ]);
     // a lost record manager: indexing the same documents re-adds ids the store already holds
-    expect(await index({ docsSource: next, recordManager: new CountingRecordManager(), vectorStore: store })).toMatchObject({ numAdded: 2 });
+    expect(await index({ docsSource: next, recordManager: new CountingRecordManager(), vectorStore: store })).toMatchObject({
+      numAdded: 2,
+    });
     expect(store.size).toBe(2);
   });
 });
@@ -256,7 +268,8 @@ describe("FaissDPRStore MMR similarity", () => {
   }
 
   it("picks by direction with cosine (the default) and by length with inner products", async () => {
-    const pick = async (s: FaissDPRStore, lambda: number) => (await s.maxMarginalRelevanceSearchByVector(q, { k: 2, fetchK: 4, lambda })).map((d) => d.id);
+    const pick = async (s: FaissDPRStore, lambda: number) =>
+      (await s.maxMarginalRelevanceSearchByVector(q, { k: 2, fetchK: 4, lambda })).map((d) => d.id);
     const cos = await store();
     const ip = await store("inner_product");
     expect(cos.mmrSimilarity).toBe("cosine");
@@ -291,7 +304,13 @@ describe("FaissDPRStore MMR similarity", () => {
     let compared = 0;
     let reordered = 0;
     let differsFromInnerProduct = 0;
-    for (const [qi, lambda, k, fetchK] of [[3, 0.5, 5, 20], [77, 0.2, 8, 40], [150, 0.9, 4, 10], [299, 0, 6, 30], [12, 1, 3, 20]] as const) {
+    for (const [qi, lambda, k, fetchK] of [
+      [3, 0.5, 5, 20],
+      [77, 0.2, 8, 40],
+      [150, 0.9, 4, 10],
+      [299, 0, 6, 30],
+      [12, 1, 3, 20],
+    ] as const) {
       const query = Array.from(data.subarray(qi * d, (qi + 1) * d), (x, j) => x + 0.05 * Math.cos(j + qi));
       const [cands] = await s.searchVectors([query], { k: fetchK });
       const candVectors = cands!.map(([doc]) => Array.from(data.subarray(Number(doc.id) * d, (Number(doc.id) + 1) * d)));
@@ -299,7 +318,14 @@ describe("FaissDPRStore MMR similarity", () => {
       const got = (await s.maxMarginalRelevanceSearchByVector(query, { k, fetchK, lambda })).map((doc) => doc.id);
       expect(got).toEqual(expected);
       compared++;
-      if (got.join() !== cands!.slice(0, k).map(([doc]) => doc.id).join()) reordered++;
+      if (
+        got.join() !==
+        cands!
+          .slice(0, k)
+          .map(([doc]) => doc.id)
+          .join()
+      )
+        reordered++;
       const byIp = (await ipStore.maxMarginalRelevanceSearchByVector(query, { k, fetchK, lambda })).map((doc) => doc.id);
       if (byIp.join() !== got.join()) differsFromInnerProduct++;
     }

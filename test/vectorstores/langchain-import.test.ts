@@ -37,7 +37,6 @@ interface Corpus {
 const corpus = JSON.parse(await readFile(path.join(FIX, "corpus.json"), "utf8")) as Corpus;
 const faissStoreExpected = JSON.parse(await readFile(path.join(FIX, "faissstore-expected.json"), "utf8")) as FaissStoreExpected;
 
-
 let tmp: string;
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "langchain-import-"));
@@ -47,7 +46,13 @@ afterAll(async () => {
 });
 
 /** A save_local folder: `pkl` as index.pkl, corpus vectors (the first `count`) in a faiss-node flat index of `metric`. */
-async function pythonFolder(name: string, pkl: string, metric: "ip" | "l2", count = corpus.vectors.length, indexName = "index"): Promise<string> {
+async function pythonFolder(
+  name: string,
+  pkl: string,
+  metric: "ip" | "l2",
+  count = corpus.vectors.length,
+  indexName = "index",
+): Promise<string> {
   const dir = path.join(tmp, name);
   await mkdir(dir, { recursive: true });
   await copyFile(path.join(FIX, pkl), path.join(dir, `${indexName}.pkl`));
@@ -61,12 +66,17 @@ const emb = () => new HashEmbeddings(8);
 
 async function checkFaissStoreFolder(dir: string, expected: FaissStoreExpected): Promise<void> {
   await expect(FaissDPRStore.loadFromFaissStore(dir, emb())).rejects.toThrow(
-    `FaissDPRStore.loadFromFaissStore: ${path.join(dir, "faiss.index")} is an L2 index (LangChain's default IndexFlatL2, ranked by Euclidean distance); FaissDPRStore ranks by inner product. Pass { metric: "convert-to-inner-product" }`,
+    `FaissDPRStore.loadFromFaissStore: ${path.join(dir, "faiss.index")} is an L2 index (LangChain's default ` +
+      `IndexFlatL2, ranked by Euclidean distance); FaissDPRStore ranks by inner product. Pass { metric: ` +
+      `"convert-to-inner-product" }`,
   );
   const store = await FaissDPRStore.loadFromFaissStore(dir, emb(), { metric: "convert-to-inner-product" });
   expect(store.size).toBe(6);
   expect(store.dimensions).toBe(8);
-  const docstore = JSON.parse(await readFile(path.join(dir, "docstore.json"), "utf8")) as [Array<[string, { pageContent: string; metadata: unknown }]>, unknown];
+  const docstore = JSON.parse(await readFile(path.join(dir, "docstore.json"), "utf8")) as [
+    Array<[string, { pageContent: string; metadata: unknown }]>,
+    unknown,
+  ];
   const got = await store.getByIds(expected.ids);
   expect(got.map((d) => d.id)).toEqual(expected.ids);
   expect(got.map((d) => [d.pageContent, d.metadata])).toEqual(docstore[0].map(([, d]) => [d.pageContent, d.metadata]));
@@ -102,17 +112,27 @@ describe("FaissDPRStore.loadFromFaissStore (LangChain.js FaissStore folders)", (
   });
 
   it("keeps working as a FaissDPRStore: save/load, add, and names a broken docstore.json", async () => {
-    const store = await FaissDPRStore.loadFromFaissStore(path.join(FIX, "faissstore"), emb(), { metric: "convert-to-inner-product", factory: "HNSW8" });
+    const store = await FaissDPRStore.loadFromFaissStore(path.join(FIX, "faissstore"), emb(), {
+      metric: "convert-to-inner-product",
+      factory: "HNSW8",
+    });
     expect(store.factory).toBe("HNSW8");
     await store.addVectors([new Array(8).fill(0.5)], [new Document({ pageContent: "added after import" })], { ids: ["new"] });
     expect(store.size).toBe(7);
     await store.save(path.join(tmp, "fs-saved"));
     const loaded = await FaissDPRStore.load(path.join(tmp, "fs-saved"), emb());
-    expect((await loaded.getByIds(["fs-g"]))[0]!.metadata).toEqual({ i: 6, source: "file-6.txt", tags: ["even"], nested: { depth: { n: 6 } } });
+    expect((await loaded.getByIds(["fs-g"]))[0]!.metadata).toEqual({
+      i: 6,
+      source: "file-6.txt",
+      tags: ["even"],
+      nested: { depth: { n: 6 } },
+    });
     const bad = path.join(tmp, "fs-bad");
     await mkdir(bad, { recursive: true });
     await copyFile(path.join(FIX, "faissstore", "faiss.index"), path.join(bad, "faiss.index"));
-    await expect(FaissDPRStore.loadFromFaissStore(bad, emb())).rejects.toThrow(`FaissDPRStore.loadFromFaissStore: ${path.join(bad, "docstore.json")} cannot be read (ENOENT)`);
+    await expect(FaissDPRStore.loadFromFaissStore(bad, emb())).rejects.toThrow(
+      `FaissDPRStore.loadFromFaissStore: ${path.join(bad, "docstore.json")} cannot be read (ENOENT)`,
+    );
   });
 });
 
@@ -120,11 +140,14 @@ describe("FaissDPRStore.loadFromPythonSaveLocal (LangChain Python FAISS.save_loc
   it("refuses an L2 index (Python's default IndexFlatL2), naming the file and the way out", async () => {
     const dir = await pythonFolder("py-l2", "python/index.pkl", "l2");
     await expect(FaissDPRStore.loadFromPythonSaveLocal(dir, emb())).rejects.toThrow(
-      new RegExp(`FaissDPRStore.loadFromPythonSaveLocal: ${path.join(dir, "index.faiss")} is an L2 index .*Pass \\{ metric: "convert-to-inner-product" \\}`),
+      new RegExp(
+        `FaissDPRStore.loadFromPythonSaveLocal: ${path.join(dir, "index.faiss")} is an L2 index .*Pass \\{ metric: ` +
+          `"convert-to-inner-product" \\}`,
+      ),
     );
-    await expect(FaissDPRStore.loadFromPythonSaveLocal(dir, emb(), { metric: "cosine" } as unknown as FaissDPRImportOptions)).rejects.toThrow(
-      'metric must be "inner_product" or "convert-to-inner-product", got "cosine"',
-    );
+    await expect(
+      FaissDPRStore.loadFromPythonSaveLocal(dir, emb(), { metric: "cosine" } as unknown as FaissDPRImportOptions),
+    ).rejects.toThrow('metric must be "inner_product" or "convert-to-inner-product", got "cosine"');
   });
 
   it("opens an inner-product folder with ids, metadata and faiss's ranking", async () => {
@@ -170,12 +193,16 @@ describe("FaissDPRStore.loadFromPythonSaveLocal (LangChain Python FAISS.save_loc
     const dir = await pythonFolder("py-v1", "python-pydantic-v1/index.pkl", "ip", 3);
     const store = await FaissDPRStore.loadFromPythonSaveLocal(dir, emb());
     const docs = await store.getByIds(corpus.documents.slice(0, 3).map((d) => d.id));
-    expect(docs.map((d) => [d.id, d.pageContent, d.metadata])).toEqual(corpus.documents.slice(0, 3).map((d) => [d.id, d.page_content, d.metadata]));
+    expect(docs.map((d) => [d.id, d.pageContent, d.metadata])).toEqual(
+      corpus.documents.slice(0, 3).map((d) => [d.id, d.page_content, d.metadata]),
+    );
   });
 
   it("names a mapping that disagrees with the index", async () => {
     const dir = await pythonFolder("py-short", "python/index.pkl", "ip", 4);
-    await expect(FaissDPRStore.loadFromPythonSaveLocal(dir, emb())).rejects.toThrow(`${path.join(dir, "index.faiss")} holds 4 vectors but the mapping names 6`);
+    await expect(FaissDPRStore.loadFromPythonSaveLocal(dir, emb())).rejects.toThrow(
+      `${path.join(dir, "index.faiss")} holds 4 vectors but the mapping names 6`,
+    );
   });
 });
 
@@ -214,6 +241,8 @@ describe("index.pkl allow-list", () => {
     );
     // a global refused by name even where it is only named (no call): STACK_GLOBAL subprocess.Popen
     const named = Uint8Array.from([0x80, 4, 0x8c, 10, ...Buffer.from("subprocess"), 0x8c, 5, ...Buffer.from("Popen"), 0x93, 0x2e]);
-    expect(() => readLangChainPickle(named, "x.pkl")).toThrow("x.pkl: refusing global subprocess.Popen: a LangChain FAISS index.pkl may name only");
+    expect(() => readLangChainPickle(named, "x.pkl")).toThrow(
+      "x.pkl: refusing global subprocess.Popen: a LangChain FAISS index.pkl may name only",
+    );
   });
 });

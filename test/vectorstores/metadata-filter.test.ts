@@ -70,9 +70,13 @@ describe("matchesFilter", () => {
   });
 
   it("refuses a filter that is neither an object nor a function, naming what it got", () => {
-    expect(() => matchesFilter("topic=x", doc({}))).toThrow("metadata filter: filter must be an object of metadata values or a predicate function, got a string");
+    expect(() => matchesFilter("topic=x", doc({}))).toThrow(
+      "metadata filter: filter must be an object of metadata values or a predicate function, got a string",
+    );
     expect(() => matchesFilter(["topic"], doc({}))).toThrow(/got an array/);
-    expect(() => checkFilter(42, "FaissDPRStore")).toThrow("FaissDPRStore: filter must be an object of metadata values or a predicate function, got a number");
+    expect(() => checkFilter(42, "FaissDPRStore")).toThrow(
+      "FaissDPRStore: filter must be an object of metadata values or a predicate function, got a number",
+    );
   });
 
   it("is the function HybridRetriever filters its sparse side with", () => {
@@ -89,7 +93,13 @@ describe("FaissDPRStore filters by the same rule", () => {
       { topic: "a", tags: ["x", "y"], where: { city: "Oslo", zip: 150, extra: true } },
     ];
     const store = await FaissDPRStore.fromTexts(["one", "two", "three", "four"], metas, new HashEmbeddings(8));
-    const filters = [{ topic: "a" }, { tags: ["x", "y"] }, { where: { zip: 150, city: "Oslo" } }, { topic: "b", tags: ["x", "y"] }, { topic: "c" }];
+    const filters = [
+      { topic: "a" },
+      { tags: ["x", "y"] },
+      { where: { zip: 150, city: "Oslo" } },
+      { topic: "b", tags: ["x", "y"] },
+      { topic: "c" },
+    ];
     const dir = await mkdtemp(path.join(os.tmpdir(), "faiss-filter-"));
     try {
       await store.save(dir);
@@ -102,7 +112,9 @@ describe("FaissDPRStore filters by the same rule", () => {
         }
       }
       expect(metas.filter((m) => matchesFilter({ where: { zip: 150, city: "Oslo" } }, doc(m)))).toHaveLength(2);
-      await expect(store.similaritySearch("one", 2, "topic" as never)).rejects.toThrow("FaissDPRStore: filter must be an object of metadata values or a predicate function, got a string");
+      await expect(store.similaritySearch("one", 2, "topic" as never)).rejects.toThrow(
+        "FaissDPRStore: filter must be an object of metadata values or a predicate function, got a string",
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -134,7 +134,13 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
   const skipLayerNorm = (x: { value: string; bias?: string }, residual: string, prefix: string): string =>
     g.op(
       "SkipLayerNormalization",
-      [x.value, residual, g.floats(`${prefix}.weight`, [H], get(weights, `${prefix}.weight`).data), g.floats(`${prefix}.bias`, [H], get(weights, `${prefix}.bias`).data), ...(x.bias ? [x.bias] : [])],
+      [
+        x.value,
+        residual,
+        g.floats(`${prefix}.weight`, [H], get(weights, `${prefix}.weight`).data),
+        g.floats(`${prefix}.bias`, [H], get(weights, `${prefix}.bias`).data),
+        ...(x.bias ? [x.bias] : []),
+      ],
       { name: `${prefix}/SkipLayerNormalization`, domain: MS_DOMAIN, attributes: [attr.float("epsilon", config.layer_norm_eps)] },
     );
 
@@ -157,10 +163,18 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
   };
 
   const layerNorm = (x: string, prefix: string): string =>
-    g.op("LayerNormalization", [x, g.floats(`${prefix}.weight`, [H], get(weights, `${prefix}.weight`).data), g.floats(`${prefix}.bias`, [H], get(weights, `${prefix}.bias`).data)], {
-      name: `${prefix}/LayerNormalization`,
-      attributes: [attr.int("axis", -1), attr.float("epsilon", config.layer_norm_eps)],
-    });
+    g.op(
+      "LayerNormalization",
+      [
+        x,
+        g.floats(`${prefix}.weight`, [H], get(weights, `${prefix}.weight`).data),
+        g.floats(`${prefix}.bias`, [H], get(weights, `${prefix}.bias`).data),
+      ],
+      {
+        name: `${prefix}/LayerNormalization`,
+        attributes: [attr.int("axis", -1), attr.float("epsilon", config.layer_norm_eps)],
+      },
+    );
 
   let oneName: string | undefined;
   const one = (): string => (oneName ??= g.scalar("one", 1));
@@ -194,25 +208,47 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
   };
 
   // Embeddings: word + position (0..S-1) + token type, then LayerNorm.
-  const word = g.op("Gather", [g.floats("embeddings.word_embeddings.weight", [config.vocab_size, H], get(weights, "embeddings.word_embeddings.weight").data), inputIds], {
-    name: "embeddings/word/Gather",
-    attributes: [attr.int("axis", 0)],
-  });
+  const word = g.op(
+    "Gather",
+    [
+      g.floats("embeddings.word_embeddings.weight", [config.vocab_size, H], get(weights, "embeddings.word_embeddings.weight").data),
+      inputIds,
+    ],
+    {
+      name: "embeddings/word/Gather",
+      attributes: [attr.int("axis", 0)],
+    },
+  );
   const seqLen = g.op("Shape", [inputIds], { name: "embeddings/seq_len", attributes: [attr.int("start", 1), attr.int("end", 2)] });
   const positions = g.op(
     "Slice",
     [
-      g.floats("embeddings.position_embeddings.weight", [config.max_position_embeddings, H], get(weights, "embeddings.position_embeddings.weight").data),
+      g.floats(
+        "embeddings.position_embeddings.weight",
+        [config.max_position_embeddings, H],
+        get(weights, "embeddings.position_embeddings.weight").data,
+      ),
       g.int64s("zero_1d", [1], [0]),
       seqLen,
       g.int64s("axis0_1d", [1], [0]),
     ],
     { name: "embeddings/position/Slice" },
   );
-  const tokenTypes = g.op("Gather", [g.floats("embeddings.token_type_embeddings.weight", [config.type_vocab_size, H], get(weights, "embeddings.token_type_embeddings.weight").data), tokenTypeIds], {
-    name: "embeddings/token_type/Gather",
-    attributes: [attr.int("axis", 0)],
-  });
+  const tokenTypes = g.op(
+    "Gather",
+    [
+      g.floats(
+        "embeddings.token_type_embeddings.weight",
+        [config.type_vocab_size, H],
+        get(weights, "embeddings.token_type_embeddings.weight").data,
+      ),
+      tokenTypeIds,
+    ],
+    {
+      name: "embeddings/token_type/Gather",
+      attributes: [attr.int("axis", 0)],
+    },
+  );
   const sum1 = g.op("Add", [word, positions], { name: "embeddings/Add_position" });
   const sum2 = g.op("Add", [sum1, tokenTypes], { name: "embeddings/Add_token_type" });
   let hidden = layerNorm(sum2, "embeddings.LayerNorm");
@@ -273,7 +309,10 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
     const masked = g.op("Add", [scaled, maskBias4d], { name: `${p}.attention.self/scores/Add_mask` });
     const probs = g.op("Softmax", [masked], { name: `${p}.attention.self/Softmax`, attributes: [attr.int("axis", -1)] });
     const context = g.op("MatMul", [probs, v], { name: `${p}.attention.self/context/MatMul` });
-    const merged = g.op("Transpose", [context], { name: `${p}.attention.self/context/Transpose`, attributes: [attr.ints("perm", [0, 2, 1, 3])] });
+    const merged = g.op("Transpose", [context], {
+      name: `${p}.attention.self/context/Transpose`,
+      attributes: [attr.ints("perm", [0, 2, 1, 3])],
+    });
     const contextFlat = g.op("Reshape", [merged, hiddenShape], { name: `${p}.attention.self/context/Reshape` });
     const attnOut = linear(contextFlat, `${p}.attention.output.dense`, true);
     const attnResidual = g.op("Add", [attnOut, hidden], { name: `${p}.attention.output/Add_residual` });
@@ -309,7 +348,13 @@ function buildBertGraph(config: BertConfig, weights: BertWeights, opts: BuildOpt
     graphName: "bert",
     inputs: [batchInput(inputIds), batchInput(attentionMask), batchInput(tokenTypeIds)],
     outputs,
-    opsets: opts.quantize || opts.fused ? [{ domain: "", version: OPSET }, { domain: MS_DOMAIN, version: 1 }] : [{ domain: "", version: OPSET }],
+    opsets:
+      opts.quantize || opts.fused
+        ? [
+            { domain: "", version: OPSET },
+            { domain: MS_DOMAIN, version: 1 },
+          ]
+        : [{ domain: "", version: OPSET }],
     metadata: {
       bert_config: JSON.stringify(config),
       pooler: opts.pooler,

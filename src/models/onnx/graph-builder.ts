@@ -67,7 +67,10 @@ export class GraphBuilder {
   initializer(name: string, dataType: OnnxDataType, dims: readonly number[], data: TypedData): string {
     const count = dims.reduce((a, b) => a * b, 1);
     if (data.byteLength !== count * DATA_TYPE_BYTES[dataType]) {
-      throw new Error(`GraphBuilder: initializer '${name}' dims [${dims.join(", ")}] need ${count * DATA_TYPE_BYTES[dataType]} bytes, got ${data.byteLength}`);
+      throw new Error(
+        `GraphBuilder: initializer '${name}' dims [${dims.join(", ")}] need ${count * DATA_TYPE_BYTES[dataType]} bytes, ` +
+          `got ${data.byteLength}`,
+      );
     }
     const unique = this.uniqueName(name);
     const bytes = bytesOf(data);
@@ -130,7 +133,11 @@ export class GraphBuilder {
   }
 
   /** Single-output node. */
-  op(opType: string, inputs: readonly string[], opts: { name?: string; attributes?: AttributeDef[]; domain?: string; output?: string } = {}): string {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    opts: { name?: string; attributes?: AttributeDef[]; domain?: string; output?: string } = {},
+  ): string {
     return this.node(opType, inputs, { ...opts, outputs: opts.output ? [opts.output] : 1 })[0];
   }
 

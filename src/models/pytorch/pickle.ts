@@ -5,9 +5,10 @@
  * (an allow-list, see `./torch-pickle.ts`), and every REDUCE/NEWOBJ through its `call` hook, which
  * builds plain descriptions. Without hooks, any GLOBAL or call is an Error.
  *
- * Protocols 2 to 5, the opcodes a state_dict uses, and sets (protocol 4's EMPTY_SET/ADDITEMS/FROZENSET). Every length is checked against the bytes that
- * remain before anything is allocated; memo entries live in a Map (no index-sized allocation); the
- * work of copying items is bounded by the pickle's size.
+ * Protocols 2 to 5, the opcodes a state_dict uses, and sets (protocol 4's EMPTY_SET/ADDITEMS/
+ * FROZENSET). Every length is checked against the bytes that remain before anything is allocated;
+ * memo entries live in a Map (no index-sized allocation); the work of copying items is bounded by the
+ * pickle's size.
  */
 
 /** A Python value as the VM represents it (`D` is the caller's own description type). */
@@ -178,30 +179,54 @@ export function unpickle<D>(buf: Uint8Array, start: number, opts: UnpickleOption
     need(1, "an opcode");
     const op = buf[pos++]!;
     switch (op) {
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         const p = u8();
         if (p < 2 || p > 5) fail(`pickle protocol ${p}; expected 2 to 5`);
         break;
       }
-      case 0x95: { // FRAME: an 8-byte length that must fit in what remains
+      case 0x95: {
+        // FRAME: an 8-byte length that must fit in what remains
         need(8, "a frame length");
         const n = view.getBigUint64(pos, true);
         pos += 8;
         if (n > BigInt(buf.length - pos)) fail(`pickle frame of ${n} bytes, but only ${buf.length - pos} remain`);
         break;
       }
-      case 0x2e: return { value: pop(), end: pos }; // STOP
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(new PyTuple<D>([])); break; // EMPTY_TUPLE
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: stack.push(i32()); break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x8a: { // LONG1: little-endian two's complement, at most 255 bytes
+      case 0x2e:
+        return { value: pop(), end: pos }; // STOP
+      case 0x28:
+        stack.push(MARK);
+        break; // MARK
+      case 0x7d:
+        stack.push(new Map());
+        break; // EMPTY_DICT
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push(new PyTuple<D>([]));
+        break; // EMPTY_TUPLE
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        stack.push(i32());
+        break; // BININT
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(u16());
+        break; // BININT2
+      case 0x8a: {
+        // LONG1: little-endian two's complement, at most 255 bytes
         const b = bytes(u8(), "a long integer");
         let v = 0n;
         for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
@@ -209,44 +234,127 @@ export function unpickle<D>(buf: Uint8Array, start: number, opts: UnpickleOption
         stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
       }
-      case 0x47: need(8, "a float"); stack.push(view.getFloat64(pos, false)); pos += 8; break; // BINFLOAT
-      case 0x58: stack.push(text(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(text(u8())); break; // SHORT_BINUNICODE
-      case 0x54: stack.push(text(i32())); break; // BINSTRING (Python 2)
-      case 0x55: stack.push(text(u8())); break; // SHORT_BINSTRING
-      case 0x42: stack.push(bytes(u32(), "bytes").slice()); break; // BINBYTES
-      case 0x43: stack.push(bytes(u8(), "bytes").slice()); break; // SHORT_BINBYTES
-      case 0x71: memoize(u8()); break; // BINPUT
-      case 0x72: memoize(u32()); break; // LONG_BINPUT
-      case 0x94: memoize(memo.size); break; // MEMOIZE
-      case 0x68: case 0x6a: { // BINGET, LONG_BINGET
+      case 0x47:
+        need(8, "a float");
+        stack.push(view.getFloat64(pos, false));
+        pos += 8;
+        break; // BINFLOAT
+      case 0x58:
+        stack.push(text(u32()));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(text(u8()));
+        break; // SHORT_BINUNICODE
+      case 0x54:
+        stack.push(text(i32()));
+        break; // BINSTRING (Python 2)
+      case 0x55:
+        stack.push(text(u8()));
+        break; // SHORT_BINSTRING
+      case 0x42:
+        stack.push(bytes(u32(), "bytes").slice());
+        break; // BINBYTES
+      case 0x43:
+        stack.push(bytes(u8(), "bytes").slice());
+        break; // SHORT_BINBYTES
+      case 0x71:
+        memoize(u8());
+        break; // BINPUT
+      case 0x72:
+        memoize(u32());
+        break; // LONG_BINPUT
+      case 0x94:
+        memoize(memo.size);
+        break; // MEMOIZE
+      case 0x68:
+      case 0x6a: {
+        // BINGET, LONG_BINGET
         const k = op === 0x68 ? u8() : u32();
         if (!memo.has(k)) fail(`pickle reads memo ${k}, which was never set`);
         stack.push(memo.get(k)!);
         break;
       }
-      case 0x85: stack.push(new PyTuple<D>([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(new PyTuple<D>([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(new PyTuple<D>([a, b, c])); break; } // TUPLE3
-      case 0x74: stack.push(new PyTuple<D>(popMark())); break; // TUPLE
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x64: { const m = new Map<V, V>(); setItems(m, popMark()); stack.push(m); break; } // DICT
-      case 0x61: { const v = pop(); append(top(), [v]); break; } // APPEND
-      case 0x65: { const items = popMark(); append(top(), items); break; } // APPENDS
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
-      case 0x8f: stack.push(new PySet<D>([])); break; // EMPTY_SET
-      case 0x90: { const items = popMark(); addItems(top(), items); break; } // ADDITEMS
-      case 0x91: { const items = popMark(); charge(items.length); stack.push(new PySet<D>(items, true)); break; } // FROZENSET
-      case 0x63: { const module = line(); const name = line(); stack.push(global(module, name)); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
+      case 0x85:
+        stack.push(new PyTuple<D>([pop()]));
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        stack.push(new PyTuple<D>([a, b]));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push(new PyTuple<D>([a, b, c]));
+        break;
+      } // TUPLE3
+      case 0x74:
+        stack.push(new PyTuple<D>(popMark()));
+        break; // TUPLE
+      case 0x6c:
+        stack.push(popMark());
+        break; // LIST
+      case 0x64: {
+        const m = new Map<V, V>();
+        setItems(m, popMark());
+        stack.push(m);
+        break;
+      } // DICT
+      case 0x61: {
+        const v = pop();
+        append(top(), [v]);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        append(top(), items);
+        break;
+      } // APPENDS
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        setItems(top(), items);
+        break;
+      } // SETITEMS
+      case 0x8f:
+        stack.push(new PySet<D>([]));
+        break; // EMPTY_SET
+      case 0x90: {
+        const items = popMark();
+        addItems(top(), items);
+        break;
+      } // ADDITEMS
+      case 0x91: {
+        const items = popMark();
+        charge(items.length);
+        stack.push(new PySet<D>(items, true));
+        break;
+      } // FROZENSET
+      case 0x63: {
+        const module = line();
+        const name = line();
+        stack.push(global(module, name));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
-        if (typeof module !== "string" || typeof name !== "string") fail(`STACK_GLOBAL needs two strings, got ${describePy(module)} and ${describePy(name)}`);
+        if (typeof module !== "string" || typeof name !== "string")
+          fail(`STACK_GLOBAL needs two strings, got ${describePy(module)} and ${describePy(name)}`);
         stack.push(global(module as string, name as string));
         break;
       }
-      case 0x52: case 0x81: { // REDUCE, NEWOBJ: fn(*args) / cls.__new__(cls, *args)
+      case 0x52:
+      case 0x81: {
+        // REDUCE, NEWOBJ: fn(*args) / cls.__new__(cls, *args)
         const args = pop();
         const fn = pop();
         const what = op === 0x52 ? "REDUCE" : "NEWOBJ";
@@ -258,21 +366,26 @@ export function unpickle<D>(buf: Uint8Array, start: number, opts: UnpickleOption
         stack.push(opts.call(fn, list));
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         const target = top();
         if (!opts.build) throw new Error(`${src}: refusing BUILD (setting object state) on ${describePy(target)}`);
         opts.build(target, state);
         break;
       }
-      case 0x51: { // BINPERSID
+      case 0x51: {
+        // BINPERSID
         const pid = pop();
         if (!opts.persistentLoad) throw new Error(`${src}: refusing a persistent id: none are expected here`);
         stack.push(opts.persistentLoad(pid));
         break;
       }
       default:
-        throw new Error(`${src}: unsupported pickle opcode 0x${op.toString(16).padStart(2, "0")} at byte ${pos - 1} (not one torch.save writes for a state_dict)`);
+        throw new Error(
+          `${src}: unsupported pickle opcode 0x${op.toString(16).padStart(2, "0")} at byte ${pos - 1} (not one ` +
+            `torch.save writes for a state_dict)`,
+        );
     }
   }
 }

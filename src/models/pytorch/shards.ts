@@ -37,10 +37,12 @@ export async function readCheckpointShards(indexPath: string): Promise<Map<strin
     throw new Error(`${indexPath}: cannot read the shard index: ${(err as Error).message}`);
   }
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof map !== "object" || map === null || Array.isArray(map)) throw new Error(`${indexPath}: no "weight_map" object (expected tensor name → shard file)`);
+  if (typeof map !== "object" || map === null || Array.isArray(map))
+    throw new Error(`${indexPath}: no "weight_map" object (expected tensor name → shard file)`);
   const byShard = new Map<string, string[]>();
   for (const [name, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== "string" || file === "") throw new Error(`${indexPath}: weight_map["${name}"] must be a shard file name, got ${JSON.stringify(file)}`);
+    if (typeof file !== "string" || file === "")
+      throw new Error(`${indexPath}: weight_map["${name}"] must be a shard file name, got ${JSON.stringify(file)}`);
     const norm = normalize(file);
     if (isAbsolute(file) || isAbsolute(norm) || norm.split(sep).includes("..") || norm.split("/").includes("..")) {
       throw new Error(`${indexPath}: shard '${file}' (for '${name}') leaves the model folder; expected a file name next to the index`);
@@ -52,7 +54,9 @@ export async function readCheckpointShards(indexPath: string): Promise<Map<strin
     const path = join(dirname(indexPath), file);
     let shard: { tensors: Map<string, LoadedTensor>; skipped: Set<string> };
     try {
-      shard = file.endsWith(".safetensors") ? await safetensorsShard(path) : { tensors: await readTorchCheckpoint(path), skipped: new Set() };
+      shard = file.endsWith(".safetensors")
+        ? await safetensorsShard(path)
+        : { tensors: await readTorchCheckpoint(path), skipped: new Set() };
     } catch (err) {
       throw new Error(`${indexPath}: shard ${file}: ${(err as Error).message}`);
     }

@@ -30,7 +30,8 @@ function asStateDict(v: TorchValue | undefined): Map<string, TensorRef> | undefi
 export function findStateDict(root: TorchValue, source: string, key?: string): Map<string, TensorRef> {
   if (key !== undefined) {
     const inner = root instanceof Map ? asStateDict(root.get(key)) : undefined;
-    if (!inner) throw new Error(`${source}: stateDictKey '${key}' does not name a dict of tensors in the checkpoint (found ${keysOf(root)})`);
+    if (!inner)
+      throw new Error(`${source}: stateDictKey '${key}' does not name a dict of tensors in the checkpoint (found ${keysOf(root)})`);
     return inner;
   }
   const direct = asStateDict(root);
@@ -43,7 +44,9 @@ export function findStateDict(root: TorchValue, source: string, key?: string): M
       if (hit) return asStateDict(hit[1])!;
     }
     if (candidates.length > 1) {
-      throw new Error(`${source}: several dicts of tensors (${candidates.map(([k]) => `'${k}'`).join(", ")}); choose one with the stateDictKey option`);
+      throw new Error(
+        `${source}: several dicts of tensors (${candidates.map(([k]) => `'${k}'`).join(", ")}); choose one with the stateDictKey option`,
+      );
     }
   }
   throw new Error(`${source}: no state_dict: expected a dict of tensor names to tensors, or a dict holding one (found ${keysOf(root)})`);

@@ -52,14 +52,23 @@ function widen(src: Uint8Array, dtype: "float16" | "bfloat16", out: Float32Array
     const sign = (h & 0x8000) << 16;
     const exp = (h >> 10) & 0x1f;
     const frac = h & 0x3ff;
-    if (exp === 0) out[at + i] = (sign ? -1 : 1) * frac * 2 ** -24; // zero or subnormal (exact in float32)
-    else if (exp === 31) bits[at + i] = sign | 0x7f800000 | (frac << 13); // inf / NaN, payload kept
+    if (exp === 0)
+      out[at + i] = (sign ? -1 : 1) * frac * 2 ** -24; // zero or subnormal (exact in float32)
+    else if (exp === 31)
+      bits[at + i] = sign | 0x7f800000 | (frac << 13); // inf / NaN, payload kept
     else bits[at + i] = sign | ((exp + 112) << 23) | (frac << 13);
   }
 }
 
 /** Reads `count` consecutive values of `dtype` at byte `position` into a new array. */
-async function readValues(fh: FileHandle, position: number, count: number, dtype: TorchDtype, path: string, what: string): Promise<Float32Array | BigInt64Array> {
+async function readValues(
+  fh: FileHandle,
+  position: number,
+  count: number,
+  dtype: TorchDtype,
+  path: string,
+  what: string,
+): Promise<Float32Array | BigInt64Array> {
   if (dtype === "float32" || dtype === "int64") {
     const data = dtype === "float32" ? new Float32Array(count) : new BigInt64Array(count);
     await readInto(fh, new Uint8Array(data.buffer), position, path, what);
@@ -106,13 +115,17 @@ export async function readTensorData(fh: FileHandle, path: string, t: TensorToRe
   const viewBase = ref.storage.view ? ref.storage.view.offset * ref.storage.elementBytes : 0;
   const storageBytes = ref.storage.view ? ref.storage.view.numel * ref.storage.elementBytes : ref.storage.numel * ref.storage.elementBytes;
   if (viewBase + storageBytes > storage.bytes) {
-    throw new Error(`${path}: storage '${ref.storage.key}' of tensor '${name}' has ${storage.bytes} bytes in the file but is declared with ${viewBase + storageBytes}: the file is truncated or damaged`);
+    throw new Error(
+      `${path}: storage '${ref.storage.key}' of tensor '${name}' has ${storage.bytes} bytes in the file but is declared ` +
+        `with ${viewBase + storageBytes}: the file is truncated or damaged`,
+    );
   }
   const shape = [...ref.shape];
   if (count === 0) return { shape, dtype, data: dtype === "int64" ? new BigInt64Array(0) : new Float32Array(0) };
   if (!Number.isSafeInteger((ref.offset + span) * esize) || (ref.offset + span) * esize > storageBytes) {
     throw new Error(
-      `${path}: tensor '${name}' [${ref.shape}] at offset ${ref.offset} with strides [${ref.stride}] reaches ${dtype} element ${ref.offset + span} ` +
+      `${path}: tensor '${name}' [${ref.shape}] at offset ${ref.offset} with strides [${ref.stride}] reaches ${dtype} ` +
+        `element ${ref.offset + span} ` +
         `of a storage holding ${Math.floor(storageBytes / esize)}: the file is damaged`,
     );
   }

@@ -58,7 +58,10 @@ export async function readTorchCheckpoint(path: string, opts: ReadTorchCheckpoin
     if (await isZipFile(fh)) return await readZip(fh, size, path, opts);
     const head = await readRange(fh, 0, Math.min(2, size), size, path, "the first bytes");
     if (head[0] !== 0x80) {
-      throw new Error(`${path}: not a PyTorch checkpoint: expected a zip archive (torch.save since 1.6) or a pickle stream (legacy format), got bytes ${head.toString("hex") || "(empty file)"}`);
+      throw new Error(
+        `${path}: not a PyTorch checkpoint: expected a zip archive (torch.save since 1.6) or a pickle stream (legacy ` +
+          `format), got bytes ${head.toString("hex") || "(empty file)"}`,
+      );
     }
     return await readLegacy(fh, size, path, opts);
   } catch (err) {
@@ -70,7 +73,13 @@ export async function readTorchCheckpoint(path: string, opts: ReadTorchCheckpoin
 }
 
 /** Reads the tensors, checking before each allocation that the total stays within the output budget. */
-async function readAll(fh: FileHandle, fileSize: number, path: string, tensors: TensorToRead[], locate: (s: StorageRef) => StorageBytes): Promise<Map<string, LoadedTensor>> {
+async function readAll(
+  fh: FileHandle,
+  fileSize: number,
+  path: string,
+  tensors: TensorToRead[],
+  locate: (s: StorageRef) => StorageBytes,
+): Promise<Map<string, LoadedTensor>> {
   const budget = OUTPUT_FACTOR * fileSize + 64 * 1024 * 1024;
   let total = 0;
   const out = new Map<string, LoadedTensor>();
@@ -79,7 +88,8 @@ async function readAll(fh: FileHandle, fileSize: number, path: string, tensors: 
     total += (t.dtype === "int64" ? 8 : 4) * (count + (count === span ? 0 : span));
     if (total > budget) {
       throw new Error(
-        `${path}: tensor '${t.name}' [${t.ref.shape}] would bring the tensors read to ${total} bytes, more than ${OUTPUT_FACTOR}× the file (${fileSize} bytes) + 64 MiB ` +
+        `${path}: tensor '${t.name}' [${t.ref.shape}] would bring the tensors read to ${total} bytes, more than ` +
+          `${OUTPUT_FACTOR}× the file (${fileSize} bytes) + 64 MiB ` +
           "(a view repeating its storage, e.g. stride 0, or one storage under very many names): refused",
       );
     }
@@ -88,18 +98,30 @@ async function readAll(fh: FileHandle, fileSize: number, path: string, tensors: 
   return out;
 }
 
-async function readZip(fh: FileHandle, fileSize: number, path: string, opts: ReadTorchCheckpointOptions): Promise<Map<string, LoadedTensor>> {
+async function readZip(
+  fh: FileHandle,
+  fileSize: number,
+  path: string,
+  opts: ReadTorchCheckpointOptions,
+): Promise<Map<string, LoadedTensor>> {
   const entries = await readZipDirectory(fh, fileSize, path);
   // torch writes one top folder (any name); take the shallowest data.pkl.
-  const pkl = [...entries.values()].filter((e) => e.name === "data.pkl" || e.name.endsWith("/data.pkl")).sort((a, b) => a.name.length - b.name.length)[0];
-  if (!pkl) throw new Error(`${path}: zip archive without a data.pkl entry: not a PyTorch checkpoint (entries: ${[...entries.keys()].slice(0, 5).join(", ")})`);
+  const pkl = [...entries.values()]
+    .filter((e) => e.name === "data.pkl" || e.name.endsWith("/data.pkl"))
+    .sort((a, b) => a.name.length - b.name.length)[0];
+  if (!pkl)
+    throw new Error(
+      `${path}: zip archive without a data.pkl entry: not a PyTorch checkpoint (entries: ${[...entries.keys()].slice(0, 5).join(", ")})`,
+    );
   const prefix = pkl.name.slice(0, pkl.name.length - "data.pkl".length);
   const order = entries.get(`${prefix}byteorder`);
   if (order) {
     const text = (await readRange(fh, order.dataOffset, Math.min(order.size, 16), fileSize, path, "byteorder")).toString("latin1").trim();
-    if (text !== "little") throw new Error(`${path}: ${prefix}byteorder is '${text}'; only little-endian checkpoints are read (expected 'little')`);
+    if (text !== "little")
+      throw new Error(`${path}: ${prefix}byteorder is '${text}'; only little-endian checkpoints are read (expected 'little')`);
   }
-  if (pkl.size > MAX_PICKLE_BYTES) throw new Error(`${path}: ${pkl.name} is ${pkl.size} bytes; a state_dict pickle over ${MAX_PICKLE_BYTES} bytes is refused`);
+  if (pkl.size > MAX_PICKLE_BYTES)
+    throw new Error(`${path}: ${pkl.name} is ${pkl.size} bytes; a state_dict pickle over ${MAX_PICKLE_BYTES} bytes is refused`);
   const source = `${path} (${pkl.name})`;
   const bytes = await readRange(fh, pkl.dataOffset, pkl.size, fileSize, path, pkl.name);
   const { value } = unpickleTorch(bytes, 0, source);
@@ -112,7 +134,11 @@ async function readZip(fh: FileHandle, fileSize: number, path: string, opts: Rea
 }
 
 /** Parses the legacy format's five pickles from the head of the file, growing the window as needed. */
-async function legacyHead(fh: FileHandle, fileSize: number, path: string): Promise<{ values: TorchValue[]; end: number; storages: Map<string, StorageRef> }> {
+async function legacyHead(
+  fh: FileHandle,
+  fileSize: number,
+  path: string,
+): Promise<{ values: TorchValue[]; end: number; storages: Map<string, StorageRef> }> {
   for (let window = Math.min(fileSize, 1 << 20); ; window = Math.min(fileSize, MAX_PICKLE_BYTES, window * 8)) {
     const buf = await readRange(fh, 0, window, fileSize, path, "the legacy header");
     const storages = new Map<string, StorageRef>();
@@ -126,7 +152,10 @@ async function legacyHead(fh: FileHandle, fileSize: number, path: string): Promi
         values.push(r.value);
         pos = r.end;
         if (values.length === 1 && r.value !== LEGACY_MAGIC) {
-          throw new Error(`${path}: not a PyTorch checkpoint: the first pickle is ${String(r.value)}, expected the legacy magic number 0x${LEGACY_MAGIC.toString(16)}`);
+          throw new Error(
+            `${path}: not a PyTorch checkpoint: the first pickle is ${String(r.value)}, expected the legacy magic ` +
+              `number 0x${LEGACY_MAGIC.toString(16)}`,
+          );
         }
       }
       return { values, end: pos, storages };
@@ -137,14 +166,21 @@ async function legacyHead(fh: FileHandle, fileSize: number, path: string): Promi
   }
 }
 
-async function readLegacy(fh: FileHandle, fileSize: number, path: string, opts: ReadTorchCheckpointOptions): Promise<Map<string, LoadedTensor>> {
+async function readLegacy(
+  fh: FileHandle,
+  fileSize: number,
+  path: string,
+  opts: ReadTorchCheckpointOptions,
+): Promise<Map<string, LoadedTensor>> {
   const source = `${path} (legacy format)`;
   const { values, end, storages } = await legacyHead(fh, fileSize, path);
   const [, protocol, sysInfo, root, keys] = values;
   if (protocol !== LEGACY_PROTOCOL) throw new Error(`${source}: protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
-  if (sysInfo instanceof Map && sysInfo.get("little_endian") === false) throw new Error(`${source}: saved on a big-endian machine (little_endian False); only little-endian checkpoints are read`);
+  if (sysInfo instanceof Map && sysInfo.get("little_endian") === false)
+    throw new Error(`${source}: saved on a big-endian machine (little_endian False); only little-endian checkpoints are read`);
   const keyList = pyItems(keys);
-  if (!keyList || !keyList.every((k) => typeof k === "string" || typeof k === "number")) throw new Error(`${source}: the storage key list is missing or malformed`);
+  if (!keyList || !keyList.every((k) => typeof k === "string" || typeof k === "number"))
+    throw new Error(`${source}: the storage key list is missing or malformed`);
   const tensors = tensorsToRead(findStateDict(root!, source, opts.stateDictKey), source, opts.filter);
   // Each storage: an 8-byte little-endian element count, then count × element size bytes.
   const located = new Map<string, StorageBytes>();
@@ -157,7 +193,10 @@ async function readLegacy(fh: FileHandle, fileSize: number, path: string, opts: 
     const numel = header.readBigInt64LE(0);
     const bytes = numel * BigInt(ref.elementBytes);
     if (numel < 0n || BigInt(pos + 8) + bytes > BigInt(fileSize)) {
-      throw new Error(`${path}: storage '${key}' claims ${numel} values (${bytes} bytes) at byte ${pos + 8}, past the end of the file (${fileSize} bytes): the file is truncated`);
+      throw new Error(
+        `${path}: storage '${key}' claims ${numel} values (${bytes} bytes) at byte ${pos + 8}, past the end of the file ` +
+          `(${fileSize} bytes): the file is truncated`,
+      );
     }
     located.set(key, { offset: pos + 8, bytes: Number(bytes) });
     pos += 8 + Number(bytes);
@@ -168,4 +207,3 @@ async function readLegacy(fh: FileHandle, fileSize: number, path: string, opts: 
     return l;
   });
 }
-

@@ -32,12 +32,33 @@ const STORAGE_TYPES: Readonly<Record<string, { dtype: string; bytes: number }>> 
 
 /** torch.<name> dtype globals (aliases included) → dtype name. */
 const DTYPE_GLOBALS: Readonly<Record<string, string>> = {
-  float32: "float32", float: "float32", float16: "float16", half: "float16", bfloat16: "bfloat16",
-  int64: "int64", long: "int64", float64: "float64", double: "float64", int32: "int32", int: "int32",
-  int16: "int16", short: "int16", int8: "int8", uint8: "uint8", bool: "bool", complex64: "complex64",
-  cfloat: "complex64", complex128: "complex128", cdouble: "complex128", uint16: "uint16", uint32: "uint32",
-  uint64: "uint64", float8_e4m3fn: "float8_e4m3fn", float8_e5m2: "float8_e5m2",
-  float8_e4m3fnuz: "float8_e4m3fnuz", float8_e5m2fnuz: "float8_e5m2fnuz",
+  float32: "float32",
+  float: "float32",
+  float16: "float16",
+  half: "float16",
+  bfloat16: "bfloat16",
+  int64: "int64",
+  long: "int64",
+  float64: "float64",
+  double: "float64",
+  int32: "int32",
+  int: "int32",
+  int16: "int16",
+  short: "int16",
+  int8: "int8",
+  uint8: "uint8",
+  bool: "bool",
+  complex64: "complex64",
+  cfloat: "complex64",
+  complex128: "complex128",
+  cdouble: "complex128",
+  uint16: "uint16",
+  uint32: "uint32",
+  uint64: "uint64",
+  float8_e4m3fn: "float8_e4m3fn",
+  float8_e5m2: "float8_e5m2",
+  float8_e4m3fnuz: "float8_e4m3fnuz",
+  float8_e5m2fnuz: "float8_e5m2fnuz",
 };
 
 const ELEMENT_BYTES: Readonly<Record<TorchDtype, number>> = { float32: 4, float16: 2, bfloat16: 2, int64: 8 };
@@ -123,7 +144,8 @@ function intList(v: TorchValue | undefined, what: string, fn: string, source: st
 /** The plain description of what Python would have built by calling `fn`. */
 function call(fn: PyGlobal, args: TorchValue[], source: string): TorchValue {
   const q = fn.qualified;
-  if (!CALLABLES.has(q)) throw new Error(`${source}: refusing to call ${q}: only OrderedDict and torch's tensor rebuilders may be called in a state_dict`);
+  if (!CALLABLES.has(q))
+    throw new Error(`${source}: refusing to call ${q}: only OrderedDict and torch's tensor rebuilders may be called in a state_dict`);
   if (q === "collections.OrderedDict") {
     const m = new Map<TorchValue, TorchValue>();
     const pairs = args.length === 0 ? [] : pyItems(args[0]);
@@ -160,13 +182,15 @@ function call(fn: PyGlobal, args: TorchValue[], source: string): TorchValue {
 /** A persistent id of torch.save, ('storage', storage type, key, location, numel[, view]) → StorageRef. */
 function storageFromPid(pid: TorchValue, source: string): StorageRef {
   const t = pyItems(pid);
-  if (!t || t[0] !== "storage" || t.length < 5) throw new Error(`${source}: unexpected persistent id ${describePy(pid)}; expected ('storage', type, key, location, size)`);
+  if (!t || t[0] !== "storage" || t.length < 5)
+    throw new Error(`${source}: unexpected persistent id ${describePy(pid)}; expected ('storage', type, key, location, size)`);
   const type = t[1];
   if (!(type instanceof PyGlobal) || type.module !== "torch" || !Object.hasOwn(STORAGE_TYPES, type.name)) {
     throw new Error(`${source}: persistent id names ${describePy(type)} instead of a torch storage type`);
   }
   const key = t[2];
-  if (typeof key !== "string" && typeof key !== "number") throw new Error(`${source}: storage key must be a string, got ${describePy(key)}`);
+  if (typeof key !== "string" && typeof key !== "number")
+    throw new Error(`${source}: storage key must be a string, got ${describePy(key)}`);
   const numel = toInt(t[4], "a storage size", source);
   if (numel < 0) throw new Error(`${source}: storage '${key}' has a negative size ${numel}`);
   const { dtype, bytes } = STORAGE_TYPES[type.name]!;
@@ -185,13 +209,19 @@ function storageFromPid(pid: TorchValue, source: string): StorageRef {
  * @throws Error naming `source` for any global outside the allow-list (as soon as it is named, before
  *   it could be used), any other call, or a malformed stream.
  */
-export function unpickleTorch(buf: Uint8Array, start: number, source: string, onStorage?: (s: StorageRef) => void): { value: TorchValue; end: number } {
+export function unpickleTorch(
+  buf: Uint8Array,
+  start: number,
+  source: string,
+  onStorage?: (s: StorageRef) => void,
+): { value: TorchValue; end: number } {
   return unpickle<StorageRef | TensorRef>(buf, start, {
     source,
     global: (module, name) => {
       if (!allowedGlobal(module, name)) {
         throw new Error(
-          `${source}: refusing global ${module}.${name}: a checkpoint may name only collections.OrderedDict and torch's tensor rebuilders, storage types and dtypes (nothing is executed)`,
+          `${source}: refusing global ${module}.${name}: a checkpoint may name only collections.OrderedDict and torch's ` +
+            `tensor rebuilders, storage types and dtypes (nothing is executed)`,
         );
       }
       return new PyGlobal(module, name);
@@ -199,7 +229,10 @@ export function unpickleTorch(buf: Uint8Array, start: number, source: string, on
     call: (fn, args) => call(fn, args, source),
     // torch sets a state_dict's `_metadata` (OrderedDict attribute) by BUILD; it is not needed here.
     build: (target) => {
-      if (!(target instanceof Map)) throw new Error(`${source}: refusing BUILD (setting object state) on ${describePy(target)}: only a state_dict's metadata is set that way`);
+      if (!(target instanceof Map))
+        throw new Error(
+          `${source}: refusing BUILD (setting object state) on ${describePy(target)}: only a state_dict's metadata is set that way`,
+        );
     },
     persistentLoad: (pid) => {
       const s = storageFromPid(pid, source);

@@ -27,9 +27,19 @@ const MAX_DIRECTORY_BYTES = 64 * 1024 * 1024;
  * Reads `length` bytes at `offset` of the file, checked against its size first.
  * @throws Error naming `path` and `what` when the range is outside the file or the read comes up short.
  */
-export async function readRange(fh: FileHandle, offset: number, length: number, fileSize: number, path: string, what: string): Promise<Buffer> {
+export async function readRange(
+  fh: FileHandle,
+  offset: number,
+  length: number,
+  fileSize: number,
+  path: string,
+  what: string,
+): Promise<Buffer> {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > fileSize) {
-    throw new Error(`${path}: ${what} at byte ${offset} (+${length} bytes) lies past the end of the file (${fileSize} bytes): the file is truncated or damaged`);
+    throw new Error(
+      `${path}: ${what} at byte ${offset} (+${length} bytes) lies past the end of the file (${fileSize} bytes): the ` +
+        `file is truncated or damaged`,
+    );
   }
   const buf = Buffer.alloc(length);
   const { bytesRead } = await fh.read(buf, 0, length, offset);
@@ -66,11 +76,16 @@ async function findDirectory(fh: FileHandle, fileSize: number, path: string): Pr
   const dir = { count: tail.readUInt16LE(eocd + 10), size: tail.readUInt32LE(eocd + 12), offset: tail.readUInt32LE(eocd + 16) };
   if (dir.count !== 0xffff && dir.size !== 0xffffffff && dir.offset !== 0xffffffff) return dir;
   const loc = eocd - 20;
-  if (loc < 0 || tail.readUInt32LE(loc) !== ZIP64_LOCATOR) throw new Error(`${path}: ZIP64 archive without its end-of-directory locator (the file is damaged)`);
+  if (loc < 0 || tail.readUInt32LE(loc) !== ZIP64_LOCATOR)
+    throw new Error(`${path}: ZIP64 archive without its end-of-directory locator (the file is damaged)`);
   const at = u64(tail, loc + 8, path, "end-of-directory offset");
   const rec = await readRange(fh, at, 56, fileSize, path, "the ZIP64 end-of-directory record");
   if (rec.readUInt32LE(0) !== ZIP64_EOCD) throw new Error(`${path}: no ZIP64 end-of-directory record at byte ${at} (the file is damaged)`);
-  return { count: u64(rec, 32, path, "entry count"), size: u64(rec, 40, path, "directory size"), offset: u64(rec, 48, path, "directory offset") };
+  return {
+    count: u64(rec, 32, path, "entry count"),
+    size: u64(rec, 40, path, "directory size"),
+    offset: u64(rec, 48, path, "directory offset"),
+  };
 }
 
 /**
@@ -80,13 +95,16 @@ async function findDirectory(fh: FileHandle, fileSize: number, path: string): Pr
  */
 export async function readZipDirectory(fh: FileHandle, fileSize: number, path: string): Promise<Map<string, ZipEntry>> {
   const { count, size: dirSize, offset: dirOffset } = await findDirectory(fh, fileSize, path);
-  if (dirSize > MAX_DIRECTORY_BYTES) throw new Error(`${path}: zip central directory of ${dirSize} bytes is refused (at most ${MAX_DIRECTORY_BYTES})`);
-  if (count * 46 > dirSize) throw new Error(`${path}: zip directory claims ${count} entries in ${dirSize} bytes (each takes at least 46): the file is damaged`);
+  if (dirSize > MAX_DIRECTORY_BYTES)
+    throw new Error(`${path}: zip central directory of ${dirSize} bytes is refused (at most ${MAX_DIRECTORY_BYTES})`);
+  if (count * 46 > dirSize)
+    throw new Error(`${path}: zip directory claims ${count} entries in ${dirSize} bytes (each takes at least 46): the file is damaged`);
   const dir = await readRange(fh, dirOffset, dirSize, fileSize, path, "the zip central directory");
   const entries = new Map<string, ZipEntry>();
   let p = 0;
   for (let n = 0; n < count; n++) {
-    if (p + 46 > dir.length || dir.readUInt32LE(p) !== CENTRAL) throw new Error(`${path}: zip central directory entry ${n} at byte ${dirOffset + p} is damaged`);
+    if (p + 46 > dir.length || dir.readUInt32LE(p) !== CENTRAL)
+      throw new Error(`${path}: zip central directory entry ${n} at byte ${dirOffset + p} is damaged`);
     const method = dir.readUInt16LE(p + 10);
     const size32 = dir.readUInt32LE(p + 24);
     const csize32 = dir.readUInt32LE(p + 20);
@@ -99,7 +117,7 @@ export async function readZipDirectory(fh: FileHandle, fileSize: number, path: s
     let size = size32;
     let localOffset = offset32;
     // ZIP64 extended information (id 1): the saturated fields follow in order (size, compressed size, offset).
-    for (let e = nameEnd; e + 4 <= extraEnd; ) {
+    for (let e = nameEnd; e + 4 <= extraEnd;) {
       const id = dir.readUInt16LE(e);
       const end = e + 4 + dir.readUInt16LE(e + 2);
       if (end > extraEnd) throw new Error(`${path}: extra field of zip entry '${name}' runs past its end (the file is damaged)`);
@@ -115,12 +133,17 @@ export async function readZipDirectory(fh: FileHandle, fileSize: number, path: s
       }
       e = end;
     }
-    if (method !== 0) throw new Error(`${path}: zip entry '${name}' is compressed (method ${method}); torch.save writes stored entries only`);
+    if (method !== 0)
+      throw new Error(`${path}: zip entry '${name}' is compressed (method ${method}); torch.save writes stored entries only`);
     const local = await readRange(fh, localOffset, 30, fileSize, path, `the local header of zip entry '${name}'`);
-    if (local.readUInt32LE(0) !== LOCAL) throw new Error(`${path}: zip entry '${name}' has no local header at byte ${localOffset} (the file is damaged)`);
+    if (local.readUInt32LE(0) !== LOCAL)
+      throw new Error(`${path}: zip entry '${name}' has no local header at byte ${localOffset} (the file is damaged)`);
     const dataOffset = localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
     if (dataOffset + size > fileSize) {
-      throw new Error(`${path}: zip entry '${name}' (${size} bytes at byte ${dataOffset}) runs past the end of the file (${fileSize} bytes): the archive is truncated`);
+      throw new Error(
+        `${path}: zip entry '${name}' (${size} bytes at byte ${dataOffset}) runs past the end of the file (${fileSize} ` +
+          `bytes): the archive is truncated`,
+      );
     }
     entries.set(name, { name, dataOffset, size });
     p = next;

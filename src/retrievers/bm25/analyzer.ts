@@ -5,9 +5,39 @@ import { porterStem } from "./porter.js";
  * Pyserini's default analyzer removes.
  */
 export const LUCENE_ENGLISH_STOP_WORDS: readonly string[] = Object.freeze([
-  "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
-  "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they",
-  "this", "to", "was", "will", "with",
+  "a",
+  "an",
+  "and",
+  "are",
+  "as",
+  "at",
+  "be",
+  "but",
+  "by",
+  "for",
+  "if",
+  "in",
+  "into",
+  "is",
+  "it",
+  "no",
+  "not",
+  "of",
+  "on",
+  "or",
+  "such",
+  "that",
+  "the",
+  "their",
+  "then",
+  "there",
+  "these",
+  "they",
+  "this",
+  "to",
+  "was",
+  "will",
+  "with",
 ]);
 
 /** Options of {@link EnglishAnalyzer}; every default reproduces Pyserini's default analyzer. */
@@ -35,8 +65,14 @@ export interface EnglishAnalyzerParams {
 const START = String.raw`[[\p{L}\p{Nd}\p{Pc}]--[\p{sc=Han}\p{sc=Hiragana}]]`;
 // Marks and format characters (e.g. soft hyphen) inside a word belong to it (UAX #29 rule WB4).
 const UNIT = String.raw`[[\p{L}\p{Nd}\p{M}\p{Pc}\p{Cf}]--[\p{sc=Han}\p{sc=Hiragana}]]`;
+// UAX #29 MidLetter + MidNumLet (between letters) and MidNum + MidNumLet (between digits).
+const MID_LETTER = String.raw`[:\u00B7\u0387\u2027\uFE13\uFE55\uFF1A.'\u2018\u2019\u2024\uFE52\uFF07\uFF0E]`;
+const MID_NUM =
+  String.raw`[,;\u037E\u0589\u060C\u060D\u066C\u07F8\u2044\uFE10\uFE14\uFE50\uFE54\uFF0C\uFF1B` +
+  String.raw`.'\u2018\u2019\u2024\uFE52\uFF07\uFF0E]`;
 const TOKEN_PATTERN = new RegExp(
-  String.raw`${START}${UNIT}*(?:(?:(?<=[\p{L}\p{M}\p{Cf}])[:\u00B7\u0387\u2027\uFE13\uFE55\uFF1A.'\u2018\u2019\u2024\uFE52\uFF07\uFF0E](?=\p{L})|(?<=\p{Nd})[,;\u037E\u0589\u060C\u060D\u066C\u07F8\u2044\uFE10\uFE14\uFE50\uFE54\uFF0C\uFF1B.'\u2018\u2019\u2024\uFE52\uFF07\uFF0E](?=\p{Nd}))${UNIT}+)*|[\p{sc=Han}\p{sc=Hiragana}]`,
+  String.raw`${START}${UNIT}*(?:(?:(?<=[\p{L}\p{M}\p{Cf}])${MID_LETTER}(?=\p{L})|(?<=\p{Nd})${MID_NUM}(?=\p{Nd}))${UNIT}+)*` +
+    String.raw`|[\p{sc=Han}\p{sc=Hiragana}]`,
   "gv",
 );
 const HAS_ALNUM = /[\p{L}\p{Nd}]/u;

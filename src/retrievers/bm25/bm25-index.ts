@@ -88,11 +88,15 @@ class IntBuffer {
 }
 
 function checkPassage(p: unknown, index: number): asserts p is Passage {
-  if (typeof p !== "object" || p === null) throw new Error(`${WHO}: passage ${index} must be an object, got ${p === null ? "null" : typeof p}`);
+  if (typeof p !== "object" || p === null)
+    throw new Error(`${WHO}: passage ${index} must be an object, got ${p === null ? "null" : typeof p}`);
   const r = p as Record<string, unknown>;
-  if (typeof r["id"] !== "string" || r["id"] === "") throw new Error(`${WHO}: passage ${index} needs a non-empty string "id", got ${JSON.stringify(r["id"])}`);
-  if (typeof r["text"] !== "string") throw new Error(`${WHO}: passage ${index} (id "${r["id"] as string}") needs a string "text", got ${typeof r["text"]}`);
-  if (r["title"] !== undefined && typeof r["title"] !== "string") throw new Error(`${WHO}: passage ${index} (id "${r["id"] as string}") has a non-string "title"`);
+  if (typeof r["id"] !== "string" || r["id"] === "")
+    throw new Error(`${WHO}: passage ${index} needs a non-empty string "id", got ${JSON.stringify(r["id"])}`);
+  if (typeof r["text"] !== "string")
+    throw new Error(`${WHO}: passage ${index} (id "${r["id"] as string}") needs a string "text", got ${typeof r["text"]}`);
+  if (r["title"] !== undefined && typeof r["title"] !== "string")
+    throw new Error(`${WHO}: passage ${index} (id "${r["id"] as string}") has a non-string "title"`);
 }
 
 /**
@@ -264,7 +268,8 @@ export class BM25Index {
     const tfs = wide ? new Uint32Array(total) : new Uint16Array(total);
     const cursor = offsets.slice(0, numTerms);
     for (let t = 0; t < oldTerms; t++) {
-      const from = oldOffsets[t]!, to = oldOffsets[t + 1]!;
+      const from = oldOffsets[t]!,
+        to = oldOffsets[t + 1]!;
       docs.set(this.postDocs.subarray(from, to), cursor[t]!);
       tfs.set(this.postTfs.subarray(from, to), cursor[t]!);
       cursor[t]! += to - from;
@@ -294,7 +299,8 @@ export class BM25Index {
   private refreshScoring(): void {
     const n = this.ids.length;
     const lengths = this.lengths.view();
-    let fieldDocs = 0, sum = 0;
+    let fieldDocs = 0,
+      sum = 0;
     for (let d = 0; d < n; d++) {
       if (lengths[d]! > 0) fieldDocs++;
       sum += lengths[d]!;
@@ -390,7 +396,8 @@ export class BM25Index {
 
   /** How often term `t` occurs in document `d` (0 when not): binary search of the term's postings, sorted by document. */
   private termFrequency(t: number, d: number): number {
-    let lo = this.offsets[t]!, hi = this.offsets[t + 1]! - 1;
+    let lo = this.offsets[t]!,
+      hi = this.offsets[t + 1]! - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const doc = this.postDocs[mid]!;
@@ -403,8 +410,12 @@ export class BM25Index {
 
   private searchCompiled(query: string, k: number): BM25Hit[] {
     const weights = this.queryTermWeights(query);
-    const acc = this.accumulator, touched = this.touched, norms = this.norms;
-    const postDocs = this.postDocs, postTfs = this.postTfs, offsets = this.offsets;
+    const acc = this.accumulator,
+      touched = this.touched,
+      norms = this.norms;
+    const postDocs = this.postDocs,
+      postTfs = this.postTfs,
+      offsets = this.offsets;
     let numTouched = 0;
     for (const [t, qtf] of weights) {
       const w = qtf * this.idfs[t]!;
@@ -435,7 +446,10 @@ export class BM25Index {
         let chunk = "";
         for (const line of lines) {
           chunk += JSON.stringify(line) + "\n";
-          if (chunk.length > 1 << 20) { await write(chunk); chunk = ""; }
+          if (chunk.length > 1 << 20) {
+            await write(chunk);
+            chunk = "";
+          }
         }
         if (chunk) await write(chunk);
       });
@@ -453,7 +467,10 @@ export class BM25Index {
           const rec: Record<string, unknown> = { title: p.title, text: p.text };
           if (p.metadata !== undefined) rec["metadata"] = p.metadata;
           chunk += JSON.stringify(rec) + "\n";
-          if (chunk.length > 1 << 20) { await write(chunk); chunk = ""; }
+          if (chunk.length > 1 << 20) {
+            await write(chunk);
+            chunk = "";
+          }
         }
         if (chunk) await write(chunk);
       });
@@ -490,12 +507,19 @@ export class BM25Index {
       manifest = JSON.parse(await readFile(manifestPath, "utf8")) as Manifest;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new Error(e.code === "ENOENT" ? `${WHO}: no index in ${dir} (${MANIFEST} not found)` : `${WHO}: ${manifestPath} is not valid JSON: ${e.message}`);
+      throw new Error(
+        e.code === "ENOENT"
+          ? `${WHO}: no index in ${dir} (${MANIFEST} not found)`
+          : `${WHO}: ${manifestPath} is not valid JSON: ${e.message}`,
+      );
     }
-    if (manifest.format !== FORMAT) throw new Error(`${WHO}: ${manifestPath} is not a BM25 index (format ${JSON.stringify(manifest.format)}, expected "${FORMAT}")`);
-    if (manifest.version !== FORMAT_VERSION) throw new Error(`${WHO}: ${manifestPath} has format version ${manifest.version}, this code reads version ${FORMAT_VERSION}`);
+    if (manifest.format !== FORMAT)
+      throw new Error(`${WHO}: ${manifestPath} is not a BM25 index (format ${JSON.stringify(manifest.format)}, expected "${FORMAT}")`);
+    if (manifest.version !== FORMAT_VERSION)
+      throw new Error(`${WHO}: ${manifestPath} has format version ${manifest.version}, this code reads version ${FORMAT_VERSION}`);
     for (const field of ["numDocs", "numTerms", "numPostings"] as const) {
-      if (!Number.isInteger(manifest[field]) || manifest[field] < 0) throw new Error(`${WHO}: ${manifestPath} field "${field}" must be a non-negative integer`);
+      if (!Number.isInteger(manifest[field]) || manifest[field] < 0)
+        throw new Error(`${WHO}: ${manifestPath} field "${field}" must be a non-negative integer`);
     }
     if (manifest.tfBytes !== 2 && manifest.tfBytes !== 4) throw new Error(`${WHO}: ${manifestPath} field "tfBytes" must be 2 or 4`);
     const index = new this({
@@ -530,14 +554,17 @@ export class BM25Index {
     const postDocs = new Int32Array(take(numPostings, 4));
     const postTfs = tfBytes === 2 ? new Uint16Array(take(numPostings, 2)) : new Uint32Array(take(numPostings, 4));
     const lengths = new Int32Array(take(numDocs, 4));
-    if (offsets[0] !== 0 || offsets[numTerms] !== numPostings) throw new Error(`${WHO}: ${binPath} postings offsets are inconsistent with ${MANIFEST}`);
+    if (offsets[0] !== 0 || offsets[numTerms] !== numPostings)
+      throw new Error(`${WHO}: ${binPath} postings offsets are inconsistent with ${MANIFEST}`);
     for (let p = 0; p < numPostings; p++) {
-      if (postDocs[p]! < 0 || postDocs[p]! >= numDocs) throw new Error(`${WHO}: ${binPath} has a posting for document ${postDocs[p]}, outside 0..${numDocs - 1}`);
+      if (postDocs[p]! < 0 || postDocs[p]! >= numDocs)
+        throw new Error(`${WHO}: ${binPath} has a posting for document ${postDocs[p]}, outside 0..${numDocs - 1}`);
     }
     // Each term's postings are sorted by document (scoreDocuments searches them).
     for (let t = 0; t < numTerms; t++) {
       for (let p = offsets[t]! + 1; p < offsets[t + 1]!; p++) {
-        if (postDocs[p]! <= postDocs[p - 1]!) throw new Error(`${WHO}: ${binPath} has the postings of term "${terms[t]}" out of document order at posting ${p}`);
+        if (postDocs[p]! <= postDocs[p - 1]!)
+          throw new Error(`${WHO}: ${binPath} has the postings of term "${terms[t]}" out of document order at posting ${p}`);
       }
     }
     index.terms = terms;

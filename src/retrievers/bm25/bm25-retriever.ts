@@ -117,12 +117,17 @@ export class BM25Retriever extends BaseRetriever<BM25DocumentMetadata> implement
     return inRetrieverRun(this, query, options.callbacks, (run) => this.retrieveInRun(query, options, run));
   }
 
-  private async retrieveInRun(query: string, options: RetrieveOptions, run: CallbackManagerForRetrieverRun | undefined): Promise<RetrievalResult> {
+  private async retrieveInRun(
+    query: string,
+    options: RetrieveOptions,
+    run: CallbackManagerForRetrieverRun | undefined,
+  ): Promise<RetrievalResult> {
     const t0 = nowMs();
     const k = options.k ?? this.k;
     checkK(k, "k");
     if (options.filter !== undefined) throw new Error(`${OWNER}: a filter is not supported here; HybridRetriever filters its BM25 side`);
-    if (options.rerank === true) throw new Error(`${OWNER}: rerank was requested but no reranker is configured (wrap it in TwoStageRetriever)`);
+    if (options.rerank === true)
+      throw new Error(`${OWNER}: rerank was requested but no reranker is configured (wrap it in TwoStageRetriever)`);
     throwIfAborted(options.signal, OWNER);
     const include = options.includeScores ?? this.includeScores;
     const hits = this.index.search(query, k);
@@ -141,5 +146,6 @@ export class BM25Retriever extends BaseRetriever<BM25DocumentMetadata> implement
 }
 
 function checkK(k: unknown, name: string): void {
-  if (typeof k !== "number" || !Number.isInteger(k) || k < 1) throw new Error(`${OWNER}: ${name} must be a positive integer, got ${String(k)}`);
+  if (typeof k !== "number" || !Number.isInteger(k) || k < 1)
+    throw new Error(`${OWNER}: ${name} must be a positive integer, got ${String(k)}`);
 }

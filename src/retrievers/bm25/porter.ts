@@ -8,7 +8,18 @@
  * Written from the published algorithm (https://tartarus.org/martin/PorterStemmer/def.txt).
  */
 
-const A = 97, E = 101, I = 105, O = 111, U = 117, Y = 121, W = 119, X = 120, L = 108, S = 115, Z = 122, T = 116;
+const A = 97,
+  E = 101,
+  I = 105,
+  O = 111,
+  U = 117,
+  Y = 121,
+  W = 119,
+  X = 120,
+  L = 108,
+  S = 115,
+  Z = 122,
+  T = 116;
 
 function isVowelLetter(c: number): boolean {
   return c === A || c === E || c === I || c === O || c === U;
@@ -58,18 +69,57 @@ type Rule = readonly [suffix: string, replacement: string];
 
 /** Suffix rules, longest first so that the longest matching suffix is the one tested. */
 const STEP2: readonly Rule[] = sortLongestFirst([
-  ["ational", "ate"], ["tional", "tion"], ["enci", "ence"], ["anci", "ance"], ["izer", "ize"],
-  ["bli", "ble"], ["alli", "al"], ["entli", "ent"], ["eli", "e"], ["ousli", "ous"],
-  ["ization", "ize"], ["ation", "ate"], ["ator", "ate"], ["alism", "al"], ["iveness", "ive"],
-  ["fulness", "ful"], ["ousness", "ous"], ["aliti", "al"], ["iviti", "ive"], ["biliti", "ble"],
+  ["ational", "ate"],
+  ["tional", "tion"],
+  ["enci", "ence"],
+  ["anci", "ance"],
+  ["izer", "ize"],
+  ["bli", "ble"],
+  ["alli", "al"],
+  ["entli", "ent"],
+  ["eli", "e"],
+  ["ousli", "ous"],
+  ["ization", "ize"],
+  ["ation", "ate"],
+  ["ator", "ate"],
+  ["alism", "al"],
+  ["iveness", "ive"],
+  ["fulness", "ful"],
+  ["ousness", "ous"],
+  ["aliti", "al"],
+  ["iviti", "ive"],
+  ["biliti", "ble"],
   ["logi", "log"],
 ]);
 const STEP3: readonly Rule[] = sortLongestFirst([
-  ["icate", "ic"], ["ative", ""], ["alize", "al"], ["iciti", "ic"], ["ical", "ic"], ["ful", ""], ["ness", ""],
+  ["icate", "ic"],
+  ["ative", ""],
+  ["alize", "al"],
+  ["iciti", "ic"],
+  ["ical", "ic"],
+  ["ful", ""],
+  ["ness", ""],
 ]);
 const STEP4: readonly string[] = [
-  "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion", "ou",
-  "ism", "ate", "iti", "ous", "ive", "ize",
+  "al",
+  "ance",
+  "ence",
+  "er",
+  "ic",
+  "able",
+  "ible",
+  "ant",
+  "ement",
+  "ment",
+  "ent",
+  "ion",
+  "ou",
+  "ism",
+  "ate",
+  "iti",
+  "ous",
+  "ive",
+  "ize",
 ].sort((a, b) => b.length - a.length);
 
 function sortLongestFirst(rules: Rule[]): Rule[] {

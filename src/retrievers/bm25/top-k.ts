@@ -23,13 +23,17 @@ export function takeTopK(scores: Float64Array, touched: Int32Array, count: numbe
   let heapLength = 0;
   const weaker = (sa: number, da: number, sb: number, db: number): boolean => sa < sb || (sa === sb && da > db);
   const swap = (i: number, j: number): void => {
-    const s = heapScores[i]!, d = heapDocs[i]!;
-    heapScores[i] = heapScores[j]!; heapDocs[i] = heapDocs[j]!;
-    heapScores[j] = s; heapDocs[j] = d;
+    const s = heapScores[i]!,
+      d = heapDocs[i]!;
+    heapScores[i] = heapScores[j]!;
+    heapDocs[i] = heapDocs[j]!;
+    heapScores[j] = s;
+    heapDocs[j] = d;
   };
   const siftDown = (i: number): void => {
     for (;;) {
-      const l = 2 * i + 1, r = l + 1;
+      const l = 2 * i + 1,
+        r = l + 1;
       let m = i;
       if (l < heapLength && weaker(heapScores[l]!, heapDocs[l]!, heapScores[m]!, heapDocs[m]!)) m = l;
       if (r < heapLength && weaker(heapScores[r]!, heapDocs[r]!, heapScores[m]!, heapDocs[m]!)) m = r;
@@ -44,7 +48,8 @@ export function takeTopK(scores: Float64Array, touched: Int32Array, count: numbe
     scores[d] = 0;
     if (heapLength < size) {
       let i = heapLength++;
-      heapScores[i] = s; heapDocs[i] = d;
+      heapScores[i] = s;
+      heapDocs[i] = d;
       while (i > 0) {
         const parent = (i - 1) >> 1;
         if (!weaker(heapScores[i]!, heapDocs[i]!, heapScores[parent]!, heapDocs[parent]!)) break;
@@ -52,7 +57,8 @@ export function takeTopK(scores: Float64Array, touched: Int32Array, count: numbe
         i = parent;
       }
     } else if (size > 0 && weaker(heapScores[0]!, heapDocs[0]!, s, d)) {
-      heapScores[0] = s; heapDocs[0] = d;
+      heapScores[0] = s;
+      heapDocs[0] = d;
       siftDown(0);
     }
   }
@@ -60,7 +66,8 @@ export function takeTopK(scores: Float64Array, touched: Int32Array, count: numbe
   for (let i = heapLength - 1; i >= 0; i--) {
     out[i] = { doc: heapDocs[0]!, score: heapScores[0]! };
     heapLength--;
-    heapScores[0] = heapScores[heapLength]!; heapDocs[0] = heapDocs[heapLength]!;
+    heapScores[0] = heapScores[heapLength]!;
+    heapDocs[0] = heapDocs[heapLength]!;
     siftDown(0);
   }
   return out;
