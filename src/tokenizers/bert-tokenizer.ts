@@ -124,9 +124,23 @@ function field<T extends "boolean" | "number" | "string">(
 function tokenField(obj: Record<string, unknown>, key: string, where: string): string | undefined {
   const v = obj[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v === "string") return v;
-  if (typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
-  fail(`${where}: field "${key}" must be a token string or {"content": string}, got ${JSON.stringify(v)}`);
+  let token: string | undefined;
+  if (typeof v === "string") token = v;
+  else if (typeof v === "object" && typeof (v as { content?: unknown }).content === "string") token = (v as { content: string }).content;
+  else fail(`${where}: field "${key}" must be a token string or {"content": string}, got ${JSON.stringify(v)}`);
+  return nonEmptyToken(token, `${where}: field "${key}"`);
+}
+
+/**
+ * Rejects an empty special-token string: it would match between every two characters of every
+ * input. (Rust `tokenizers` skips empty added tokens; a special token whose role needs an id cannot be
+ * skipped, so an empty one is a broken file.)
+ */
+function nonEmptyToken(token: string, what: string): string {
+  if (token.length === 0) {
+    fail(`${what} is the empty string; a special token must be a non-empty string of the vocabulary (remove the field to use the default)`);
+  }
+  return token;
 }
 
 /** Options found in a `tokenizer_config.json` (only keys that are present). */
@@ -170,8 +184,9 @@ function parseTokenizerJson(json: Record<string, unknown>, where: string): { voc
     if (vocab[id] !== undefined) fail(`${where}: model.vocab id ${id} is used by both "${vocab[id]}" and "${token}"`);
     vocab[id] = token;
   }
+  const unk = field(model, "unk_token", "string", `${where} model`);
   const opts: BertTokenizerOptions = {
-    unkToken: field(model, "unk_token", "string", `${where} model`),
+    unkToken: unk === undefined ? undefined : nonEmptyToken(unk, `${where}: model.unk_token`),
     continuingSubwordPrefix: field(model, "continuing_subword_prefix", "string", `${where} model`),
     maxInputCharsPerWord: field(model, "max_input_chars_per_word", "number", `${where} model`),
   };
@@ -197,17 +212,17 @@ function parseTokenizerJson(json: Record<string, unknown>, where: string): { voc
   if (post && post.type === "BertProcessing") {
     const sep = post.sep as [string, number] | undefined;
     const cls = post.cls as [string, number] | undefined;
-    if (Array.isArray(sep) && typeof sep[0] === "string") opts.sepToken = sep[0];
-    if (Array.isArray(cls) && typeof cls[0] === "string") opts.clsToken = cls[0];
+    if (Array.isArray(sep) && typeof sep[0] === "string") opts.sepToken = nonEmptyToken(sep[0], `${where}: post_processor.sep[0]`);
+    if (Array.isArray(cls) && typeof cls[0] === "string") opts.clsToken = nonEmptyToken(cls[0], `${where}: post_processor.cls[0]`);
   } else if (post && post.type === "TemplateProcessing") {
     const single = post.single as Array<Record<string, { id: string }>> | undefined;
     const first = single?.[0]?.SpecialToken?.id;
     const last = single?.[single.length - 1]?.SpecialToken?.id;
-    if (!first || !last || single?.length !== 3) {
+    if (typeof first !== "string" || typeof last !== "string" || single?.length !== 3) {
       fail(`${where}: post_processor TemplateProcessing must be "[CLS] $A [SEP]"-shaped, got ${JSON.stringify(single)}`);
     }
-    opts.clsToken = first;
-    opts.sepToken = last;
+    opts.clsToken = nonEmptyToken(first, `${where}: post_processor.single[0].SpecialToken.id`);
+    opts.sepToken = nonEmptyToken(last, `${where}: post_processor.single[2].SpecialToken.id`);
   } else {
     fail(`${where}: post_processor must be BertProcessing or TemplateProcessing, got ${JSON.stringify(post?.type ?? post)}`);
   }
@@ -257,6 +272,16 @@ export class BertTokenizer {
       fail(`modelMaxLength must be an integer >= 3, got ${o.modelMaxLength}`);
     if (!Number.isInteger(o.maxInputCharsPerWord) || o.maxInputCharsPerWord < 1) {
       fail(`maxInputCharsPerWord must be a positive integer, got ${o.maxInputCharsPerWord}`);
+    }
+    for (const [name, token] of [
+      ["padToken", o.padToken],
+      ["unkToken", o.unkToken],
+      ["clsToken", o.clsToken],
+      ["sepToken", o.sepToken],
+      ["maskToken", o.maskToken],
+    ] as const) {
+      if (typeof token !== "string") fail(`${name} must be a string, got ${typeof token}`);
+      nonEmptyToken(token, `option ${name}`);
     }
     this.vocab = vocab.slice();
     this.tokenToId = new Map();
