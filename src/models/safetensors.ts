@@ -28,8 +28,41 @@ export interface SafetensorsContents {
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
-/** Refuse absurd headers before trying to parse them (the reference implementation uses 100 MB). */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/**
+ * Largest JSON header read, in bytes: 100 MiB, the cap of Hugging Face's reference `safetensors`
+ * (real headers are a few kB to a few MB). A longer header is refused before it is decoded.
+ */
+export const SAFETENSORS_MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/**
+ * Deepest nesting of `{`/`[` a header may have: a valid one has 3 (the header object, a tensor's
+ * descriptor, its `shape`/`data_offsets` arrays); 8 leaves room for extra descriptor fields. Checked by a
+ * linear scan of the bytes before `JSON.parse`, so deeply nested input costs no parse time or memory.
+ */
+export const SAFETENSORS_MAX_HEADER_DEPTH = 8;
+
+/**
+ * Linear scan of the header bytes: returns the offset of the first `{`/`[` (outside strings) that
+ * goes deeper than `maxDepth`, or -1 when none does.
+ */
+function firstTooDeep(bytes: Uint8Array, maxDepth: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return i;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return -1;
+}
 
 function assertLittleEndian(): void {
   if (endianness() !== "LE") throw new Error("safetensors: only little-endian hosts are supported");
@@ -70,29 +103,42 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
   const where = `safetensors (${source})`;
   if (buffer.byteLength < 8) throw new Error(`${where}: file is ${buffer.byteLength} bytes, too short for the 8-byte header length`);
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > buffer.byteLength) {
+  const headerLength = view.getBigUint64(0, true);
+  if (headerLength > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
+    throw new Error(
+      `${where}: header length ${headerLength} is over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte cap (SAFETENSORS_MAX_HEADER_BYTES, ` +
+        `as in Hugging Face safetensors); not a safetensors file or a corrupt one`,
+    );
+  }
+  const headerEnd = 8 + Number(headerLength);
+  if (headerEnd > buffer.byteLength) {
     throw new Error(
       `${where}: header length ${headerLength} exceeds the file size ${buffer.byteLength} (truncated or not a safetensors file)`,
     );
   }
+  const headerBytes = buffer.subarray(8, headerEnd);
+  const tooDeep = firstTooDeep(headerBytes, SAFETENSORS_MAX_HEADER_DEPTH);
+  if (tooDeep >= 0) {
+    throw new Error(
+      `${where}: header nests deeper than ${SAFETENSORS_MAX_HEADER_DEPTH} levels of {} / [] (at header byte ${tooDeep}); ` +
+        `a safetensors header has 3 (header, tensor descriptor, shape/data_offsets)`,
+    );
+  }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buffer.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
   } catch (err) {
     throw new Error(`${where}: header is not valid UTF-8 JSON: ${(err as Error).message}`);
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     throw new Error(`${where}: header must be a JSON object`);
   }
-  const dataStart = 8 + headerLength;
+  const dataStart = headerEnd;
   const dataLength = buffer.byteLength - dataStart;
-  const tensors: BertWeights = new Map();
   let metadata: Record<string, string> = {};
-  const ranges: Array<[number, number, string]> = [];
-  const skipped: string[] = [];
-  const int64 = new Map<string, { shape: number[]; data: BigInt64Array }>();
-  const dtypes = new Map<string, string>();
+  // Pass 1: check every descriptor (dtype, shape, offsets inside the data, no overlaps) before allocating anything,
+  // so the output can never be larger than the data section (twice it for F16/BF16).
+  const entries: Array<{ name: string; dtype: string; shape: number[]; begin: number; end: number; count: number }> = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (
@@ -111,10 +157,10 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
     if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       throw new Error(`${where}: tensor '${name}' has dtype ${JSON.stringify(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(", ")}`);
     }
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new Error(`${where}: tensor '${name}' has invalid shape ${JSON.stringify(shape)}`);
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       throw new Error(`${where}: tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
@@ -131,25 +177,36 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
         `${where}: tensor '${name}' data_offsets end ${end} is past the end of the data (${dataLength} bytes; file truncated?)`,
       );
     }
-    ranges.push([begin, end, name]);
+    entries.push({ name, dtype, shape: [...(shape as number[])], begin, end, count });
+  }
+  const byStart = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  for (let i = 1; i < byStart.length; i++) {
+    const [prev, cur] = [byStart[i - 1], byStart[i]];
+    if (cur.begin < prev.end) {
+      throw new Error(
+        `${where}: tensors '${prev.name}' (data_offsets [${prev.begin}, ${prev.end}]) and '${cur.name}' ` +
+          `(data_offsets [${cur.begin}, ${cur.end}]) overlap; each tensor needs its own bytes`,
+      );
+    }
+  }
+  // Pass 2: decode.
+  const tensors: BertWeights = new Map();
+  const skipped: string[] = [];
+  const int64 = new Map<string, { shape: number[]; data: BigInt64Array }>();
+  const dtypes = new Map<string, string>();
+  for (const { name, dtype, shape, begin, end, count } of entries) {
     dtypes.set(name, dtype);
+    const bytes = buffer.subarray(dataStart + begin, dataStart + end);
     if (!FLOAT_DTYPES.has(dtype)) {
       skipped.push(name);
       if (dtype === "I64") {
         const data = new BigInt64Array(count);
-        new Uint8Array(data.buffer).set(buffer.subarray(dataStart + begin, dataStart + end));
-        int64.set(name, { shape: [...(shape as number[])], data });
+        new Uint8Array(data.buffer).set(bytes);
+        int64.set(name, { shape, data });
       }
       continue;
     }
-    const bytes = buffer.subarray(dataStart + begin, dataStart + end);
-    tensors.set(name, { shape: [...(shape as number[])], data: decodeTensor(bytes, dtype, count) });
-  }
-  ranges.sort((a, b) => a[0] - b[0]);
-  for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i][0] < ranges[i - 1][1]) {
-      throw new Error(`${where}: tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
-    }
+    tensors.set(name, { shape, data: decodeTensor(bytes, dtype, count) });
   }
   return { tensors, metadata, skipped, int64, dtypes };
 }

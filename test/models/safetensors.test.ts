@@ -2,7 +2,12 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readSafetensors, writeSafetensors } from "../../src/models/safetensors.js";
+import {
+  readSafetensors,
+  SAFETENSORS_MAX_HEADER_BYTES,
+  SAFETENSORS_MAX_HEADER_DEPTH,
+  writeSafetensors,
+} from "../../src/models/safetensors.js";
 import type { BertWeights } from "../../src/models/types.js";
 
 let dir: string;
@@ -112,7 +117,7 @@ describe("safetensors", () => {
         Buffer.alloc(12),
       ),
     );
-    await expect(readSafetensors(overlap)).rejects.toThrow(/'a' and 'b' overlap/);
+    await expect(readSafetensors(overlap)).rejects.toThrow(/'a' \(data_offsets \[0, 8\]\) and 'b' \(data_offsets \[4, 12\]\) overlap/);
     await expect(readSafetensors(join(dir, "missing.safetensors"))).rejects.toThrow(/readSafetensors: cannot read .*missing\.safetensors/);
   });
 
@@ -125,5 +130,51 @@ describe("safetensors", () => {
     const { tensors } = await readSafetensors(path);
     expect(Array.from(tensors.get("w")!.data)).toEqual([1, 2]);
     expect((await readdir(dir)).filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+});
+
+describe("safetensors: hostile headers fail before parsing or allocating", () => {
+  it("refuses a declared header length over the 100 MiB cap, naming the cap", async () => {
+    const path = join(dir, "huge-header.safetensors");
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(SAFETENSORS_MAX_HEADER_BYTES) + 1n);
+    await writeFile(path, Buffer.concat([prefix, Buffer.from("{}")]));
+    await expect(readSafetensors(path)).rejects.toThrow(
+      /huge-header\.safetensors\): header length 104857601 is over the 104857600-byte cap \(SAFETENSORS_MAX_HEADER_BYTES/,
+    );
+    expect(SAFETENSORS_MAX_HEADER_BYTES).toBe(100 * 1024 * 1024);
+  });
+
+  it("refuses 20 MB of nested brackets by its nesting depth, before JSON.parse", async () => {
+    const path = join(dir, "nested.safetensors");
+    const body = Buffer.alloc(20 * 1024 * 1024, "[");
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(body.length));
+    await writeFile(path, Buffer.concat([prefix, body]));
+    // The scan stops at the first bracket past the limit: byte 8 of the header (0-based).
+    await expect(readSafetensors(path)).rejects.toThrow(
+      new RegExp(`header nests deeper than ${SAFETENSORS_MAX_HEADER_DEPTH} levels of \\{\\} / \\[\\] \\(at header byte 8\\)`),
+    );
+    // Brackets inside strings do not count, and a valid header with extra nested fields still loads.
+    const ok = join(dir, "brackets-in-strings.safetensors");
+    const header = { __metadata__: { note: "[[[[[[[[[[{{{{{{{{{{" }, w: { dtype: "F32", shape: [1], data_offsets: [0, 4], x: [[[1]]] } };
+    await writeFile(ok, handMade(header, Buffer.from(Float32Array.of(2.5).buffer)));
+    const read = await readSafetensors(ok);
+    expect(read.tensors.get("w")?.data).toEqual(Float32Array.of(2.5));
+    expect(read.metadata.note).toBe("[[[[[[[[[[{{{{{{{{{{");
+  });
+
+  it("rejects 20,000 F16 tensors aliasing one 8 MB region before decoding any (would need 320 GB as float32)", async () => {
+    const n = 8 * 1024 * 1024;
+    const header: Record<string, unknown> = {};
+    for (let i = 0; i < 20_000; i++) header[`t${i}`] = { dtype: "F16", shape: [n / 2], data_offsets: [0, n] };
+    const path = join(dir, "aliased.safetensors");
+    await writeFile(path, handMade(header, Buffer.alloc(n)));
+    const before = process.memoryUsage().arrayBuffers;
+    await expect(readSafetensors(path)).rejects.toThrow(
+      /aliased\.safetensors\): tensors 't0' \(data_offsets \[0, 8388608\]\) and 't1' \(data_offsets \[0, 8388608\]\) overlap/,
+    );
+    // Only the file itself was held: no 16 MB float32 copy of any tensor was made.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(4 * n);
   });
 });
