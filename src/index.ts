@@ -38,6 +38,7 @@ export {
   type MMRSimilarity,
   type VectorRows,
 } from "./vectorstores/faiss-dpr-store.js";
+export { type FaissDPRLoadOptions } from "./vectorstores/persistence.js";
 
 // Second stage.
 export {

@@ -15,7 +15,7 @@ import { embedPassages, embedQuery } from "./embed.js";
 import { readFaissStoreFolder, readPythonSaveLocalFolder, type ImportedFolder } from "./langchain-import.js";
 import { OWNER, rowViews, toMatrix } from "./matrix.js";
 import { selectMMR } from "./mmr.js";
-import { readSavedStore, saveStore } from "./persistence.js";
+import { readSavedStore, saveStore, type FaissDPRLoadOptions } from "./persistence.js";
 import { searchLabels } from "./search.js";
 import { StoreState, resolveIds } from "./state.js";
 import { trainingRule, type TrainingRule } from "./training-rule.js";
@@ -415,8 +415,10 @@ export class FaissDPRStore extends SaveableVectorStore {
   /**
    * Saves to `directory` atomically: the index and documents are written as files of a new
    * generation (index.<gen>.faiss, plain faiss format; docs.<gen>.jsonl, one document per line),
-   * fsynced, then manifest.json is replaced by rename. A crash at any point leaves the previous
-   * manifest and its files intact. Older generations are removed afterwards.
+   * fsynced, then manifest.json (with each file's size and SHA-256) is replaced by rename. A crash
+   * at any point leaves the previous manifest and its files intact. Older generations and leftovers
+   * of interrupted saves are removed. One save at a time per folder: a save holds `<directory>/.lock`,
+   * and one that finds a live holder (another process) throws naming it.
    */
   override async save(directory: string): Promise<void> {
     return this.exclusive(() =>
@@ -430,11 +432,18 @@ export class FaissDPRStore extends SaveableVectorStore {
   }
 
   /**
-   * Loads a store saved by {@link save}. Checks that the index's dimension, metric and vector
-   * count and the document count agree with the manifest, naming whatever does not.
+   * Loads a store saved by {@link save}. Checks each file's size and SHA-256 against the manifest
+   * before reading it (`options.verifyChecksums: false` skips the hash), then that the index's
+   * dimension, metric and vector count and every document line (label, id, content, metadata) agree
+   * with the manifest, naming whatever does not. Removes leftovers of interrupted saves when no save
+   * is running and the folder is writable.
    */
-  static override async load(directory: string, embeddings: EmbeddingsInterface): Promise<FaissDPRStore> {
-    const saved = await readSavedStore(directory);
+  static override async load(
+    directory: string,
+    embeddings: EmbeddingsInterface,
+    options: FaissDPRLoadOptions = {},
+  ): Promise<FaissDPRStore> {
+    const saved = await readSavedStore(directory, options);
     const { factory } = saved.settings;
     const store = new this(embeddings, { ...saved.settings, trainingSize: Math.max(1, trainingRule(factory).required) });
     store.state.adopt(saved);

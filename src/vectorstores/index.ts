@@ -13,6 +13,7 @@ export {
   type MMRSimilarity,
   type VectorRows,
 } from "./faiss-dpr-store.js";
+export { type FaissDPRLoadOptions } from "./persistence.js";
 export { LANGCHAIN_PICKLE_GLOBALS } from "./langchain-pickle.js";
 export { matchesFilter, deepEqual, type MetadataFilter } from "../retrievers/filter.js";
 export { trainingRule, type TrainingRule } from "./training-rule.js";

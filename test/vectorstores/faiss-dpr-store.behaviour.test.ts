@@ -26,6 +26,15 @@ function docsFor(n: number, prefix = "d"): Document[] {
   return Array.from({ length: n }, (_, i) => new Document({ pageContent: `${prefix} ${i}`, metadata: { i }, id: `${prefix}-${i}` }));
 }
 
+/** Rewrites the folder's manifest as format version 1 (no checksums), so the readers behind them are reached. */
+async function asVersion1(dir: string): Promise<Record<string, unknown>> {
+  const mpath = path.join(dir, "manifest.json");
+  const { checksums: _dropped, ...m } = JSON.parse(await readFile(mpath, "utf8")) as Record<string, unknown>;
+  const v1 = { ...m, version: 1 };
+  await writeFile(mpath, JSON.stringify(v1));
+  return v1;
+}
+
 async function flatStore(n = 100): Promise<{ store: FaissDPRStore; data: Float32Array }> {
   const data = clustered(n, D, 4, 11);
   const store = new FaissDPRStore(new HashEmbeddings(D), { dimensions: D });
@@ -103,6 +112,7 @@ describe("FaissDPRStore bad input", () => {
     const { store } = await flatStore(500);
     const dir = path.join(tmp, "corrupt");
     await store.save(dir);
+    await asVersion1(dir); // no checksums: the faiss reader's own checks (the integrity tests cover checksums)
     const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as { indexFile: string };
     const indexPath = path.join(dir, manifest.indexFile);
     const good = await readFile(indexPath);
@@ -127,7 +137,7 @@ describe("FaissDPRStore bad input", () => {
     const dir = path.join(tmp, "mismatch");
     await store.save(dir);
     const mpath = path.join(dir, "manifest.json");
-    const m = JSON.parse(await readFile(mpath, "utf8")) as Record<string, unknown>;
+    const m = await asVersion1(dir); // without checksums, the dropped line below reaches the count check
     await writeFile(mpath, JSON.stringify({ ...m, dimensions: 32 }));
     await expect(FaissDPRStore.load(dir, new HashEmbeddings(D))).rejects.toThrow(/dimension: index 16, manifest 32/);
     await writeFile(mpath, JSON.stringify({ ...m, ntotal: 51, count: 51 }));
