@@ -8,6 +8,10 @@
  * 504 and the retrieval is aborted at its next stage boundary; its slot is held until the work
  * really stops, so a timed-out request can never push more work onto the CPU than the limit says.
  *
+ * Exposure (see security.ts): a Host check against DNS rebinding (`allowedHosts`), an optional
+ * bearer token (`token`; `/health` stays open, `/metrics` too with `publicMetrics`), and CORS
+ * headers only for listed origins (`corsOrigins`).
+ *
  * @module
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
@@ -15,6 +19,16 @@ import type { DocumentInterface } from "@langchain/core/documents";
 import type { RetrievalResult, RetrievalService } from "../retrievers/types.js";
 import { ConcurrencyLimiter } from "./limiter.js";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./metrics.js";
+import {
+  BearerTokenCheck,
+  checkHost,
+  normalizeAllowedHost,
+  normalizeAllowedHosts,
+  withListenHost,
+  normalizeCorsOrigins,
+  validateServerToken,
+  type AllowedHosts,
+} from "./security.js";
 
 /** Options of {@link createServer}. */
 export interface RetrievalServerOptions {
@@ -40,6 +54,32 @@ export interface RetrievalServerOptions {
   metricsPrefix?: string;
   /** fastify logger setting. Default false. */
   logger?: FastifyServerOptions["logger"];
+  /**
+   * Which `Host` header values are answered; others get 403 (protection against DNS rebinding).
+   * Default `"auto"`: listening on a loopback address, only `localhost`, `127.0.0.1`, `[::1]` and
+   * the listening address (any port); listening on any other address, no check. A list of names
+   * (`".example.com"` for a domain and its subdomains) is added to those and checked on every
+   * address; `"all"` turns the check off.
+   */
+  allowedHosts?: AllowedHosts;
+  /**
+   * The host you pass to `listen` when it is a name (`"myhost"` resolving to 127.0.1.1): answered
+   * as well as the listening address. Ignored under `allowedHosts: "all"`.
+   */
+  listenHost?: string;
+  /**
+   * Bearer token (16 to 4096 characters of `A-Za-z0-9-._~+/`, trailing `=`). When set, every route
+   * except `GET /health` requires `Authorization: Bearer <token>`; otherwise 401. Default none.
+   */
+  token?: string;
+  /** With a token: leave `GET /metrics` open (a Prometheus scraper on a private network). Default false. */
+  publicMetrics?: boolean;
+  /**
+   * Origins (`"https://app.example.com"`) whose pages may read responses: they get
+   * `Access-Control-Allow-Origin` and answered preflights. Default none: the server sends no CORS
+   * headers, so browsers keep cross-origin pages from reading its answers.
+   */
+  corsOrigins?: readonly string[];
 }
 
 /** A validated `POST /retrieve` body. */
@@ -59,11 +99,12 @@ export interface RequestLimits {
   hasReranker: boolean;
 }
 
-/** A client error with an HTTP status. */
+/** A client error with an HTTP status, and headers the answer carries (e.g. `WWW-Authenticate`). */
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = "HttpError";
@@ -197,6 +238,14 @@ export function createServer(options: RetrievalServerOptions): FastifyInstance {
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   if (!(timeoutMs > 0)) throw new Error(`createServer: options.requestTimeoutMs must be > 0, got ${timeoutMs}`);
   const limiter = new ConcurrencyLimiter(options.maxConcurrent ?? 4, options.maxQueue ?? 16);
+  const allowedHosts = withListenHost(
+    normalizeAllowedHosts(options.allowedHosts, "createServer: options.allowedHosts"),
+    options.listenHost === undefined ? undefined : normalizeAllowedHost(options.listenHost, "createServer: options.listenHost"),
+  );
+  const corsOrigins = normalizeCorsOrigins(options.corsOrigins, "createServer: options.corsOrigins");
+  const tokenCheck =
+    options.token === undefined ? undefined : new BearerTokenCheck(validateServerToken(options.token, "createServer: options.token"));
+  const openRoutes = new Set(["/health", ...(options.publicMetrics === true ? ["/metrics"] : [])]);
 
   const p = options.metricsPrefix ?? "dpr_";
   const registry = new MetricsRegistry();
@@ -250,7 +299,48 @@ export function createServer(options: RetrievalServerOptions): FastifyInstance {
     metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
   });
 
+  // Who may ask, checked before the body is read: Host, then CORS (preflights end here), then the token.
+  app.addHook("onRequest", async (req, reply) => {
+    const address = app.server.address();
+    const decision = checkHost(
+      allowedHosts,
+      req.headers.host,
+      typeof address === "object" && address !== null ? address.address : undefined,
+    );
+    if (!decision.allowed) throw hostRefused(req.headers.host, decision.host, decision.accepted);
+
+    const origin = req.headers.origin;
+    const corsAllowed = origin !== undefined && corsOrigins.includes(origin);
+    if (corsOrigins.length > 0) void reply.header("vary", "Origin");
+    if (corsAllowed) {
+      void reply.header("access-control-allow-origin", origin);
+      void reply.header("access-control-expose-headers", "Retry-After");
+    }
+    if (req.method === "OPTIONS" && origin !== undefined && req.headers["access-control-request-method"] !== undefined) {
+      if (!corsAllowed) {
+        throw new HttpError(
+          403,
+          `server: pages from origin ${JSON.stringify(origin.slice(0, 200))} may not call this server ` +
+            `(CORS origins: ${corsOrigins.length > 0 ? corsOrigins.join(", ") : "none"}); ` +
+            `to allow it start the server with --cors-origins ${origin.slice(0, 200)} (createServer option corsOrigins)`,
+        );
+      }
+      return reply
+        .status(204)
+        .header("access-control-allow-methods", "GET, POST")
+        .header("access-control-allow-headers", "authorization, content-type")
+        .header("access-control-max-age", "600")
+        .send();
+    }
+
+    if (tokenCheck !== undefined && !openRoutes.has(req.routeOptions.url ?? "")) {
+      const verdict = tokenCheck.check(req.headers.authorization);
+      if (verdict !== "ok") throw unauthorized(verdict);
+    }
+  });
+
   app.setErrorHandler((error: FastifyError | HttpError, _req, reply) => {
+    if (error instanceof HttpError) for (const [name, value] of Object.entries(error.headers)) void reply.header(name, value);
     const status = typeof error.statusCode === "number" && error.statusCode >= 400 ? error.statusCode : 500;
     const message =
       error instanceof HttpError ? error.message : status < 500 ? `server: ${error.message}` : `server: retrieval failed: ${error.message}`;
@@ -357,9 +447,34 @@ function recordTimings(metrics: ServerMetrics, result: RetrievalResult): void {
   metrics.stageDuration.observe({ stage: "total" }, t.totalMs / 1000);
 }
 
+function hostRefused(header: string | undefined, host: string | undefined, accepted: readonly string[]): HttpError {
+  const shown = header === undefined ? "no Host header" : `Host ${JSON.stringify(header.slice(0, 200))}`;
+  const name = host ?? "<name>";
+  return new HttpError(
+    403,
+    `server: ${shown} is not allowed; this server answers Host ${accepted.join(", ")} (any port). ` +
+      `Other names are refused so that a web page cannot reach it through DNS rebinding. If you reach the server by ` +
+      `this name, allow it: --allowed-hosts ${name} (createServer option allowedHosts: ["${name}"]), or "all" to turn the check off`,
+  );
+}
+
+const REALM = 'Bearer realm="langchain-dpr"';
+
+function unauthorized(verdict: "missing" | "malformed" | "wrong"): HttpError {
+  const how =
+    "send the header Authorization: Bearer <token>, with the token the server was started with (--token-file or DPR_SERVER_TOKEN)";
+  if (verdict === "wrong") {
+    return new HttpError(401, `server: the bearer token is wrong; ${how}`, { "www-authenticate": `${REALM}, error="invalid_token"` });
+  }
+  const what = verdict === "missing" ? "no Authorization header" : 'an Authorization header that is not "Bearer <token>"';
+  return new HttpError(401, `server: this route needs a token and the request has ${what}; ${how}`, { "www-authenticate": REALM });
+}
+
 function httpReason(status: number): string {
   const reasons: Record<number, string> = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
