@@ -56,7 +56,7 @@ interface Manifest extends SavedSettings {
 export interface FaissDPRLoadOptions {
   /**
    * Check each file's SHA-256 against the manifest before reading it (default true). Sizes are
-   * always checked; turning this off saves one read of the files (about 1 s per GB here).
+   * always checked; turning this off saves one read of the files through SHA-256.
    */
   verifyChecksums?: boolean;
 }
