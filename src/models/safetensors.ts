@@ -29,23 +29,31 @@ export interface SafetensorsContents {
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
 /**
- * Largest JSON header read, in bytes: 100 MiB, the cap of Hugging Face's reference `safetensors`
- * (real headers are a few kB to a few MB). A longer header is refused before it is decoded.
+ * Largest JSON header read, in bytes: 16 MiB. Hugging Face's reference `safetensors` allows 100 MB, but
+ * real headers are far smaller (about 20 kB for BERT-base, under 1 MB for a shard of a large model; 16 MiB
+ * holds some 150,000 tensor descriptors), and parsing 100 MB of JSON can take seconds and most of a GB.
+ * A longer header is refused before it is decoded.
  */
-export const SAFETENSORS_MAX_HEADER_BYTES = 100 * 1024 * 1024;
+export const SAFETENSORS_MAX_HEADER_BYTES = 16 * 1024 * 1024;
 /**
  * Deepest nesting of `{`/`[` a header may have: a valid one has 3 (the header object, a tensor's
  * descriptor, its `shape`/`data_offsets` arrays); 8 leaves room for extra descriptor fields. Checked by a
  * linear scan of the bytes before `JSON.parse`, so deeply nested input costs no parse time or memory.
  */
 export const SAFETENSORS_MAX_HEADER_DEPTH = 8;
+/**
+ * Fewest header bytes per `{`/`[` (after the first 64): a tensor descriptor takes 3 of them in at least
+ * 50 bytes. Denser input (e.g. millions of `[]`) is refused by the same scan, before `JSON.parse`.
+ */
+const MIN_BYTES_PER_CONTAINER = 16;
 
 /**
- * Linear scan of the header bytes: returns the offset of the first `{`/`[` (outside strings) that
- * goes deeper than `maxDepth`, or -1 when none does.
+ * Linear scan of the header bytes, outside strings: the offset of the first `{`/`[` deeper than
+ * `maxDepth` (or -1), and how many `{`/`[` there are.
  */
-function firstTooDeep(bytes: Uint8Array, maxDepth: number): number {
+function scanNesting(bytes: Uint8Array, maxDepth: number): { tooDeepAt: number; containers: number } {
   let depth = 0;
+  let containers = 0;
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
@@ -56,12 +64,13 @@ function firstTooDeep(bytes: Uint8Array, maxDepth: number): number {
     } else if (c === 0x22) {
       inString = true;
     } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > maxDepth) return i;
+      containers++;
+      if (++depth > maxDepth) return { tooDeepAt: i, containers };
     } else if (c === 0x7d || c === 0x5d) {
       depth--;
     }
   }
-  return -1;
+  return { tooDeepAt: -1, containers };
 }
 
 function assertLittleEndian(): void {
@@ -106,8 +115,8 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
   const headerLength = view.getBigUint64(0, true);
   if (headerLength > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
     throw new Error(
-      `${where}: header length ${headerLength} is over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte cap (SAFETENSORS_MAX_HEADER_BYTES, ` +
-        `as in Hugging Face safetensors); not a safetensors file or a corrupt one`,
+      `${where}: header length ${headerLength} is over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte cap ` +
+        `(SAFETENSORS_MAX_HEADER_BYTES, 16 MiB); not a safetensors file or a corrupt one`,
     );
   }
   const headerEnd = 8 + Number(headerLength);
@@ -117,11 +126,18 @@ export function parseSafetensors(buffer: Uint8Array, source: string): Safetensor
     );
   }
   const headerBytes = buffer.subarray(8, headerEnd);
-  const tooDeep = firstTooDeep(headerBytes, SAFETENSORS_MAX_HEADER_DEPTH);
-  if (tooDeep >= 0) {
+  const { tooDeepAt, containers } = scanNesting(headerBytes, SAFETENSORS_MAX_HEADER_DEPTH);
+  if (tooDeepAt >= 0) {
     throw new Error(
-      `${where}: header nests deeper than ${SAFETENSORS_MAX_HEADER_DEPTH} levels of {} / [] (at header byte ${tooDeep}); ` +
+      `${where}: header nests deeper than ${SAFETENSORS_MAX_HEADER_DEPTH} levels of {} / [] (at header byte ${tooDeepAt}); ` +
         `a safetensors header has 3 (header, tensor descriptor, shape/data_offsets)`,
+    );
+  }
+  const maxContainers = 64 + Math.floor(headerBytes.length / MIN_BYTES_PER_CONTAINER);
+  if (containers > maxContainers) {
+    throw new Error(
+      `${where}: header of ${headerBytes.length} bytes holds ${containers} objects/arrays, more than ${maxContainers} ` +
+        `(64 + one per ${MIN_BYTES_PER_CONTAINER} bytes; a tensor descriptor has 3 in at least 50 bytes): not a safetensors header`,
     );
   }
   let header: unknown;

@@ -134,20 +134,20 @@ describe("safetensors", () => {
 });
 
 describe("safetensors: hostile headers fail before parsing or allocating", () => {
-  it("refuses a declared header length over the 100 MiB cap, naming the cap", async () => {
+  it("refuses a declared header length over the 16 MiB cap, naming the cap", async () => {
     const path = join(dir, "huge-header.safetensors");
     const prefix = Buffer.alloc(8);
     prefix.writeBigUInt64LE(BigInt(SAFETENSORS_MAX_HEADER_BYTES) + 1n);
     await writeFile(path, Buffer.concat([prefix, Buffer.from("{}")]));
     await expect(readSafetensors(path)).rejects.toThrow(
-      /huge-header\.safetensors\): header length 104857601 is over the 104857600-byte cap \(SAFETENSORS_MAX_HEADER_BYTES/,
+      /huge-header\.safetensors\): header length 16777217 is over the 16777216-byte cap \(SAFETENSORS_MAX_HEADER_BYTES, 16 MiB\)/,
     );
-    expect(SAFETENSORS_MAX_HEADER_BYTES).toBe(100 * 1024 * 1024);
+    expect(SAFETENSORS_MAX_HEADER_BYTES).toBe(16 * 1024 * 1024);
   });
 
-  it("refuses 20 MB of nested brackets by its nesting depth, before JSON.parse", async () => {
+  it("refuses 16 MB of nested brackets by its nesting depth, before JSON.parse", async () => {
     const path = join(dir, "nested.safetensors");
-    const body = Buffer.alloc(20 * 1024 * 1024, "[");
+    const body = Buffer.alloc(16 * 1024 * 1024, "[");
     const prefix = Buffer.alloc(8);
     prefix.writeBigUInt64LE(BigInt(body.length));
     await writeFile(path, Buffer.concat([prefix, body]));
@@ -162,6 +162,20 @@ describe("safetensors: hostile headers fail before parsing or allocating", () =>
     const read = await readSafetensors(ok);
     expect(read.tensors.get("w")?.data).toEqual(Float32Array.of(2.5));
     expect(read.metadata.note).toBe("[[[[[[[[[[{{{{{{{{{{");
+  });
+
+  it("refuses a header of millions of empty arrays at a valid depth by counting them, before JSON.parse", async () => {
+    // '{"a":[[],[],...]}' is 3 levels deep but 16 MB of it held 5.6 million arrays for JSON.parse to build.
+    const path = join(dir, "dense.safetensors");
+    const arrays = 5_000_000;
+    const body = Buffer.from(`{"a":[${"[],".repeat(arrays - 1)}[]]}`);
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(body.length));
+    await writeFile(path, Buffer.concat([prefix, body]));
+    const max = 64 + Math.floor(body.length / 16);
+    await expect(readSafetensors(path)).rejects.toThrow(
+      new RegExp(`dense\\.safetensors\\): header of ${body.length} bytes holds ${arrays + 2} objects/arrays, more than ${max} `),
+    );
   });
 
   it("rejects 20,000 F16 tensors aliasing one 8 MB region before decoding any (would need 320 GB as float32)", async () => {
