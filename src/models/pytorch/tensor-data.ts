@@ -104,11 +104,11 @@ export function tensorExtent(ref: TensorRef): { count: number; span: number } {
 }
 
 /**
- * Reads one tensor. `storage` is where the bytes of `t.ref.storage` (or of the storage it is a
- * legacy view of) lie; the caller has checked that they are inside the file.
- * @throws Error naming the file and the tensor when the view reaches past its storage.
+ * Checks, without reading or allocating anything, that a tensor's view lies inside its storage and the
+ * storage inside the bytes the file holds for it. Returns the byte offset in the file of the view's first element.
+ * @throws Error naming the file and the tensor when the storage is shorter than declared or the view reaches past it.
  */
-export async function readTensorData(fh: FileHandle, path: string, t: TensorToRead, storage: StorageBytes): Promise<LoadedTensor> {
+export function checkTensorView(path: string, t: TensorToRead, storage: StorageBytes): number {
   const { ref, dtype, name } = t;
   const esize = dtypeBytes(dtype);
   const { count, span } = tensorExtent(ref);
@@ -120,16 +120,27 @@ export async function readTensorData(fh: FileHandle, path: string, t: TensorToRe
         `with ${viewBase + storageBytes}: the file is truncated or damaged`,
     );
   }
-  const shape = [...ref.shape];
-  if (count === 0) return { shape, dtype, data: dtype === "int64" ? new BigInt64Array(0) : new Float32Array(0) };
-  if (!Number.isSafeInteger((ref.offset + span) * esize) || (ref.offset + span) * esize > storageBytes) {
+  if (count > 0 && (!Number.isSafeInteger((ref.offset + span) * esize) || (ref.offset + span) * esize > storageBytes)) {
     throw new Error(
       `${path}: tensor '${name}' [${ref.shape}] at offset ${ref.offset} with strides [${ref.stride}] reaches ${dtype} ` +
         `element ${ref.offset + span} ` +
         `of a storage holding ${Math.floor(storageBytes / esize)}: the file is damaged`,
     );
   }
-  const start = storage.offset + viewBase + ref.offset * esize;
+  return storage.offset + viewBase + ref.offset * esize;
+}
+
+/**
+ * Reads one tensor. `storage` is where the bytes of `t.ref.storage` (or of the storage it is a
+ * legacy view of) lie; the caller has checked that they are inside the file.
+ * @throws Error naming the file and the tensor when the view reaches past its storage.
+ */
+export async function readTensorData(fh: FileHandle, path: string, t: TensorToRead, storage: StorageBytes): Promise<LoadedTensor> {
+  const { ref, dtype, name } = t;
+  const { count, span } = tensorExtent(ref);
+  const start = checkTensorView(path, t, storage);
+  const shape = [...ref.shape];
+  if (count === 0) return { shape, dtype, data: dtype === "int64" ? new BigInt64Array(0) : new Float32Array(0) };
   const what = `the data of tensor '${name}'`;
   if (isContiguous(ref.shape, ref.stride)) return { shape, dtype, data: await readValues(fh, start, count, dtype, path, what) };
   // A strided view: read the span it covers, then gather in row-major order.

@@ -14,7 +14,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { findStateDict, tensorsToRead } from "./state-dict.js";
 import { pyItems } from "./pickle.js";
-import { readTensorData, tensorExtent, type LoadedTensor, type StorageBytes, type TensorToRead } from "./tensor-data.js";
+import { checkTensorView, readTensorData, tensorExtent, type LoadedTensor, type StorageBytes, type TensorToRead } from "./tensor-data.js";
 import { unpickleTorch, type StorageRef, type TorchValue } from "./torch-pickle.js";
 import { isZipFile, readRange, readZipDirectory } from "./zip.js";
 
@@ -72,7 +72,11 @@ export async function readTorchCheckpoint(path: string, opts: ReadTorchCheckpoin
   }
 }
 
-/** Reads the tensors, checking before each allocation that the total stays within the output budget. */
+/**
+ * Reads the tensors. First, without allocating anything, every tensor's view is checked against its
+ * storage and the total the tensors will take (each name gets its own copy; a strided view also
+ * reads the span it covers) is checked against the output budget; then the tensors are read.
+ */
 async function readAll(
   fh: FileHandle,
   fileSize: number,
@@ -82,19 +86,34 @@ async function readAll(
 ): Promise<Map<string, LoadedTensor>> {
   const budget = OUTPUT_FACTOR * fileSize + 64 * 1024 * 1024;
   let total = 0;
-  const out = new Map<string, LoadedTensor>();
+  let firstOver: TensorToRead | undefined;
+  let totalAtFirstOver = 0;
+  const located: StorageBytes[] = [];
+  const namesPerStorage = new Map<string, number>();
   for (const t of tensors) {
+    const storage = locate(t.ref.storage);
+    checkTensorView(path, t, storage);
+    located.push(storage);
+    const key = t.ref.storage.view?.key ?? t.ref.storage.key;
+    namesPerStorage.set(key, (namesPerStorage.get(key) ?? 0) + 1);
     const { count, span } = tensorExtent(t.ref);
     total += (t.dtype === "int64" ? 8 : 4) * (count + (count === span ? 0 : span));
-    if (total > budget) {
-      throw new Error(
-        `${path}: tensor '${t.name}' [${t.ref.shape}] would bring the tensors read to ${total} bytes, more than ` +
-          `${OUTPUT_FACTOR}× the file (${fileSize} bytes) + 64 MiB ` +
-          "(a view repeating its storage, e.g. stride 0, or one storage under very many names): refused",
-      );
+    if (total > budget && firstOver === undefined) {
+      firstOver = t;
+      totalAtFirstOver = total;
     }
-    out.set(t.name, await readTensorData(fh, path, t, locate(t.ref.storage)));
   }
+  if (firstOver !== undefined) {
+    const [sharedKey, sharedBy] = [...namesPerStorage].reduce((a, b) => (b[1] > a[1] ? b : a));
+    throw new Error(
+      `${path}: tensor '${firstOver.name}' [${firstOver.ref.shape}] would bring the tensors read to ${totalAtFirstOver} bytes, more than ` +
+        `${OUTPUT_FACTOR}× the file (${fileSize} bytes) + 64 MiB ` +
+        `(all ${tensors.length} tensors declared take ${total} bytes; ${sharedBy} of them view storage '${sharedKey}'; ` +
+        "a view repeating its storage, e.g. stride 0, or one storage under very many names): refused before reading any",
+    );
+  }
+  const out = new Map<string, LoadedTensor>();
+  for (const [i, t] of tensors.entries()) out.set(t.name, await readTensorData(fh, path, t, located[i]!));
   return out;
 }
 
