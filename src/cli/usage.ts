@@ -158,6 +158,12 @@ export const SERVE_USAGE = `Usage: langchain-dpr serve --model <dpr model dir> -
   --drain-timeout-ms <n>     on SIGTERM, exit 1 if in-flight requests take longer (30000)
   --extra-latency-ms <n>     testing aid: sleep n ms inside each retrieval (to exercise 503/shutdown)
   --log                      fastify request logging to stdout
+  --allowed-hosts <list|all> Host names answered besides localhost, 127.0.0.1, [::1] (.example.com = with
+                             subdomains); default: those only on a loopback --host, no check on others; all = off
+  --token-file <file>        require Authorization: Bearer <token> (file's content) on all routes but /health;
+                             or set DPR_SERVER_TOKEN (never on the command line: ps shows it)
+  --public-metrics           with a token, leave /metrics open (a Prometheus scraper on a private network)
+  --cors-origins <list>      origins whose pages may read answers (e.g. http://localhost:5173); default none
 `;
 
 /** The stages of the GPU check, in order. */

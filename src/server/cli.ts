@@ -6,6 +6,8 @@
  * @module
  */
 import type { FastifyInstance } from "fastify";
+import { open } from "node:fs/promises";
+import { isIP } from "node:net";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
 import { BM25Index } from "../retrievers/bm25/bm25-index.js";
@@ -15,6 +17,7 @@ import type { RetrievalResult, RetrievalService, RetrieveOptions } from "../retr
 import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
 import { TwoStageRetriever } from "../retrievers/two-stage-retriever.js";
 import { createServer, installGracefulShutdown } from "./server.js";
+import { isLoopbackAddress, normalizeAllowedHosts, normalizeCorsOrigins, validateServerToken, type AllowedHosts } from "./security.js";
 import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
 import { SERVE_USAGE as USAGE } from "../cli/usage.js";
 
@@ -43,6 +46,47 @@ export interface ServeOptions {
   extraLatencyMs: number;
   drainTimeoutMs: number;
   log: boolean;
+  /** `--allowed-hosts`: "auto" (default), "all", or host names. */
+  allowedHosts: AllowedHosts;
+  /** `--cors-origins`: origins whose pages may read answers (default none). */
+  corsOrigins: string[];
+  /** `--public-metrics`: with a token, leave /metrics open. */
+  publicMetrics: boolean;
+  /** `--token-file`: where the bearer token is read from (see {@link resolveServeToken}). */
+  tokenFile?: string;
+  /** The bearer token itself, set by {@link resolveServeToken}; never taken from the command line. */
+  token?: string;
+}
+
+/** The environment variable that may hold the server's bearer token. */
+export const SERVER_TOKEN_ENV = "DPR_SERVER_TOKEN";
+
+/** Largest token file read, in bytes (a token is at most 4096 characters, plus a newline). */
+const MAX_TOKEN_FILE_BYTES = 8192;
+
+function list(flag: string, text: string): string[] {
+  const entries = text.split(",").map((e) => e.trim());
+  if (entries.some((e) => e === "")) {
+    throw new UsageError(`serve: ${flag} must be a comma-separated list without empty entries, got ${JSON.stringify(text)}`);
+  }
+  return entries;
+}
+
+function hostList(text: string): string[] {
+  const entries = list("--allowed-hosts", text);
+  const word = entries.find((e) => e === "all" || e === "auto");
+  if (word !== undefined)
+    throw new UsageError(`serve: --allowed-hosts ${word} cannot be combined with host names, got ${JSON.stringify(text)}`);
+  return entries;
+}
+
+/** Runs a validator from security.ts and turns its Error into a UsageError (exit 2 with the usage). */
+function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 /** Usage text of `langchain-dpr serve`. */
@@ -80,10 +124,21 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
       "extra-latency-ms": { type: "string" },
       "drain-timeout-ms": { type: "string" },
       log: { type: "boolean" },
+      "allowed-hosts": { type: "string" },
+      "cors-origins": { type: "string" },
+      "public-metrics": { type: "boolean" },
+      "token-file": { type: "string" },
+      token: { type: "string" },
       help: { type: "boolean" },
     },
   });
   if (values.help) return null;
+  if (values.token !== undefined) {
+    throw new UsageError(
+      `serve: --token is not accepted: other users of this machine can read a command line (ps); ` +
+        `put the token in a file readable only by you and pass --token-file <file>, or set ${SERVER_TOKEN_ENV}`,
+    );
+  }
   if (!values.model) throw new UsageError("serve: --model <dpr model dir> is required");
   if (!values.index) throw new UsageError("serve: --index <FaissDPRStore dir> is required");
   const fusion = (values.fusion ?? "rrf") as FusionMethod;
@@ -91,6 +146,17 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
     throw new UsageError(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
   const alpha = values.alpha === undefined ? 0.5 : Number(values.alpha);
   if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`serve: --alpha must be in [0, 1], got ${JSON.stringify(values.alpha)}`);
+  const hostsText = values["allowed-hosts"];
+  const allowedHosts: AllowedHosts =
+    hostsText === undefined
+      ? "auto"
+      : hostsText.trim() === "all" || hostsText.trim() === "auto"
+        ? (hostsText.trim() as "all" | "auto")
+        : asUsage(() => normalizeAllowedHosts(hostList(hostsText), "serve: --allowed-hosts"));
+  const corsText = values["cors-origins"];
+  const corsOrigins =
+    corsText === undefined ? [] : asUsage(() => normalizeCorsOrigins(list("--cors-origins", corsText), "serve: --cors-origins"));
+  if (values["token-file"] === "") throw new UsageError("serve: --token-file needs a file path, got an empty string");
   return {
     model: values.model,
     index: values.index,
@@ -115,7 +181,60 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
     extraLatencyMs: int("extra-latency-ms", values["extra-latency-ms"], 0, 0),
     drainTimeoutMs: int("drain-timeout-ms", values["drain-timeout-ms"], 30_000, 1),
     log: values.log ?? false,
+    allowedHosts,
+    corsOrigins,
+    publicMetrics: values["public-metrics"] ?? false,
+    tokenFile: values["token-file"],
   };
+}
+
+/**
+ * The bearer token of `serve`: read from `--token-file` (a regular file of at most 8 KiB; surrounding
+ * whitespace and the final newline are dropped) or from `DPR_SERVER_TOKEN`; undefined when neither
+ * is set. Both at once, an empty value, or a token that {@link validateServerToken} refuses is an
+ * error naming the source; the token never appears in a message. A token file that group or others
+ * may read gets a warning through `warn`.
+ */
+export async function resolveServeToken(
+  opts: Pick<ServeOptions, "tokenFile">,
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = () => {},
+): Promise<string | undefined> {
+  const fromEnv = env[SERVER_TOKEN_ENV];
+  if (opts.tokenFile !== undefined && fromEnv !== undefined) {
+    throw new UsageError(`serve: both --token-file and ${SERVER_TOKEN_ENV} are set; use one of them (unset ${SERVER_TOKEN_ENV})`);
+  }
+  if (fromEnv !== undefined) {
+    if (fromEnv === "") throw new Error(`serve: ${SERVER_TOKEN_ENV} is set but empty; set it to the token or unset it`);
+    return validateServerToken(fromEnv, `serve: ${SERVER_TOKEN_ENV}`);
+  }
+  if (opts.tokenFile === undefined) return undefined;
+  const path = opts.tokenFile;
+  let text: string;
+  let handle;
+  try {
+    handle = await open(path, "r");
+  } catch (e) {
+    throw new Error(`serve: --token-file ${path}: cannot open it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Error(`serve: --token-file ${path} is not a regular file`);
+    if (stat.size > MAX_TOKEN_FILE_BYTES) {
+      throw new Error(`serve: --token-file ${path} is ${stat.size} bytes; a token file holds one token of at most 4096 characters`);
+    }
+    if (process.platform !== "win32" && (stat.mode & 0o077) !== 0) {
+      warn(
+        `serve: warning: --token-file ${path} can be read by group or others (mode ${(stat.mode & 0o777).toString(8)}); ` +
+          `chmod 600 ${path}\n`,
+      );
+    }
+    text = (await handle.readFile({ encoding: "utf8" })).trim();
+  } finally {
+    await handle.close();
+  }
+  if (text === "") throw new Error(`serve: --token-file ${path} is empty; write the token into it (e.g. openssl rand -hex 32 > ${path})`);
+  return validateServerToken(text, `serve: --token-file ${path}`);
 }
 
 /** Wraps a service so each retrieval first sleeps `ms` (a testing aid for load shedding/shutdown). */
@@ -184,6 +303,11 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
     maxQueue: opts.maxQueue,
     requestTimeoutMs: opts.timeoutMs,
     logger: opts.log,
+    allowedHosts: opts.allowedHosts,
+    listenHost: isIP(opts.host) === 0 ? opts.host : undefined,
+    token: opts.token,
+    publicMetrics: opts.publicMetrics,
+    corsOrigins: opts.corsOrigins,
   });
   const address = await app.listen({ host: opts.host, port: opts.port });
   const close = async () => {
@@ -201,15 +325,24 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
  */
 export async function runServe(argv: string[], io: CliIO = PROCESS_IO): Promise<number> {
   return runCommandLine({ who: "serve", usage: SERVE_USAGE, io }, async () => {
-    const opts = parseServeArgs(argv);
-    if (opts === null) {
+    const parsed = parseServeArgs(argv);
+    if (parsed === null) {
       io.stdout(SERVE_USAGE);
       return 0;
     }
+    const opts = { ...parsed, token: await resolveServeToken(parsed, process.env, io.stderr) };
     const handle = await startServe(opts);
     installGracefulShutdown(handle.app, { timeoutMs: opts.drainTimeoutMs, onClosed: handle.close });
     const mode = `${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}${opts.reranker ? " + reranker" : ""}`;
-    io.stdout(`listening on ${handle.url} (${mode}, ${handle.store.size} documents)\n`);
+    const access = opts.token === undefined ? "no token" : opts.publicMetrics ? "token required, /metrics open" : "token required";
+    io.stdout(`listening on ${handle.url} (${mode}, ${handle.store.size} documents, ${access})\n`);
+    const address = handle.app.server.address();
+    if (opts.token === undefined && typeof address === "object" && address !== null && !isLoopbackAddress(address.address)) {
+      io.stderr(
+        `serve: warning: listening on ${address.address} without a token: anyone who can reach port ${address.port} can query ` +
+          `the index and read /stats and /metrics; set --token-file <file> or ${SERVER_TOKEN_ENV}\n`,
+      );
+    }
     return 0;
   });
 }

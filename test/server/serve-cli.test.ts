@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
+import { request } from "node:http";
+import { chmod, writeFile } from "node:fs/promises";
 import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
 import { parseServeArgs } from "../../src/server/cli.js";
 import { HybridRetriever } from "../../src/retrievers/hybrid-retriever.js";
@@ -12,13 +14,15 @@ interface Child {
   proc: ChildProcess;
   url: string;
   stderr: () => string;
+  stdout: () => string;
   exited: Promise<number | null>;
 }
 
 /** Spawns the real scripts/serve.ts under node + tsx and waits for its "listening on" line. */
-async function spawnServe(args: string[]): Promise<Child> {
+async function spawnServe(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Child> {
   const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts/serve.ts"), "--port", "0", ...args], {
     cwd: ROOT,
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -37,7 +41,23 @@ async function spawnServe(args: string[]): Promise<Child> {
     });
     void exited.then((code) => rej(new Error(`serve exited with ${code} before listening; stderr: ${err}`)));
   });
-  return { proc, url, stderr: () => err, exited };
+  return { proc, url, stderr: () => err, stdout: () => out, exited };
+}
+
+/** A GET or POST through node:http, so that the Host header can be forged. */
+function send(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown) {
+  const u = new URL(url);
+  return new Promise<{ status: number; json: () => { message?: string; documents?: Array<{ id: string }> } }>((res, rej) => {
+    const h = body === undefined ? headers : { ...headers, "content-type": "application/json" };
+    const req = request({ host: u.hostname, port: u.port, method, path, headers: h, agent: false }, (r) => {
+      let text = "";
+      r.setEncoding("utf8");
+      r.on("data", (d: string) => (text += d));
+      r.on("end", () => res({ status: r.statusCode!, json: () => JSON.parse(text) }));
+    });
+    req.on("error", rej);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
 }
 
 describe("scripts/serve.ts", () => {
@@ -140,6 +160,41 @@ describe("scripts/serve.ts", () => {
       expect(reranked.map((d) => d.id)).toEqual(expected.map((e) => e.id));
       expect(plain.map((d) => d.id)).toEqual(candidates.slice(0, 3).map((d) => d.id));
       expect(plain.every((d) => d.relevanceScore === null)).toBe(true);
+      child.proc.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.proc.kill("SIGKILL");
+    }
+  });
+
+  it("with --token-file and --allowed-hosts requires the token (not on /health) and refuses a forged Host", async () => {
+    const token = "b7e1c2d3a4f5061728394a5b6c7d8e9f";
+    const file = join(stack.root, "token.txt");
+    await writeFile(file, `${token}\n`);
+    await chmod(file, 0o600);
+    const env = { ...process.env };
+    delete env.DPR_SERVER_TOKEN;
+    const child = await spawnServe(
+      ["--model", stack.modelDir, "--index", indexDir, "--token-file", file, "--allowed-hosts", "dpr.internal"],
+      env,
+    );
+    try {
+      expect(child.stdout()).toMatch(/documents, token required\)/);
+      const query = { query: "lemons and scurvy", k: 2 };
+      expect((await send(child.url, "GET", "/health", {})).status).toBe(200);
+      const refused = await send(child.url, "POST", "/retrieve", {}, query);
+      expect(refused.status).toBe(401);
+      expect((await send(child.url, "GET", "/metrics", {})).status).toBe(401);
+      const auth = { authorization: `Bearer ${token}` };
+      const ok = await send(child.url, "POST", "/retrieve", auth, query);
+      expect(ok.status).toBe(200);
+      const expected = await stack.store.similaritySearchWithScore("lemons and scurvy", 2);
+      expect(ok.json().documents!.map((d) => d.id)).toEqual(expected.map(([d]) => d.id));
+      const forged = await send(child.url, "GET", "/stats", { ...auth, host: "rebind.attacker.example" });
+      expect(forged.status).toBe(403);
+      expect(forged.json().message).toContain("--allowed-hosts rebind.attacker.example");
+      expect((await send(child.url, "GET", "/stats", { ...auth, host: "dpr.internal:8080" })).status).toBe(200);
+      expect(child.stderr()).not.toContain(token);
       child.proc.kill("SIGTERM");
       expect(await child.exited).toBe(0);
     } finally {
