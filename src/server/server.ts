@@ -448,7 +448,7 @@ function recordTimings(metrics: ServerMetrics, result: RetrievalResult): void {
 }
 
 function hostRefused(header: string | undefined, host: string | undefined, accepted: readonly string[]): HttpError {
-  const shown = header === undefined ? "no Host header" : `Host ${JSON.stringify(header.slice(0, 200))}`;
+  const shown = header === undefined ? "a request without a Host header" : `Host ${JSON.stringify(header.slice(0, 200))}`;
   const name = host ?? "<name>";
   return new HttpError(
     403,
