@@ -499,12 +499,20 @@ export class BM25Index {
     }
   }
 
-  /** Loads an index saved by {@link BM25Index.save}; errors name the file and what is wrong. */
+  /**
+   * Loads an index saved by {@link BM25Index.save}. Every field is checked before the index is used:
+   * the manifest's fields and types; the postings file's size; `offsets` starting at 0, never
+   * decreasing and ending at `numPostings`; each posting's document in range and each term's postings
+   * in strictly increasing document order (so a term's df is at most the document count); every
+   * tf ≥ 1; every document length ≥ 0 and equal to the sum of its tfs; ids and terms unique.
+   * @throws Error naming the file, the field (and index) and what was expected and found.
+   */
   static async load<T extends BM25Index>(this: new (params?: BM25IndexParams) => T, dir: string): Promise<T> {
+    if (endianness() !== "LE") throw new Error(`${WHO}: loading needs a little-endian machine`);
     const manifestPath = join(dir, MANIFEST);
-    let manifest: Manifest;
+    let parsed: unknown;
     try {
-      manifest = JSON.parse(await readFile(manifestPath, "utf8")) as Manifest;
+      parsed = JSON.parse(await readFile(manifestPath, "utf8"));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new Error(
@@ -513,15 +521,7 @@ export class BM25Index {
           : `${WHO}: ${manifestPath} is not valid JSON: ${e.message}`,
       );
     }
-    if (manifest.format !== FORMAT)
-      throw new Error(`${WHO}: ${manifestPath} is not a BM25 index (format ${JSON.stringify(manifest.format)}, expected "${FORMAT}")`);
-    if (manifest.version !== FORMAT_VERSION)
-      throw new Error(`${WHO}: ${manifestPath} has format version ${manifest.version}, this code reads version ${FORMAT_VERSION}`);
-    for (const field of ["numDocs", "numTerms", "numPostings"] as const) {
-      if (!Number.isInteger(manifest[field]) || manifest[field] < 0)
-        throw new Error(`${WHO}: ${manifestPath} field "${field}" must be a non-negative integer`);
-    }
-    if (manifest.tfBytes !== 2 && manifest.tfBytes !== 4) throw new Error(`${WHO}: ${manifestPath} field "tfBytes" must be 2 or 4`);
+    const manifest = checkManifest(parsed, manifestPath);
     const index = new this({
       k1: manifest.k1,
       b: manifest.b,
@@ -531,17 +531,20 @@ export class BM25Index {
       storePassages: manifest.hasPassages,
     });
     const gen = manifest.generation;
-    const terms = await readJsonStringLines(join(dir, `terms.${gen}.jsonl`), manifest.numTerms);
-    const ids = await readJsonStringLines(join(dir, `ids.${gen}.jsonl`), manifest.numDocs);
     const binPath = join(dir, `postings.${gen}.bin`);
     const { numTerms, numPostings, numDocs, tfBytes } = manifest;
     const expected = 4 * (numTerms + 1) + 4 * numPostings + tfBytes * numPostings + 4 * numDocs;
-    let bin: Buffer;
+    let binSize: number;
     try {
-      bin = await readFile(binPath);
+      binSize = (await stat(binPath)).size;
     } catch {
       throw new Error(`${WHO}: missing postings file ${binPath}`);
     }
+    // Checked before reading anything, so a manifest claiming huge counts allocates nothing.
+    if (binSize !== expected) throw new Error(`${WHO}: ${binPath} has ${binSize} bytes, expected ${expected} from ${MANIFEST}`);
+    const terms = await readJsonStringLines(join(dir, `terms.${gen}.jsonl`), numTerms, "term");
+    const ids = await readJsonStringLines(join(dir, `ids.${gen}.jsonl`), numDocs, "passage id");
+    const bin = await readFile(binPath);
     if (bin.length !== expected) throw new Error(`${WHO}: ${binPath} has ${bin.length} bytes, expected ${expected} from ${MANIFEST}`);
     // Copy each section into its own (aligned) buffer.
     let at = bin.byteOffset;
@@ -554,24 +557,11 @@ export class BM25Index {
     const postDocs = new Int32Array(take(numPostings, 4));
     const postTfs = tfBytes === 2 ? new Uint16Array(take(numPostings, 2)) : new Uint32Array(take(numPostings, 4));
     const lengths = new Int32Array(take(numDocs, 4));
-    if (offsets[0] !== 0 || offsets[numTerms] !== numPostings)
-      throw new Error(`${WHO}: ${binPath} postings offsets are inconsistent with ${MANIFEST}`);
-    for (let p = 0; p < numPostings; p++) {
-      if (postDocs[p]! < 0 || postDocs[p]! >= numDocs)
-        throw new Error(`${WHO}: ${binPath} has a posting for document ${postDocs[p]}, outside 0..${numDocs - 1}`);
-    }
-    // Each term's postings are sorted by document (scoreDocuments searches them).
-    for (let t = 0; t < numTerms; t++) {
-      for (let p = offsets[t]! + 1; p < offsets[t + 1]!; p++) {
-        if (postDocs[p]! <= postDocs[p - 1]!)
-          throw new Error(`${WHO}: ${binPath} has the postings of term "${terms[t]}" out of document order at posting ${p}`);
-      }
-    }
+    checkPostings(binPath, terms, offsets, postDocs, postTfs, lengths, numDocs);
     index.terms = terms;
     terms.forEach((t, i) => index.termIds.set(t, i));
     index.ids = ids;
     ids.forEach((id, i) => index.idToDoc.set(id, i));
-    if (index.idToDoc.size !== ids.length) throw new Error(`${WHO}: ids file of ${dir} has duplicate ids`);
     index.offsets = offsets;
     index.postDocs = postDocs;
     index.postTfs = postTfs;
@@ -581,20 +571,129 @@ export class BM25Index {
     index.compiledDocs = numDocs;
     if (manifest.hasPassages) {
       const path = join(dir, `passages.${gen}.jsonl`);
-      let line = 0;
+      let count = 0;
+      let lineNo = 0;
       for await (const raw of readLines(path)) {
+        lineNo++;
         if (raw === "") continue;
-        const rec = JSON.parse(raw) as { title: string; text: string; metadata?: Record<string, unknown> };
-        const p: Passage = { id: ids[line]!, title: rec.title, text: rec.text };
-        if (rec.metadata !== undefined) p.metadata = rec.metadata;
-        index.passages.push(p);
-        line++;
+        if (count >= numDocs) throw new Error(`${WHO}: ${path} has more than the ${numDocs} passages ${MANIFEST} gives (line ${lineNo})`);
+        index.passages.push(parsePassageLine(raw, path, lineNo, ids[count]!));
+        count++;
       }
-      if (line !== numDocs) throw new Error(`${WHO}: ${path} has ${line} passages, expected ${numDocs}`);
+      if (count !== numDocs) throw new Error(`${WHO}: ${path} has ${count} passages, expected ${numDocs}`);
     }
     index.refreshScoring();
     return index;
   }
+}
+
+/** The manifest's fields, each checked for type and range; errors name the file and the field. */
+function checkManifest(parsed: unknown, path: string): Manifest {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`${WHO}: ${path} must hold a JSON object, got ${Array.isArray(parsed) ? "an array" : JSON.stringify(parsed)}`);
+  }
+  const m = parsed as Record<string, unknown>;
+  const bad = (field: string, expected: string): never => {
+    throw new Error(`${WHO}: ${path} field "${field}" must be ${expected}, got ${JSON.stringify(m[field]) ?? "nothing"}`);
+  };
+  if (m.format !== FORMAT)
+    throw new Error(`${WHO}: ${path} is not a BM25 index (format ${JSON.stringify(m.format)}, expected "${FORMAT}")`);
+  if (m.version !== FORMAT_VERSION) {
+    throw new Error(`${WHO}: ${path} has format version ${JSON.stringify(m.version)}, this code reads version ${FORMAT_VERSION}`);
+  }
+  if (typeof m.generation !== "string" || !/^[a-z0-9]+$/.test(m.generation)) bad("generation", "a tag of a-z and 0-9 (as save writes)");
+  if (m.byteOrder !== "LE") bad("byteOrder", '"LE"');
+  for (const field of ["numDocs", "numTerms", "numPostings"]) {
+    const v = m[field];
+    // Offsets and document numbers are stored as int32.
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0x7fffffff) bad(field, "an integer in 0..2147483647");
+  }
+  if (m.tfBytes !== 2 && m.tfBytes !== 4) bad("tfBytes", "2 or 4");
+  if (typeof m.k1 !== "number" || !Number.isFinite(m.k1) || m.k1 < 0) bad("k1", "a finite number ≥ 0");
+  if (typeof m.b !== "number" || !(m.b >= 0 && m.b <= 1)) bad("b", "a number in [0, 1]");
+  if (typeof m.lossyLengths !== "boolean") bad("lossyLengths", "true or false");
+  if (typeof m.hasPassages !== "boolean") bad("hasPassages", "true or false");
+  if (m.queryTermWeighting !== "frequency" && m.queryTermWeighting !== "unique") bad("queryTermWeighting", '"frequency" or "unique"');
+  if (typeof m.analyzer !== "object" || m.analyzer === null || Array.isArray(m.analyzer)) bad("analyzer", "an object");
+  return m as unknown as Manifest;
+}
+
+/**
+ * Checks the postings sections against each other and the document count, so that every score is
+ * what the saved index gave: errors name the file, the section and the index of the bad value.
+ */
+function checkPostings(
+  path: string,
+  terms: readonly string[],
+  offsets: Int32Array,
+  postDocs: Int32Array,
+  postTfs: Uint16Array | Uint32Array,
+  lengths: Int32Array,
+  numDocs: number,
+): void {
+  const numTerms = terms.length;
+  const numPostings = postDocs.length;
+  if (offsets[0] !== 0) throw new Error(`${WHO}: ${path} offsets[0] must be 0, got ${offsets[0]}`);
+  if (offsets[numTerms] !== numPostings) {
+    throw new Error(`${WHO}: ${path} offsets[${numTerms}] (the last) must equal numPostings ${numPostings}, got ${offsets[numTerms]}`);
+  }
+  for (let t = 0; t < numTerms; t++) {
+    if (offsets[t + 1]! < offsets[t]!) {
+      throw new Error(
+        `${WHO}: ${path} offsets must not decrease: offsets[${t + 1}] = ${offsets[t + 1]} < offsets[${t}] = ${offsets[t]} ` +
+          `(term "${terms[t]}")`,
+      );
+    }
+  }
+  const tfSum = new Float64Array(numDocs);
+  for (let t = 0; t < numTerms; t++) {
+    for (let p = offsets[t]!; p < offsets[t + 1]!; p++) {
+      const d = postDocs[p]!;
+      if (d < 0 || d >= numDocs) {
+        throw new Error(`${WHO}: ${path} has a posting for document ${d}, outside 0..${numDocs - 1} (posting ${p}, term "${terms[t]}")`);
+      }
+      // Each term's postings are sorted by document (scoreDocuments searches them); so df ≤ numDocs.
+      if (p > offsets[t]! && d <= postDocs[p - 1]!) {
+        throw new Error(`${WHO}: ${path} has the postings of term "${terms[t]}" out of document order at posting ${p}`);
+      }
+      const tf = postTfs[p]!;
+      if (tf < 1) throw new Error(`${WHO}: ${path} postTfs[${p}] (term "${terms[t]}", document ${d}) must be ≥ 1, got ${tf}`);
+      tfSum[d] += tf;
+    }
+  }
+  for (let d = 0; d < numDocs; d++) {
+    if (lengths[d]! < 0) throw new Error(`${WHO}: ${path} lengths[${d}] must be ≥ 0, got ${lengths[d]}`);
+    if (lengths[d] !== tfSum[d]) {
+      throw new Error(
+        `${WHO}: ${path} lengths[${d}] is ${lengths[d]} but the document's postings hold ${tfSum[d]} term occurrences ` +
+          "(a document's length is the sum of its term frequencies)",
+      );
+    }
+  }
+}
+
+/** One line of the passages file: `{title, text[, metadata]}`; errors name the file and line. */
+function parsePassageLine(raw: string, path: string, lineNo: number, id: string): Passage {
+  let rec: unknown;
+  try {
+    rec = JSON.parse(raw);
+  } catch (err) {
+    throw new Error(`${WHO}: ${path}:${lineNo}: expected a JSON object {title, text}, got invalid JSON (${(err as Error).message})`);
+  }
+  if (typeof rec !== "object" || rec === null || Array.isArray(rec)) {
+    throw new Error(`${WHO}: ${path}:${lineNo}: expected a JSON object {title, text}, got ${raw.slice(0, 80)}`);
+  }
+  const r = rec as Record<string, unknown>;
+  if (typeof r.title !== "string" || typeof r.text !== "string") {
+    throw new Error(`${WHO}: ${path}:${lineNo}: "title" and "text" must be strings, got ${typeof r.title} and ${typeof r.text}`);
+  }
+  const metadata = r.metadata;
+  if (metadata !== undefined && (typeof metadata !== "object" || metadata === null || Array.isArray(metadata))) {
+    throw new Error(`${WHO}: ${path}:${lineNo}: "metadata" must be an object, got ${JSON.stringify(metadata)}`);
+  }
+  const p: Passage = { id, title: r.title, text: r.text };
+  if (metadata !== undefined) p.metadata = metadata as Record<string, unknown>;
+  return p;
 }
 
 async function* readLines(path: string): AsyncGenerator<string> {
@@ -607,8 +706,10 @@ async function* readLines(path: string): AsyncGenerator<string> {
   yield* lines;
 }
 
-async function readJsonStringLines(path: string, expected: number): Promise<string[]> {
+/** Reads `expected` unique JSON strings, one a line; errors name the file and line. */
+async function readJsonStringLines(path: string, expected: number, what: string): Promise<string[]> {
   const out: string[] = [];
+  const seen = new Map<string, number>();
   let line = 0;
   for await (const raw of readLines(path)) {
     line++;
@@ -616,10 +717,14 @@ async function readJsonStringLines(path: string, expected: number): Promise<stri
     let value: unknown;
     try {
       value = JSON.parse(raw);
-    } catch {
-      throw new Error(`${WHO}: invalid JSON at ${path}:${line}`);
+    } catch (err) {
+      throw new Error(`${WHO}: ${path}:${line}: expected a JSON string (a ${what}), got invalid JSON (${(err as Error).message})`);
     }
-    if (typeof value !== "string") throw new Error(`${WHO}: expected a JSON string at ${path}:${line}`);
+    if (typeof value !== "string") throw new Error(`${WHO}: ${path}:${line}: expected a JSON string (a ${what}), got ${raw.slice(0, 80)}`);
+    if (out.length >= expected) throw new Error(`${WHO}: ${path} has more than the ${expected} entries ${MANIFEST} gives (line ${line})`);
+    const first = seen.get(value);
+    if (first !== undefined) throw new Error(`${WHO}: ${path}:${line}: ${what} ${JSON.stringify(value)} repeats line ${first}`);
+    seen.set(value, line);
     out.push(value);
   }
   if (out.length !== expected) throw new Error(`${WHO}: ${path} has ${out.length} entries, expected ${expected}`);
