@@ -5,22 +5,12 @@ import { join } from "node:path";
 import { writeDprJson } from "../../src/data/dpr.js";
 import { runTrainCli } from "../../src/training/cli.js";
 import { syntheticTask, writeSyntheticBeir } from "./synthetic.js";
+import { shapeFlags } from "./shape-flags.js";
 
 let dir: string;
 const task = syntheticTask(24, 6);
 const tiny = [
-  "--hidden",
-  "16",
-  "--layers",
-  "1",
-  "--heads",
-  "2",
-  "--ffn",
-  "32",
-  "--max-len",
-  "48",
-  "--vocab-size",
-  "200",
+  ...shapeFlags({ hidden: 16, layers: 1, heads: 2, ffn: 32, maxLen: 48, vocabSize: 200 }),
   "--q-len",
   "12",
   "--p-len",

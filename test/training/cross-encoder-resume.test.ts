@@ -22,6 +22,7 @@ import { scratchModel } from "../../src/training/init.js";
 import { HardNegativeMiner } from "../../src/training/mining.js";
 import { checkpointStep, differingTensors, finish, killAfterCheckpoint, runScript } from "./kill-resume.js";
 import { writeMiningFixture } from "./mining-fixture.js";
+import { TINY_CROSS_ENCODER } from "./shape-flags.js";
 
 let dir: string;
 let beir: string;
@@ -45,18 +46,7 @@ function train(out: string, extra: string[] = []): ChildProcess {
     "20",
     "--out",
     out,
-    "--hidden",
-    "32",
-    "--layers",
-    "1",
-    "--heads",
-    "4",
-    "--ffn",
-    "64",
-    "--max-len",
-    "64",
-    "--vocab-size",
-    "400",
+    ...TINY_CROSS_ENCODER,
     "--max-length",
     "64",
     "--batch",

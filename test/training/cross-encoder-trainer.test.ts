@@ -25,6 +25,7 @@ import { loadInitialModel, scratchModel } from "../../src/training/init.js";
 import { HardNegativeMiner } from "../../src/training/mining.js";
 import { SeededRandom } from "../../src/training/random.js";
 import { writeMiningFixture, type MiningFixture } from "./mining-fixture.js";
+import { TINY_CROSS_ENCODER } from "./shape-flags.js";
 
 let root: string;
 let fx: MiningFixture;
@@ -346,18 +347,7 @@ describe("train-cross-encoder CLI", () => {
       "--match-head",
       "--out",
       out,
-      "--hidden",
-      "32",
-      "--layers",
-      "1",
-      "--heads",
-      "4",
-      "--ffn",
-      "64",
-      "--max-len",
-      "64",
-      "--vocab-size",
-      "400",
+      ...TINY_CROSS_ENCODER,
       "--max-steps",
       "2",
       "--batch",
@@ -397,18 +387,7 @@ describe("train-cross-encoder CLI", () => {
       "20",
       "--out",
       out,
-      "--hidden",
-      "32",
-      "--layers",
-      "1",
-      "--heads",
-      "4",
-      "--ffn",
-      "64",
-      "--max-len",
-      "64",
-      "--vocab-size",
-      "400",
+      ...TINY_CROSS_ENCODER,
       "--max-steps",
       "3",
       "--batch",

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { readSafetensors } from "../../src/models/safetensors.js";
 import { checkpointStep, differingTensors, finish, killAfterCheckpoint, runScript } from "./kill-resume.js";
 import { syntheticTask, writeSyntheticBeir } from "./synthetic.js";
+import { shapeFlags } from "./shape-flags.js";
 
 let dir: string;
 
@@ -22,18 +23,7 @@ function train(out: string, extra: string[] = []): ChildProcess {
     join(dir, "beir"),
     "--out",
     out,
-    "--hidden",
-    "32",
-    "--layers",
-    "2",
-    "--heads",
-    "4",
-    "--ffn",
-    "64",
-    "--max-len",
-    "64",
-    "--vocab-size",
-    "300",
+    ...shapeFlags({ hidden: 32, layers: 2, heads: 4, ffn: 64, maxLen: 64, vocabSize: 300 }),
     "--epochs",
     "3",
     "--batch",
