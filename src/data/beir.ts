@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { readJsonLines, stringField } from "./jsonl.js";
+import { lineSnippet, readJsonLines, stringField } from "./jsonl.js";
 import type { Passage, Qrels, Query } from "./types.js";
 
 const WHO = "BEIR";
@@ -16,9 +16,13 @@ export interface BeirDataset {
   split: string;
 }
 
-function asObjectRecord(value: unknown, where: string): Record<string, unknown> {
+const CORPUS_LINE = 'a JSON object {"_id", "title"?, "text", "metadata"?}';
+const QUERY_LINE = 'a JSON object {"_id", "text"}';
+
+function asObjectRecord(value: unknown, where: string, expected: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error(`${WHO}: expected a JSON object at ${where}`);
+    const got = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value} ${lineSnippet(String(value))}`;
+    throw new Error(`${WHO}: expected ${expected} at ${where}, got ${got}`);
   }
   return value as Record<string, unknown>;
 }
@@ -32,9 +36,9 @@ function asObjectRecord(value: unknown, where: string): Record<string, unknown> 
  */
 export async function* streamBeirCorpus(pathOrDir: string): AsyncGenerator<Passage> {
   const path = pathOrDir.endsWith(".jsonl") ? pathOrDir : join(pathOrDir, "corpus.jsonl");
-  for await (const { value, line } of readJsonLines(path, WHO)) {
+  for await (const { value, line } of readJsonLines(path, WHO, CORPUS_LINE)) {
     const where = `${path}:${line}`;
-    const record = asObjectRecord(value, where);
+    const record = asObjectRecord(value, where, CORPUS_LINE);
     const passage: Passage = {
       id: stringField(record, "_id", where, WHO, { allowNumber: true }),
       title: stringField(record, "title", where, WHO, { optional: true }),
@@ -62,8 +66,9 @@ export async function loadBeirCorpus(pathOrDir: string): Promise<Passage[]> {
 export async function loadBeirQueries(pathOrDir: string): Promise<Query[]> {
   const path = pathOrDir.endsWith(".jsonl") ? pathOrDir : join(pathOrDir, "queries.jsonl");
   const out: Query[] = [];
-  for await (const { value, line } of readJsonLines(path, WHO)) {
+  for await (const { value, line } of readJsonLines(path, WHO, QUERY_LINE)) {
     const where = `${path}:${line}`;
+    asObjectRecord(value, where, QUERY_LINE);
     out.push({
       id: stringField(value, "_id", where, WHO, { allowNumber: true }),
       text: stringField(value, "text", where, WHO),
@@ -96,6 +101,11 @@ export async function loadBeirQrels(path: string): Promise<Qrels> {
       throw new Error(`${WHO}: expected 3 tab-separated columns (query-id, corpus-id, score) at ${path}:${line}, got ${cols.length}`);
     }
     const [qid, docId, scoreText] = cols as [string, string, string];
+    if (qid === "" || docId === "") {
+      throw new Error(
+        `${WHO}: empty ${qid === "" ? "query-id" : "corpus-id"} at ${path}:${line} (expected query-id<TAB>corpus-id<TAB>score)`,
+      );
+    }
     const score = Number(scoreText.trim());
     if (!Number.isFinite(score) || scoreText.trim() === "") {
       throw new Error(`${WHO}: score must be a number at ${path}:${line}, got "${scoreText}"`);

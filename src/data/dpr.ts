@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { writeStreamAtomic } from "../utils/atomic-file.js";
-import { readJsonLines } from "./jsonl.js";
+import { lineSnippet, readJsonLines } from "./jsonl.js";
 import type { Passage, TrainingExample } from "./types.js";
 
 const WHO = "DPRData";
@@ -79,10 +79,25 @@ export async function readDprJson(path: string): Promise<TrainingExample[]> {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${WHO}: invalid JSON in ${path}: ${(err as Error).message}`);
+    throw new Error(`${WHO}: invalid JSON in ${path}${jsonErrorPlace(text, (err as Error).message)}: ${(err as Error).message}`);
   }
   if (!Array.isArray(data)) throw new Error(`${WHO}: ${path} must hold a JSON list of records, got ${describe(data)}`);
   return data.map((rec, i) => parseDprRecord(rec, `${path}[${i}]`));
+}
+
+/**
+ * Where a JSON.parse error lies, from the "position N" V8 gives: ` at line L, column C (expected a JSON
+ * list of DPR records; near "…")`, or just what was expected when the message has no position.
+ */
+function jsonErrorPlace(text: string, message: string): string {
+  const m = /position (\d+)/.exec(message);
+  if (!m) return " (expected a JSON list of DPR records)";
+  const pos = Math.min(Number(m[1]), text.length);
+  const lineStart = text.lastIndexOf("\n", pos - 1) + 1;
+  let line = 1;
+  for (let i = text.indexOf("\n"); i !== -1 && i < pos; i = text.indexOf("\n", i + 1)) line++;
+  const near = text.slice(Math.max(lineStart, pos - 40), pos + 40).split("\n")[0]!;
+  return ` at line ${line}, column ${pos - lineStart + 1} (expected a JSON list of DPR records; near ${lineSnippet(near)})`;
 }
 
 function ctxJson(p: Passage): Record<string, unknown> {
@@ -124,7 +139,8 @@ export async function writeDprJson(path: string, examples: Iterable<TrainingExam
  */
 export async function readJsonlPairs(path: string): Promise<TrainingExample[]> {
   const out: TrainingExample[] = [];
-  for await (const { value, line } of readJsonLines(path, WHO)) {
+  const expected = 'a JSON object {"query", "positive", "negatives"?, "hard_negatives"?} or {"question", "passage"}';
+  for await (const { value, line } of readJsonLines(path, WHO, expected)) {
     const where = `${path}:${line}`;
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw new Error(`${WHO}: expected a JSON object at ${where}, got ${describe(value)}`);

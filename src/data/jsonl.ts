@@ -7,14 +7,21 @@ export interface JsonLine {
   line: number;
 }
 
+/** The start of a line for an error message: at most 80 characters, JSON-quoted. */
+export function lineSnippet(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
 /**
  * Streams a JSON Lines file one record at a time (never the whole file in memory). Blank lines
- * are skipped; a line that is not valid JSON throws an Error naming `file:line`.
+ * are skipped; a line that is not valid JSON throws an Error naming `file:line`, what each line
+ * should hold, the parser's message and the start of the line.
  *
  * @param path the file to read
  * @param who prefix for error messages (module or class name)
+ * @param expected what each line should hold, for error messages (e.g. `a JSON object {"_id", "text"}`)
  */
-export async function* readJsonLines(path: string, who = "readJsonLines"): AsyncGenerator<JsonLine> {
+export async function* readJsonLines(path: string, who = "readJsonLines", expected = "one JSON value"): AsyncGenerator<JsonLine> {
   const input = createReadStream(path, { encoding: "utf8" });
   const lines = createInterface({ input, crlfDelay: Infinity });
   let line = 0;
@@ -27,7 +34,10 @@ export async function* readJsonLines(path: string, who = "readJsonLines"): Async
       try {
         value = JSON.parse(text);
       } catch (err) {
-        throw new Error(`${who}: invalid JSON at ${path}:${line}: ${(err as Error).message}`);
+        throw new Error(
+          `${who}: invalid JSON at ${path}:${line} (expected ${expected} per line): ${(err as Error).message}; ` +
+            `the line starts ${lineSnippet(text)}`,
+        );
       }
       yield { value, line };
     }
