@@ -82,6 +82,6 @@ export { matchesFilter, type MetadataFilter } from "./retrievers/filter.js";
 
 // Loading models: the shipped defaults, the Hugging Face hub, and the settings a model folder carries.
 export { DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER } from "./models/defaults.js";
-export { downloadModel, type HubDownloadParams } from "./models/hub.js";
+export { DEFAULT_MAX_DOWNLOAD_BYTES, downloadModel, loadFromHub, repairCachedModel, type HubDownloadParams } from "./models/hub.js";
 export type { DPRModelConfig, PoolingMode, TitleJoin } from "./models/model-dir.js";
 export type { ExecutionProviderName } from "./runtime/onnx-session.js";

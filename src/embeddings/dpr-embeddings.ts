@@ -15,7 +15,7 @@ import {
   type PoolingMode,
   type TitleJoin,
 } from "../models/model-dir.js";
-import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
+import { downloadModel, isHubId, retryAfterRepair, splitHubParams, type HubDownloadParams } from "../models/hub.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";
 import { OnnxEncoder, type EmbeddingMatrix, type EncoderInput } from "../runtime/onnx-encoder.js";
 import { isDirectory } from "../utils/fs.js";
@@ -193,27 +193,33 @@ export class DPREmbeddings extends Embeddings {
     idOrPath: string | { question: string; passage: string },
     params: DPRFromPretrainedParams = {},
   ): Promise<InstanceType<T>> {
-    const { revision, endpoint, cacheDir, token, files, retries, fetch: fetchImpl, ...rest } = params;
-    const hub: HubDownloadParams = { revision, endpoint, cacheDir, token, files, retries, fetch: fetchImpl };
+    const { hub, rest } = splitHubParams(params);
+    const fromHub: string[] = [];
     const locate = async (ref: string): Promise<string> => {
       if (await isDirectory(ref)) return ref;
       if (!isHubId(ref)) throw new Error(`${OWNER}: '${ref}' is neither a folder nor a hub id like owner/name`);
       try {
-        return await downloadModel(ref, { ...hub, quantized: params.quantized });
+        const dir = await downloadModel(ref, hub);
+        fromHub.push(ref);
+        return dir;
       } catch (err) {
         throw new Error(`${OWNER}: '${ref}' is not a local folder, and downloading it as a hub id failed: ${(err as Error).message}`);
       }
     };
-    let instance: DPREmbeddings;
+    let paths: Pick<DPREmbeddingsParams, "modelPath" | "questionEncoderPath" | "passageEncoderPath">;
     if (typeof idOrPath === "string") {
-      instance = new this({ ...rest, modelPath: await locate(idOrPath) });
+      paths = { modelPath: await locate(idOrPath) };
     } else {
       const questionEncoderPath = await locate(idOrPath.question);
       const passageEncoderPath = idOrPath.passage === idOrPath.question ? questionEncoderPath : await locate(idOrPath.passage);
-      instance = new this({ ...rest, questionEncoderPath, passageEncoderPath });
+      paths = { questionEncoderPath, passageEncoderPath };
     }
-    await instance.ready();
-    return instance as InstanceType<T>;
+    // A cached file cut short where no check could tell fails the load: it is fetched again once.
+    return retryAfterRepair(fromHub, hub, async () => {
+      const instance = new this({ ...rest, ...paths });
+      await instance.ready();
+      return instance as InstanceType<T>;
+    });
   }
 
   private async openEncoders(): Promise<Encoders> {

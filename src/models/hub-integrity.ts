@@ -86,9 +86,9 @@ export function isSha256Hex(value: unknown): value is string {
 /**
  * Collects what the responses of one transfer (redirect hops, then the final response) say about the
  * file: `X-Linked-Size` and `X-Linked-Etag` (Hugging Face's size and SHA-256 of LFS files, on the
- * resolve response) from any response, a strong ETag of 64 hex digits (LFS files' SHA-256) from any
- * response not content-encoded, and `Content-Length` of the final response when it is not
- * content-encoded. ETags of other shapes (git blob SHA-1, MD5) say nothing checkable and are ignored.
+ * resolve response) from any response, a strong ETag of 64 hex digits (LFS files' SHA-256) from the
+ * first response (the resolve URL's) when it is not content-encoded, and `Content-Length` of the
+ * final response when it is not content-encoded. ETags of other shapes (git blob SHA-1, MD5) say nothing checkable and are ignored.
  */
 export function expectationOf(hops: Response[], final: Response): Expectation {
   const sizes: Expectation["sizes"] = [];
@@ -96,14 +96,17 @@ export function expectationOf(hops: Response[], final: Response): Expectation {
   const addSha = (hex: string | undefined, from: string) => {
     if (hex && !sha256.some((s) => s.hex === hex && s.from === from)) sha256.push({ hex, from });
   };
-  for (const res of [...hops, final]) {
+  const all = [...hops, final];
+  for (const res of all) {
     const linkedSize = res.headers.get("x-linked-size");
     if (linkedSize !== null && /^\d+$/.test(linkedSize.trim()) && !sizes.some((s) => s.from === "x-linked-size")) {
       sizes.push({ bytes: Number(linkedSize.trim()), from: "x-linked-size" });
     }
     addSha(sha256OfEtag(res.headers.get("x-linked-etag"), true), "x-linked-etag");
-    if (res.headers.get("content-encoding") === null) addSha(sha256OfEtag(res.headers.get("etag"), false), "etag");
   }
+  // The ETag of the first answer only (the resolve URL's, as huggingface_hub reads it): what a CDN
+  // further down the redirects calls its ETag is its own business.
+  if (all[0]!.headers.get("content-encoding") === null) addSha(sha256OfEtag(all[0]!.headers.get("etag"), false), "etag");
   const length = final.headers.get("content-length");
   if (length !== null && /^\d+$/.test(length.trim()) && final.headers.get("content-encoding") === null) {
     sizes.push({ bytes: Number(length.trim()), from: "content-length" });

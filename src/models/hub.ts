@@ -531,15 +531,17 @@ async function readCache(ctx: Ctx): Promise<{ complete: boolean; trusted: Map<st
       typeof revision === "string" &&
       repoIdProblem(repo) === null &&
       revisionProblem(revision) === null &&
-      repoFolderName(repo) + "/" + revisionFolderName(revision) === repoFolderName(ctx.repo) + "/" + revisionFolderName(ctx.revision);
+      (repoFolderName(repo) + "/" + revisionFolderName(revision)).toLowerCase() ===
+        (repoFolderName(ctx.repo) + "/" + revisionFolderName(ctx.revision)).toLowerCase();
+    // Two valid names that lead here differ only in case: a case-insensitive file system (macOS, Windows).
     if (sameFolder) {
       throw new Error(
         `${OWNER}: the cache folder ${ctx.dir} holds ${repo}@${revision}, not ${ctx.repo}@${ctx.revision}: ` +
           "their names differ only in case, which this file system does not tell apart; use another cacheDir for one of them",
       );
     }
-    // Written by an earlier version, whose folder names were not one-to-one (v1/x and v1_x shared one):
-    // the folder is not this revision's.
+    // Written by an earlier version, whose folder names were not one-to-one (v1/x and v1_x shared one;
+    // earlier names never hold '%', today's escapes always do): the folder is not this revision's.
     await rm(ctx.dir, { recursive: true, force: true });
     return { complete: false, trusted };
   }
@@ -778,6 +780,58 @@ export async function repairCachedModel(repo: string, params: HubDownloadParams 
 }
 
 /**
+ * Runs `load`; when it throws and `repos` (hub ids whose cached folders `load` reads) is not empty,
+ * repairs their cached folders ({@link repairCachedModel}) and runs `load` once more if any file
+ * changed, else throws the first error.
+ */
+export async function retryAfterRepair<T>(repos: string[], params: HubDownloadParams, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if (repos.length === 0) throw err;
+    const changed: string[] = [];
+    try {
+      for (const repo of new Set(repos)) changed.push(...(await repairCachedModel(repo, params)));
+    } catch (repairErr) {
+      const also = `fetching the cached files of ${repos.join(", ")} again failed too: ${(repairErr as Error).message}`;
+      throw new Error(`${(err as Error).message} (${also})`, { cause: err });
+    }
+    if (changed.length === 0) throw err;
+    return await load();
+  }
+}
+
+/** The keys {@link splitHubParams} moves out of a loader's parameters (`quantized` is copied: both use it). */
+export type HubOnlyKey = Exclude<keyof HubDownloadParams, "quantized">;
+
+// A Record, so that a key added to HubDownloadParams and not here fails to compile.
+const HUB_KEYS: Record<HubOnlyKey, true> = {
+  revision: true,
+  endpoint: true,
+  cacheDir: true,
+  token: true,
+  files: true,
+  retries: true,
+  fetch: true,
+  maxDownloadBytes: true,
+  sha256: true,
+};
+
+/**
+ * Splits a loader's parameters into the hub download settings (with `quantized`, which both use) and
+ * the rest, so that every {@link HubDownloadParams} key reaches {@link downloadModel}.
+ */
+export function splitHubParams<T extends HubDownloadParams>(params: T): { hub: HubDownloadParams; rest: Omit<T, HubOnlyKey> } {
+  const hub: Record<string, unknown> = { quantized: params.quantized };
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (Object.hasOwn(HUB_KEYS, key)) hub[key] = value;
+    else rest[key] = value;
+  }
+  return { hub: hub as HubDownloadParams, rest: rest as Omit<T, HubOnlyKey> };
+}
+
+/**
  * Downloads `repo` (see {@link downloadModel}) and returns what `load` makes of the folder. When `load`
  * throws, the cached files that could be at fault are fetched again once ({@link repairCachedModel});
  * if any changed, `load` runs once more, else the first error is thrown: a file cut short where no
@@ -785,21 +839,5 @@ export async function repairCachedModel(repo: string, params: HubDownloadParams 
  */
 export async function loadFromHub<T>(repo: string, params: HubDownloadParams, load: (dir: string) => Promise<T>): Promise<T> {
   const dir = await downloadModel(repo, params);
-  try {
-    return await load(dir);
-  } catch (err) {
-    let changed: string[];
-    try {
-      changed = await repairCachedModel(repo, params);
-    } catch (repairErr) {
-      throw new Error(
-        `${(err as Error).message} (fetching the cached files of ${repo} again failed too: ${(repairErr as Error).message})`,
-        {
-          cause: err,
-        },
-      );
-    }
-    if (changed.length === 0) throw err;
-    return await load(dir);
-  }
+  return retryAfterRepair([repo], params, () => load(dir));
 }

@@ -11,7 +11,7 @@ import { Document, type DocumentInterface } from "@langchain/core/documents";
 import { BaseDocumentCompressor } from "@langchain/core/retrievers/document_compressors";
 
 import { OnnxEncoder } from "../runtime/onnx-encoder.js";
-import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
+import { downloadModel, isHubId, retryAfterRepair, splitHubParams, type HubDownloadParams } from "../models/hub.js";
 import { resolveEncoderDir } from "../models/model-dir.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";
 import { isDirectory } from "../utils/fs.js";
@@ -172,26 +172,22 @@ export class CrossEncoderReranker extends BaseDocumentCompressor {
     idOrPath: string,
     params: CrossEncoderFromPretrainedParams = {},
   ): Promise<InstanceType<T>> {
-    const { revision, endpoint, cacheDir, token, files, fetch: fetchImpl, retries, ...rest } = params;
+    const { hub, rest } = splitHubParams(params);
     let modelPath: string;
+    const fromHub: string[] = [];
     if (await isDirectory(idOrPath)) {
       modelPath = idOrPath;
     } else {
       if (!isHubId(idOrPath)) throw new Error(`${OWNER}: '${idOrPath}' is neither a folder nor a hub id like owner/name`);
-      modelPath = await downloadModel(idOrPath, {
-        revision,
-        endpoint,
-        cacheDir,
-        token,
-        files,
-        fetch: fetchImpl,
-        retries,
-        quantized: params.quantized,
-      });
+      modelPath = await downloadModel(idOrPath, hub);
+      fromHub.push(idOrPath);
     }
-    const instance = new this({ ...rest, modelPath });
-    await instance.ready();
-    return instance as InstanceType<T>;
+    // A cached file cut short where no check could tell fails the load: it is fetched again once.
+    return retryAfterRepair(fromHub, hub, async () => {
+      const instance = new this({ ...rest, modelPath });
+      await instance.ready();
+      return instance as InstanceType<T>;
+    });
   }
 
   private async load(): Promise<Loaded> {

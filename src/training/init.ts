@@ -17,7 +17,7 @@ import { basename, dirname, join } from "node:path";
 import { readBertCheckpoint } from "../models/checkpoint.js";
 import { BERT_BASE_CONFIG, parseBertConfig } from "../models/config.js";
 import { resolveDPRModelDir, type DPRModelConfig } from "../models/model-dir.js";
-import { downloadModel, isHubId, type HubDownloadParams } from "../models/hub.js";
+import { isHubId, loadFromHub, type HubDownloadParams } from "../models/hub.js";
 import type { BertConfig, BertWeights } from "../models/types.js";
 import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { buildWordPieceVocab } from "../tokenizers/vocab.js";
@@ -55,9 +55,7 @@ export async function loadInitialModel(path: string, hub: HubDownloadParams = {}
     s = await stat(path);
   } catch {
     if (!isHubId(path)) throw new Error(`${WHO}: ${path} does not exist (and is not a hub id like owner/name)`);
-    const dir = await downloadModel(path, hub);
-    const loaded = await loadInitialModel(dir);
-    return { ...loaded, source: `${path} (hub, cached in ${dir})` };
+    return loadFromHub(path, hub, async (dir) => ({ ...(await loadInitialModel(dir)), source: `${path} (hub, cached in ${dir})` }));
   }
   const dir = s.isDirectory() ? path : dirname(path);
   if (!s.isDirectory() && !WEIGHT_FILES.includes(basename(path))) {

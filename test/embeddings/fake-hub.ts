@@ -2,7 +2,9 @@
  * A hub imitation on 127.0.0.1 for tests: `/api/models/{repo}/revision/{rev}` lists files (unless
  * listing is off), `/{repo}/resolve/{rev}/{path}` serves them; `.data` files answer with a
  * redirect to `/cdn/...` like LFS files do. `dropOnce` paths send half the bytes, then the
- * socket is destroyed. `requests` records every URL asked for.
+ * socket is destroyed. `cutOnce` paths are sent once without Content-Length (the body ends when the
+ * connection closes) and cut in half: nothing in the transfer tells. `requests`
+ * records every URL asked for.
  */
 import { createServer, type Server, type ServerResponse } from "node:http";
 import { readdir, readFile } from "node:fs/promises";
@@ -26,6 +28,7 @@ export async function listFiles(dir: string): Promise<string[]> {
 export class FakeHub {
   readonly repos = new Map<string, string>();
   readonly dropOnce = new Set<string>();
+  readonly cutOnce = new Set<string>();
   listing = true;
   requests: string[] = [];
   private server!: Server;
@@ -82,6 +85,11 @@ export class FakeHub {
       res.statusCode = 302;
       res.setHeader("location", `/cdn${url}`);
       res.end();
+      return;
+    }
+    if (this.cutOnce.delete(path)) {
+      res.removeHeader("transfer-encoding");
+      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
       return;
     }
     res.setHeader("content-length", body.length);

@@ -91,6 +91,36 @@ describe("hub download into the cache", () => {
     );
   });
 
+  it("ONNX external data cut short where nothing could tell fails the load, is fetched again once, and the model loads", async () => {
+    const cacheDir = join(root, "cache-cut");
+    hub.cutOnce.add("question_encoder/model.onnx.data");
+    hub.requests = [];
+    const emb = await DPREmbeddings.fromPretrained("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir });
+    const local = new DPREmbeddings({ modelPath: model.dir });
+    try {
+      expect(await emb.embedQuery(TEXTS[0]!)).toEqual(await local.embedQuery(TEXTS[0]!));
+    } finally {
+      await emb.dispose();
+      await local.dispose();
+    }
+    expect(hub.cutOnce.size).toBe(0);
+    expect(hub.requests.filter((r) => r.startsWith("/cdn/") && r.endsWith("/question_encoder/model.onnx.data"))).toHaveLength(2);
+    const dir = cachedModelDir(cacheDir, "acme/tiny-dpr", "main");
+    const data = "question_encoder/model.onnx.data";
+    expect(await readFile(join(dir, data))).toEqual(await readFile(join(model.dir, data)));
+  });
+
+  it("fromPretrained passes maxDownloadBytes and sha256 to the download", async () => {
+    const cacheDir = join(root, "cache-limits");
+    await expect(
+      DPREmbeddings.fromPretrained("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir, maxDownloadBytes: 100 }),
+    ).rejects.toThrow(/over the \d+ bytes left of maxDownloadBytes \(100\) for acme\/tiny-dpr@main/);
+    const sha256 = { "dpr_config.json": "0".repeat(64) };
+    await expect(
+      CrossEncoderReranker.fromPretrained("acme/tiny-dpr", { endpoint: hub.endpoint, cacheDir, sha256, retries: 0 }),
+    ).rejects.toThrow(`dpr_config.json: the content's SHA-256 is`);
+  });
+
   it("probes the model folder's file names when the server has no listing API (HF_ENDPOINT picks the server)", async () => {
     const cacheDir = join(root, "cache-probe");
     hub.listing = false;

@@ -209,12 +209,16 @@ describe("hub downloads are verified before they are cached", () => {
     expect(marker.entries["config.json"].checks).toEqual(["size:content-length", "sha256:x-linked-etag", "format:json"]);
   });
 
-  it("a git blob ETag (40 hex digits) or a weak ETag is not taken for a SHA-256", async () => {
+  it("a git blob ETag (40 hex digits), a weak ETag, or a CDN's ETag is not taken for a SHA-256", async () => {
     const repo = "acme/gitetag";
     hub.file(repo, "config.json", whole(CONFIG, { etag: '"0123456789abcdef0123456789abcdef01234567"' }));
     hub.file(repo, "vocab.txt", whole(VOCAB, { etag: `W/"${sha256(utf8("other"))}"` }));
-    const dir = await downloadModel(repo, params({ files: ["config.json", "vocab.txt"] }));
+    // The ETag a CDN further down the redirects gives is its own: only the resolve URL's answer counts.
+    hub.file(repo, "model.onnx.data", redirect("/cdn/data"));
+    hub.routes.set("/cdn/data", whole(DATA, { etag: `"${sha256(utf8("cdn's own tag"))}"` }));
+    const dir = await downloadModel(repo, params({ files: ["config.json", "vocab.txt", "model.onnx.data"] }));
     expect(new Uint8Array(await readFile(join(dir, "vocab.txt")))).toEqual(VOCAB);
+    expect(new Uint8Array(await readFile(join(dir, "model.onnx.data")))).toEqual(DATA);
   });
 
   it("the caller's sha256 per file is checked, and a cached file with another digest is fetched again", async () => {
@@ -355,6 +359,20 @@ describe("cache folder names", () => {
     hub.file(repo, "config.json", whole(utf8('{"rev":"v1_x"}')), "v1_x");
     expect(await downloadModel(repo, params({ revision: "v1_x", files: ["config.json"] }))).toBe(lossy);
     expect(await readFile(join(lossy, "config.json"), "utf8")).toBe('{"rev":"v1_x"}');
+  });
+
+  it("a folder holding a revision that differs only in case (a case-insensitive file system) is refused, not emptied", async () => {
+    const repo = "acme/cased";
+    const dir = cachedModelDir(cacheDir, repo, "main");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "config.json"), CONFIG);
+    const entries = { "config.json": { size: CONFIG.byteLength, sha256: sha256(CONFIG), checks: [] } };
+    const marker = { version: 2, repo, revision: "Main", quantized: false, files: ["config.json"], entries };
+    await writeFile(join(dir, ".complete.json"), JSON.stringify(marker));
+    await expect(downloadModel(repo, params({ files: ["config.json"] }))).rejects.toThrow(
+      `hub: the cache folder ${dir} holds acme/cased@Main, not acme/cased@main: their names differ only in case`,
+    );
+    expect(await listFiles(dir)).toEqual([".complete.json", "config.json"]);
   });
 });
 
