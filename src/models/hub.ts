@@ -650,6 +650,10 @@ async function fetchRevision(ctx: Ctx, trusted: Map<string, FileEntry>): Promise
   await fetchFiles(ctx, files, optional, trusted);
 }
 
+function progressOf(ctx: Ctx, entries: Map<string, FileEntry>): CacheRecord {
+  return { version: 2, repo: ctx.repo, revision: ctx.revision, entries: Object.fromEntries(entries) };
+}
+
 async function fetchFiles(ctx: Ctx, files: string[], optional: boolean, trusted: Map<string, FileEntry>): Promise<void> {
   const entries = new Map<string, FileEntry>();
   const got: string[] = [];
@@ -670,8 +674,7 @@ async function fetchFiles(ctx: Ctx, files: string[], optional: boolean, trusted:
     if (!entry) continue;
     entries.set(path, entry);
     if (fetched) {
-      const progress = { version: 2, repo: ctx.repo, revision: ctx.revision, entries: Object.fromEntries(entries) };
-      await writeRecord(join(ctx.dir, PROGRESS), progress);
+      await writeRecord(join(ctx.dir, PROGRESS), progressOf(ctx, entries));
     }
     if (totalSize(entries) > ctx.maxBytes) {
       throw new Error(
@@ -694,8 +697,11 @@ async function fetchFiles(ctx: Ctx, files: string[], optional: boolean, trusted:
     exported = await exportAndRecord(ctx, got, entries);
   } catch (err) {
     // The weights may be a body cut where no header or format check could tell: fetch them once more.
+    // A second download with the same bytes is recorded, so that the next call does not fetch it again.
     const weights = got.filter((p) => /\.(safetensors|bin)$/.test(p));
-    if ((await refetchSuspects(ctx, entries, weights)).length === 0) throw err;
+    const changed = await refetchSuspects(ctx, entries, weights);
+    await writeRecord(join(ctx.dir, PROGRESS), progressOf(ctx, entries));
+    if (changed.length === 0) throw err;
     exported = await exportAndRecord(ctx, got, entries);
   }
   await writeMarker(ctx, [...got, ...exported], entries);

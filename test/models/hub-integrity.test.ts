@@ -249,6 +249,21 @@ describe("hub downloads are verified before they are cached", () => {
   });
 });
 
+describe("weights that fail to export", () => {
+  it("are fetched once more; the same bytes twice report the export error, and the next call does not fetch them again", async () => {
+    const repo = "acme/badweights";
+    hub.file(repo, "config.json", whole(CONFIG));
+    hub.file(repo, "model.safetensors", whole(SAFETENSORS));
+    const p = params({ files: ["config.json", "model.safetensors"] });
+    // CONFIG is no complete BERT config: the ONNX export of model.safetensors fails, whatever its bytes.
+    await expect(downloadModel(repo, p)).rejects.toThrow("missing required key 'num_hidden_layers'");
+    expect(hub.count("model.safetensors")).toBe(2);
+    hub.requests = [];
+    await expect(downloadModel(repo, p)).rejects.toThrow("missing required key 'num_hidden_layers'");
+    expect(hub.requests).toEqual([]);
+  });
+});
+
 describe("maximum download size", () => {
   it("is 8 GiB by default, and a file announced larger is refused before the CDN is asked", async () => {
     expect(DEFAULT_MAX_DOWNLOAD_BYTES).toBe(8 * 1024 ** 3);
