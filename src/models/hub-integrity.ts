@@ -10,6 +10,7 @@ import { lstat, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import { isTempName } from "../utils/atomic-file.js";
+import { SAFETENSORS_MAX_HEADER_BYTES } from "./safetensors.js";
 
 /** Why a repository id is refused, or null when it is valid (`owner/name`, Hugging Face's rules). */
 export function repoIdProblem(repo: string): string | null {
@@ -127,7 +128,6 @@ export interface FormatCheck {
 
 /** Text and JSON files up to this size are kept in memory while they stream and parsed at the end. */
 const MAX_PARSED_TEXT_BYTES = 64 * 1024 * 1024;
-const MAX_SAFETENSORS_HEADER_BYTES = 100 * 1024 * 1024;
 
 class TextCheck implements FormatCheck {
   private chunks: Uint8Array[] = [];
@@ -172,8 +172,8 @@ class SafetensorsCheck implements FormatCheck {
     if (this.headSize < 8) return;
     const all = Buffer.concat(this.head);
     const headerLength = Number(all.readBigUInt64LE(0));
-    if (headerLength > MAX_SAFETENSORS_HEADER_BYTES) {
-      this.problem = `declares a ${headerLength}-byte header (over ${MAX_SAFETENSORS_HEADER_BYTES}): not a safetensors file`;
+    if (headerLength > SAFETENSORS_MAX_HEADER_BYTES) {
+      this.problem = `declares a ${headerLength}-byte header (over ${SAFETENSORS_MAX_HEADER_BYTES}): not a safetensors file`;
       return;
     }
     if (all.byteLength < 8 + headerLength) return;
