@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 
 /** Optional peers per feature, as `name@range` (the range this package is tested with). */
-export const OPTIONAL_PEERS: Readonly<Record<"training" | "webgpu" | "server" | "plots", readonly string[]>> = {
+export const OPTIONAL_PEERS: Readonly<Record<"training" | "webgpu" | "server" | "plots" | "pgvector", readonly string[]>> = {
   /** TF.js training (dual encoders, cross-encoders, the GPU check). Mining needs none: it runs on onnxruntime. */
   training: [
     "@tensorflow/tfjs@4.22.0",
@@ -20,6 +20,8 @@ export const OPTIONAL_PEERS: Readonly<Record<"training" | "webgpu" | "server" | 
   server: ["fastify@^5.12.8"],
   /** SVG plots in evaluation reports. */
   plots: ["vega@^6.4.0", "vega-lite@^6.4.3"],
+  /** PostgreSQL + pgvector through LangChain's PGVectorStore (langchain-dpr/pgvector). */
+  pgvector: ["@langchain/community@^1.1.29", "pg@^8.23.1"],
 };
 
 /** A feature of {@link OPTIONAL_PEERS}. */

@@ -17,7 +17,8 @@ import { OWNER, rowViews, toMatrix } from "./matrix.js";
 import { selectMMR } from "./mmr.js";
 import { readSavedStore, saveStore, type FaissDPRLoadOptions } from "./persistence.js";
 import { searchLabels } from "./search.js";
-import { StoreState, resolveIds } from "./state.js";
+import { resolveIds } from "./ids.js";
+import { StoreState } from "./state.js";
 import { trainingRule, type TrainingRule } from "./training-rule.js";
 import type {
   FaissDPRAddOptions,

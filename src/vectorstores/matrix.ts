@@ -44,11 +44,11 @@ export function toMatrix(vectors: VectorRows, dims: number | undefined, what: st
 }
 
 /** Throws naming the vector and component of the first NaN or ±Infinity. */
-export function checkFinite(data: Float32Array, d: number, what: string): void {
+export function checkFinite(data: ArrayLike<number>, d: number, what: string, owner = OWNER): void {
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (v - v !== 0) {
-      throw new Error(`${OWNER}.${what}: vector ${Math.floor(i / d)} has a non-finite value (${v}) at component ${i % d}`);
+      throw new Error(`${owner}.${what}: vector ${Math.floor(i / d)} has a non-finite value (${v}) at component ${i % d}`);
     }
   }
 }

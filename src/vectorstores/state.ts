@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { randomUUID } from "node:crypto";
 import { Document } from "@langchain/core/documents";
 import type { DocumentInterface } from "@langchain/core/documents";
 import { FaissIndex } from "../native/faiss-index.js";
@@ -17,24 +16,6 @@ import { OWNER, checkFinite, type Matrix } from "./matrix.js";
 import { trainingRule } from "./training-rule.js";
 import type { SavedStore } from "./persistence.js";
 import type { StoredDoc } from "./types.js";
-
-/** Document ids for an add: given ids, else `doc.id`, else a UUID; non-empty strings, unique in the call. */
-export function resolveIds(documents: DocumentInterface[], given: string[] | undefined, what: string): string[] {
-  if (given && given.length !== documents.length)
-    throw new Error(`${OWNER}.${what}: ${documents.length} documents but ${given.length} ids`);
-  const ids = documents.map((doc, i) => given?.[i] ?? doc.id ?? randomUUID());
-  const seen = new Set<string>();
-  ids.forEach((id, i) => {
-    if (typeof id !== "string" || id.length === 0)
-      throw new Error(`${OWNER}.${what}: id of document ${i} must be a non-empty string, got ${JSON.stringify(id)}`);
-    if (seen.has(id))
-      throw new Error(
-        `${OWNER}.${what}: duplicate document id "${id}" within one call (an id may appear once; an id already stored is replaced)`,
-      );
-    seen.add(id);
-  });
-  return ids;
-}
 
 /** The store's contents (internal to src/vectorstores). */
 export class StoreState {
