@@ -140,7 +140,10 @@ without its plots, and says so.
 `;
 
 /** `langchain-dpr serve` (scripts/serve.ts). */
-export const SERVE_USAGE = `Usage: langchain-dpr serve --model <dpr model dir> --index <FaissDPRStore dir> [options]
+export const SERVE_USAGE = `Usage: langchain-dpr serve --model <dpr model dir> (--index <FaissDPRStore dir> | --pgvector <table>) [options]
+
+  --pgvector <table>         search a PostgreSQL + pgvector table (DPRPGVectorStore) instead of --index; the
+                             connection comes from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE; replicas can share it
 
   --bm25 <dir>               BM25Index folder: serve hybrid dense + BM25 (no query cache in this mode)
   --reranker <dir>           cross-encoder folder: requests may rerank the top --fetch-k (default on)

@@ -6,6 +6,7 @@
  * @module
  */
 import type { FastifyInstance } from "fastify";
+import type { VectorStoreInterface } from "@langchain/core/vectorstores";
 import { open } from "node:fs/promises";
 import { isIP } from "node:net";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
@@ -24,7 +25,10 @@ import { SERVE_USAGE as USAGE } from "../cli/usage.js";
 /** Parsed `serve` options. */
 export interface ServeOptions {
   model: string;
-  index: string;
+  /** A saved FaissDPRStore folder; or, instead, {@link pgvector}. */
+  index?: string;
+  /** A pgvector table (DPRPGVectorStore) to search instead of --index; the connection comes from PG* variables. */
+  pgvector?: string;
   bm25?: string;
   reranker?: string;
   fusion: FusionMethod;
@@ -103,6 +107,7 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
     options: {
       model: { type: "string" },
       index: { type: "string" },
+      pgvector: { type: "string" },
       bm25: { type: "string" },
       reranker: { type: "string" },
       fusion: { type: "string" },
@@ -140,7 +145,12 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
     );
   }
   if (!values.model) throw new UsageError("serve: --model <dpr model dir> is required");
-  if (!values.index) throw new UsageError("serve: --index <FaissDPRStore dir> is required");
+  if (!values.index === !values.pgvector) {
+    throw new UsageError(
+      `serve: give one of --index <FaissDPRStore dir> or --pgvector <table> (PostgreSQL from PGHOST, PGPORT, PGUSER, ` +
+        `PGPASSWORD, PGDATABASE), ${values.index ? "not both" : "got neither"}`,
+    );
+  }
   const fusion = (values.fusion ?? "rrf") as FusionMethod;
   if (fusion !== "rrf" && fusion !== "linear")
     throw new UsageError(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
@@ -160,6 +170,7 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
   return {
     model: values.model,
     index: values.index,
+    pgvector: values.pgvector,
     bm25: values.bm25,
     reranker: values.reranker,
     fusion,
@@ -255,15 +266,35 @@ export interface ServeHandle {
   app: FastifyInstance;
   url: string;
   embeddings: DPREmbeddings;
-  store: FaissDPRStore;
+  /** The store searched: a FaissDPRStore (--index) or a DPRPGVectorStore (--pgvector). */
+  store: VectorStoreInterface;
+  /** "N documents" or "pgvector table T", for the listening line. */
+  description: string;
   close(): Promise<void>;
+}
+
+/**
+ * The store to serve: a saved FaissDPRStore, or a pgvector table shared by any number of server
+ * replicas (stateless: connection settings from the PG* environment variables, as psql reads them).
+ */
+async function openStore(
+  opts: ServeOptions,
+  embeddings: DPREmbeddings,
+): Promise<{ store: VectorStoreInterface; description: string; closeStore(): Promise<void> }> {
+  if (opts.pgvector !== undefined) {
+    const { DPRPGVectorStore } = await import("../pgvector/dpr-pgvector-store.js");
+    const store = await DPRPGVectorStore.initialize(embeddings, { tableName: opts.pgvector, postgresConnectionOptions: {} });
+    return { store, description: `pgvector table ${opts.pgvector}`, closeStore: () => store.end() };
+  }
+  const store = await FaissDPRStore.load(opts.index!, embeddings);
+  return { store, description: `${store.size} documents`, closeStore: () => store.dispose() };
 }
 
 /** Loads the model and indexes, builds the server and starts listening. */
 export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const embeddings = new DPREmbeddings({ modelPath: opts.model, intraOpNumThreads: opts.threads, quantized: opts.quantized });
   await embeddings.ready(); // fail fast on a bad model folder, and warm the sessions
-  const store = await FaissDPRStore.load(opts.index, embeddings);
+  const { store, description, closeStore } = await openStore(opts, embeddings);
   let reranker: CrossEncoderReranker | undefined;
   if (opts.reranker) {
     // topN = maxK so that any k a request may ask for survives the reranker
@@ -289,8 +320,10 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
       k: opts.k,
       fetchK: opts.fetchK,
       reranker,
-      // The server never modifies the loaded index, so cached answers cannot go stale.
-      cache: opts.cache ? { maxEntries: opts.cacheSize, ttlMs: opts.cacheTtlMs, assumeStaticStore: true } : false,
+      // The server never modifies a loaded FaissDPRStore, so cached answers cannot go stale; a
+      // pgvector table is shared and may change under it: not cached.
+      cache:
+        opts.cache && opts.pgvector === undefined ? { maxEntries: opts.cacheSize, ttlMs: opts.cacheTtlMs, assumeStaticStore: true } : false,
     });
   }
   service = withExtraLatency(service, opts.extraLatencyMs);
@@ -312,10 +345,10 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const address = await app.listen({ host: opts.host, port: opts.port });
   const close = async () => {
     await reranker?.dispose();
-    await store.dispose();
+    await closeStore();
     await embeddings.dispose();
   };
-  return { app, url: address, embeddings, store, close };
+  return { app, url: address, embeddings, store, description, close };
 }
 
 /**
@@ -335,7 +368,7 @@ export async function runServe(argv: string[], io: CliIO = PROCESS_IO): Promise<
     installGracefulShutdown(handle.app, { timeoutMs: opts.drainTimeoutMs, onClosed: handle.close });
     const mode = `${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}${opts.reranker ? " + reranker" : ""}`;
     const access = opts.token === undefined ? "no token" : opts.publicMetrics ? "token required, /metrics open" : "token required";
-    io.stdout(`listening on ${handle.url} (${mode}, ${handle.store.size} documents, ${access})\n`);
+    io.stdout(`listening on ${handle.url} (${mode}, ${handle.description}, ${access})\n`);
     const address = handle.app.server.address();
     if (opts.token === undefined && typeof address === "object" && address !== null && !isLoopbackAddress(address.address)) {
       io.stderr(
