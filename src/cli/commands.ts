@@ -8,9 +8,11 @@
 import type { CliIO } from "../utils/cli-args.js";
 import type { OptionalFeature } from "../utils/optional-peer.js";
 import {
+  BUILD_INDEX_USAGE,
   BUILD_NATIVE_USAGE,
   CROSS_ENCODER_USAGE,
   DEMO_USAGE,
+  ENCODE_SHARD_USAGE,
   EVALUATE_USAGE,
   EXPORT_USAGE,
   GPU_CHECK_USAGE,
@@ -72,6 +74,20 @@ export const COMMANDS: readonly CliCommand[] = [
     usage: EVALUATE_USAGE,
     peers: [],
     run: async (argv, io) => (await import("../eval/evaluate-cli.js")).runEvaluateCli(argv, io),
+  },
+  {
+    name: "encode-shard",
+    summary: "encode shard i of n of a corpus into a vector shard file (resumable; run n in parallel)",
+    usage: ENCODE_SHARD_USAGE,
+    peers: [],
+    run: async (argv, io) => (await import("../sharding/cli.js")).runEncodeShardCli(argv, io),
+  },
+  {
+    name: "build-index",
+    summary: "build a FaissDPRStore (any factory) from the vector shards of encode-shard",
+    usage: BUILD_INDEX_USAGE,
+    peers: [],
+    run: async (argv, io) => (await import("../sharding/cli.js")).runBuildIndexCli(argv, io),
   },
   {
     name: "serve",

@@ -255,3 +255,54 @@ system faiss (Debian: libfaiss-dev libopenblas0-openmp build-essential python3) 
 package's scripts/build-native.sh with bash; its exit code is passed through.
 Environment: FORCE=1 rebuilds everything; JOBS=N parallel compile jobs; LIBFAISS=path of libfaiss.a.
 `;
+
+/** `langchain-dpr encode-shard` (scripts/encode-shard.ts). */
+export const ENCODE_SHARD_USAGE = `Usage: langchain-dpr encode-shard --model <DPR folder> --corpus <BEIR folder | corpus.jsonl>
+         --shard I --shards N --out <folder> [options]
+
+Encodes shard I of N of the corpus with the model's passage encoder (DPR's generate_dense_embeddings:
+shard size ceil(passages / N), shard I starts at I × size), so N processes or machines sharing --out
+can encode in parallel; langchain-dpr build-index then builds one index from the shards.
+Writes <out>/shard-I-of-N.vectors (256-byte header, then float32 rows) and <out>/shard-I-of-N.ids.jsonl.
+Resumable: work goes to <out>/shard-I-of-N.partial/ in chunks (progress.json after each); rerun the same
+command after a kill. A finished shard is checked and skipped.
+
+  --model DIR            DPR model folder                                          (required)
+  --corpus PATH          BEIR folder (corpus.jsonl) or a BEIR-format corpus.jsonl  (required)
+  --shard I              this shard, 0 <= I < N                                    (required)
+  --shards N             number of shards                                          (required)
+  --out DIR              output folder, shared by all shards                       (required)
+  --batch-size N         passages per onnxruntime batch (default 64)
+  --chunk-rows N         passages per chunk, the unit of resume (default 1024)
+  --threads N            onnxruntime intra-op threads (default: one per core)
+  --quantized            run model_quantized.onnx
+  --throttle-ms N        sleep N ms after each chunk
+  --no-progress          no progress line on stderr
+  --help                 this text
+`;
+
+/** `langchain-dpr build-index` (scripts/build-index.ts). */
+export const BUILD_INDEX_USAGE = `Usage: langchain-dpr build-index --shards <folder> --corpus <BEIR folder | corpus.jsonl>
+         --out <store folder> [options]
+
+Checks every shard written by langchain-dpr encode-shard (all N present, one N, one dims, one model, the
+corpus they came from, file sizes and digests), trains the index on a seeded random sample of rows when
+the factory needs it, adds the vectors shard by shard with their corpus documents (id, text,
+metadata.title) and saves a FaissDPRStore folder (FaissDPRStore.load opens it).
+
+  --shards DIR           folder of shard-<i>-of-<n>.vectors + .ids.jsonl           (required)
+  --corpus PATH          the corpus the shards were encoded from                   (required)
+  --out DIR              store folder to write                                     (required)
+  --factory F            faiss index_factory string: Flat (default), HNSW32, IVF4096,Flat,
+                         IVF4096,PQ64, OPQ64,IVF4096,PQ64, IVF4096,SQ8, ...
+  --train-sample N       rows to train on (default max(39 × centroids, 100000), at most the corpus)
+  --seed N               seed of the training sample (default 42)
+  --model DIR            also check that the shards come from this DPR model's passage encoder
+  --quantized            with --model: its model_quantized.onnx
+  --nprobe N             default IVF nprobe saved with the store
+  --ef-search N          default HNSW efSearch saved with the store
+  --threads N            faiss OpenMP threads
+  --add-batch N          rows per add (default 10000)
+  --no-progress          no progress line on stderr
+  --help                 this text
+`;

@@ -71,6 +71,8 @@ const NAMES = [
   "mine",
   "train-cross-encoder",
   "evaluate",
+  "encode-shard",
+  "build-index",
   "serve",
   "demo",
   "export",
