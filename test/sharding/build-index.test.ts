@@ -131,6 +131,25 @@ describe("build-index: the store", () => {
     expect(sampleRows(10, 10, 1)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it("n that does not divide the corpus: an empty last shard, every passage still indexed once", async () => {
+    const small = records.slice(0, 10);
+    const dir = await writeCorpus(join(tmp, "beir-10"), small);
+    const out = join(tmp, "shards-6");
+    const counts: number[] = [];
+    for (let i = 0; i < 6; i++) counts.push((await encodeShard({ model, corpus: dir, out, shard: i, shards: 6 })).count);
+    expect(counts).toEqual([2, 2, 2, 2, 2, 0]);
+    expect((await stat(join(out, "shard-5-of-6.vectors"))).size).toBe(SHARD_HEADER_BYTES);
+    await buildIndexFromShards({ shards: out, corpus: dir, out: join(tmp, "flat-10") });
+    const store = await FaissDPRStore.load(join(tmp, "flat-10"), embeddings);
+    try {
+      expect(store.size).toBe(10);
+      const hits = await store.similaritySearchWithScore(QUERIES[0]!, 10);
+      expect(hits.map(([d]) => d.id).sort()).toEqual(small.map((r) => r._id).sort());
+    } finally {
+      await store.dispose();
+    }
+  });
+
   it("too few rows to train the factory is an error naming the numbers", async () => {
     await expect(build({ shards, out: join(tmp, "ivf-big"), factory: "IVF256,Flat" })).rejects.toThrow(
       'build-index: "IVF256,Flat" needs at least 256 training vectors (IVF256: 256 centroids',

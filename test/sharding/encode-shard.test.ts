@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { appendFile, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -210,6 +210,22 @@ describe("encode-shard: bad input", () => {
       /was written with --batch-size 8, this run has 4; rerun with --batch-size 8, or delete .*shard-0-of-3\.partial to start the shard over/,
     );
     await expect(encodeShard(opts(out, 0, 3, { chunkRows: 32, batchSize: 8 }))).rejects.toThrow(/--chunk-rows 16, this run has 32/);
+  });
+
+  it("a second process on the same shard is refused while the first holds its lock, naming the holder", async () => {
+    const out = join(tmp, "locked");
+    const paths = shardPaths(out, 0, 3);
+    await mkdir(paths.partialDir, { recursive: true });
+    // a live holder: this very process (the lock names pid and host; only a dead pid's lock is taken over)
+    const lock = join(paths.partialDir, ".lock");
+    await writeFile(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: "2024-01-01T00:00:00.000Z" }));
+    await expect(encodeShard(opts(out, 0, 3))).rejects.toThrow(
+      `encode-shard: ${paths.partialDir} is being written by process ${process.pid} on ${hostname()} since 2024-01-01T00:00:00.000Z`,
+    );
+    // the holder gone (a pid that cannot exist): the lock is taken over and the shard encoded
+    await writeFile(lock, JSON.stringify({ pid: 2 ** 30, host: hostname(), since: "2024-01-01T00:00:00.000Z" }));
+    expect((await encodeShard(opts(out, 0, 3))).status).toBe("encoded");
+    expect((await readFile(paths.vectors)).equals(await readFile(shardPaths(three, 0, 3).vectors))).toBe(true);
   });
 
   it("a corpus that is neither a BEIR folder nor a .jsonl file is named", async () => {
