@@ -51,11 +51,48 @@ export interface FaissIndexInfo {
 
 /** Per-call search knobs; omitted values fall back to the values stored in the index. */
 export interface FaissSearchKnobs {
-  /** IVF: number of inverted lists to probe (1..nlist). */
+  /** IVF: number of inverted lists to probe, an integer in 1..{@link FAISS_LIMITS}.maxNlist (values above nlist probe every list). */
   nprobe?: number;
-  /** HNSW: size of the dynamic candidate list (≥ k is sensible). */
+  /**
+   * HNSW: size of the dynamic candidate list (≥ k is sensible), an integer in 1..{@link FAISS_LIMITS}.maxEfSearch;
+   * values above the vector count are clamped to it (a wider search finds nothing more).
+   */
   efSearch?: number;
 }
+
+/**
+ * Bounds the addon enforces before allocating (src/native/faiss_dpr.cc exports the same values as `limits`).
+ * A call past one of them is an Error naming the argument, the bound and the value, never a process abort.
+ */
+export const FAISS_LIMITS = Object.freeze({
+  /** Largest vector dimension of an index (`create`'s d) and of a transform's output. */
+  maxDimension: 65536,
+  /** Largest `k` of a search. Rows hold label -1 beyond the stored vectors. */
+  maxK: 1 << 20,
+  /** Largest number of results of one search call, queries × k (2^27). */
+  maxResultEntries: 2 ** 27,
+  /** Largest number of floats one reconstruct / searchAndReconstruct call returns (2^28, 1 GiB). */
+  maxVectorFloats: 2 ** 28,
+  /** Largest HNSW efSearch (per call) and efSearch / efConstruction stored in a file. */
+  maxEfSearch: 1 << 20,
+  /** Largest IVF nlist (descriptions and files) and per-call nprobe. */
+  maxNlist: 1 << 22,
+  /** Smallest HNSW M (links per node) in a description. */
+  minHnswM: 2,
+  /** Largest HNSW M in a description. */
+  maxHnswM: 1024,
+  /** Largest PQ bits per code (`PQ{m}x{nbits}`). */
+  maxPqBits: 16,
+  /** Largest PQ codebook (d × 2^nbits), transform matrix or HNSW-PQ distance table, in floats (2^28). */
+  maxTableFloats: 2 ** 28,
+  /** Deepest nesting of indexes inside indexes (descriptions and files). */
+  maxNesting: 8,
+  /** Most vector transforms in front of an index. */
+  maxTransforms: 16,
+});
+
+/** The keys of {@link FAISS_LIMITS}. */
+export type FaissLimits = { readonly [K in keyof typeof FAISS_LIMITS]: number };
 
 /** Search output: nq × k rows, best first. Distances are inner products (higher = more similar). */
 export interface FaissSearchResult {
@@ -96,6 +133,7 @@ interface NativeModule {
     getNumThreads(): number;
   };
   simd: string;
+  limits: FaissLimits;
 }
 
 let cached: NativeModule | undefined;
@@ -248,6 +286,11 @@ export function loadFaissAddon(): NativeModule {
   return cached;
 }
 
+/** The bounds the loaded addon enforces (equal to {@link FAISS_LIMITS} for an addon built from this package's source). */
+export function faissAddonLimits(): FaissLimits {
+  return loadFaissAddon().limits;
+}
+
 /** Which SIMD kernel the addon's flat inner-product search uses on this CPU ("avx2+fma" or "none"). */
 export function faissSimdKernel(): string {
   return loadFaissAddon().simd;
@@ -258,6 +301,9 @@ export function faissSimdKernel(): string {
  *
  * Created with {@link FaissIndex.create} (faiss index_factory syntax: "Flat", "IVF256,Flat",
  * "HNSW32", "IVF256,PQ16np", "OPQ16,IVF256,PQ16np", "IVF256,SQ8", ...) or {@link FaissIndex.read}.
+ * Descriptions are checked before faiss sees them (PQ m ≥ 1 dividing d, 1..16 bits, HNSW M in 2..1024,
+ * IVF nlist in 1..2^22, transform sizes; only the kinds the checked reader can load), and files are checked
+ * before and after faiss reads them; see {@link FAISS_LIMITS} for the other bounds.
  * Non-IVF indexes are wrapped in an IndexIDMap2 so ids survive removals; IVF indexes store ids
  * in their inverted lists. Files written by {@link FaissIndex.write} are plain faiss files
  * (Python's faiss.read_index and faiss-node's Index.read open them).
@@ -268,22 +314,40 @@ export class FaissIndex {
 
   private constructor(private readonly native: NativeIndex) {}
 
-  /** Creates an empty inner-product index from a faiss index_factory description. */
+  /**
+   * Creates an empty inner-product index from a faiss index_factory description. `d` must be an integer in
+   * 1..{@link FAISS_LIMITS}.maxDimension; a description with numbers faiss cannot use (PQ0, PQ4x0, HNSW0,
+   * IVF0,Flat, an m that does not divide d, ...) or of a kind the checked reader does not load is an Error
+   * naming the part, the valid values and the value given.
+   */
   static create(d: number, description: string): FaissIndex {
-    if (!Number.isInteger(d) || d <= 0) throw new Error(`FaissIndex: dimension must be a positive integer, got ${d}`);
+    if (typeof d !== "number" || !Number.isInteger(d) || d < 1 || d > FAISS_LIMITS.maxDimension) {
+      throw new RangeError(`FaissIndex.create: d (dimension) must be an integer in 1..${FAISS_LIMITS.maxDimension}, got ${String(d)}`);
+    }
+    if (typeof description !== "string") {
+      throw new TypeError(`FaissIndex.create: description must be a string (faiss index_factory syntax), got ${typeof description}`);
+    }
     const addon = loadFaissAddon();
     return new FaissIndex(new addon.FaissIndex(d, description));
   }
 
-  /** Reads a faiss index file (off the event loop). Missing, truncated or garbage files reject with a clear Error. */
+  /**
+   * Reads a faiss index file (off the event loop). The file is walked first (every announced size against the
+   * file size and the other fields, before faiss allocates), then read by faiss, then its contents are checked
+   * (HNSW graph, IVF lists and ids, id maps). Missing, truncated, damaged or unsupported files reject with an
+   * Error naming the file, the structure and field, what was expected and what was found.
+   */
   static async read(file: string): Promise<FaissIndex> {
     const addon = loadFaissAddon();
     return new FaissIndex(await addon.FaissIndex.read(file));
   }
 
-  /** Sets the number of OpenMP threads faiss (and OpenBLAS) use process-wide. 1 suits single-query serving on a busy box. */
+  /**
+   * Sets the number of OpenMP threads faiss (and OpenBLAS) use process-wide, an integer from 1 to
+   * max(16, 4 × the CPU count). 1 suits single-query serving on a busy box.
+   */
   static setNumThreads(n: number): void {
-    if (!Number.isInteger(n) || n < 1) throw new Error(`FaissIndex: threads must be an integer ≥ 1, got ${n}`);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`FaissIndex.setNumThreads: n must be an integer ≥ 1, got ${n}`);
     loadFaissAddon().FaissIndex.setNumThreads(n);
   }
 
@@ -335,7 +399,10 @@ export class FaissIndex {
     return this.enqueue(() => this.live().add(x, ids));
   }
 
-  /** k nearest by inner product for nq × d queries. */
+  /**
+   * k nearest by inner product for nq × d queries. `k` is an integer in 1..{@link FAISS_LIMITS}.maxK and
+   * nq × k at most {@link FAISS_LIMITS}.maxResultEntries; rows hold label -1 beyond the stored vectors.
+   */
   search(x: Float32Array, k: number, knobs?: FaissSearchKnobs): Promise<FaissSearchResult> {
     return this.enqueue(() => this.live().search(x, k, knobs ?? {}));
   }
