@@ -338,29 +338,16 @@ export async function buildIndexFromShards(options: BuildIndexOptions): Promise<
     await store.reserve(total);
 
     const t1 = performance.now();
-    const corpus = streamBeirCorpus(set.corpusFile)[Symbol.asyncIterator]();
-    let row = 0;
-    for (const shard of set.shards) {
-      await addShard(
-        store,
-        set,
-        shard,
-        corpus,
-        () => row,
-        (n) => {
-          row += n;
-          const sec = (performance.now() - t1) / 1000;
-          options.onProgress?.({ added: row, total, vectorsPerSecond: sec > 0 ? row / sec : 0 });
-        },
-        addBatchRows,
-      );
-    }
-    const extra = await corpus.next();
-    await corpus.return?.(undefined);
-    if (!extra.done) {
-      throw new Error(
-        `${WHO}: ${set.corpusFile} has more than the ${total} passages the shards cover (it changed since they were encoded?)`,
-      );
+    let added = 0;
+    for await (const batch of readShardBatches(set, { batchRows: addBatchRows })) {
+      const known = await store.getByIds(batch.ids);
+      if (known.length > 0) {
+        throw new Error(`${WHO}: the corpus id ${JSON.stringify(known[0]!.id)} appears twice (ids must be unique in the index)`);
+      }
+      await store.addVectors(batch.vectors, batch.documents, { ids: batch.ids });
+      added += batch.ids.length;
+      const sec = (performance.now() - t1) / 1000;
+      options.onProgress?.({ added, total, vectorsPerSecond: sec > 0 ? added / sec : 0 });
     }
     if (store.size !== total) throw new Error(`${WHO}: the store holds ${store.size} documents after adding ${total} rows`);
     const addSeconds = (performance.now() - t1) / 1000;
@@ -382,29 +369,64 @@ export async function buildIndexFromShards(options: BuildIndexOptions): Promise<
   }
 }
 
-/** Adds one shard's rows with their corpus Documents, checking ids against the corpus and the bytes against the header's SHA-256. */
-async function addShard(
-  store: FaissDPRStore,
+/** One batch of {@link readShardBatches}: consecutive corpus rows with their vectors and Documents. */
+export interface ShardBatch {
+  /** Corpus position of the first row. */
+  start: number;
+  /** The shard the rows come from. */
+  shard: number;
+  /** Row-major `ids.length × dims` vectors. */
+  vectors: Float32Array;
+  /** The corpus Documents of the rows (see `passageDocument`). */
+  documents: Document[];
+  /** The corpus ids of the rows. */
+  ids: string[];
+}
+
+/**
+ * Streams a checked shard set (see {@link checkShards}) in corpus order, in batches of at most
+ * `batchRows` rows that never straddle two shards: the vectors read from the shard files and the
+ * Documents read from the corpus at the same time. While reading it checks each ids line against
+ * the corpus (row and id), ids repeated within a batch, the corpus ending early or late, and each
+ * shard's vector bytes against the SHA-256 in its header (after the shard's last batch: a consumer
+ * must not commit anything before the stream ends). For any store: FaissDPRStore here, a database
+ * ingest elsewhere.
+ */
+export async function* readShardBatches(set: ShardSet, opts: { batchRows?: number } = {}): AsyncGenerator<ShardBatch> {
+  const batchRows = checkInt("batchRows", opts.batchRows, 1) ?? DEFAULT_ADD_BATCH_ROWS;
+  const corpus = streamBeirCorpus(set.corpusFile)[Symbol.asyncIterator]();
+  try {
+    for (const shard of set.shards) yield* shardBatches(set, shard, corpus, batchRows);
+    const extra = await corpus.next();
+    if (!extra.done) {
+      throw new Error(
+        `${WHO}: ${set.corpusFile} has more than the ${set.corpusSize} passages the shards cover (it changed since they were encoded?)`,
+      );
+    }
+  } finally {
+    await corpus.return?.(undefined);
+  }
+}
+
+async function* shardBatches(
   set: ShardSet,
   shard: CheckedShard,
   corpus: AsyncIterator<Passage>,
-  row: () => number,
-  added: (n: number) => void,
   batchRows: number,
-): Promise<void> {
+): AsyncGenerator<ShardBatch> {
   const { header, vectorsPath, idsPath } = shard;
   const rowBytes = set.dims * 4;
   const hash = createHash("sha256");
-  const ids = readJsonLines(idsPath, WHO, 'a JSON object {"row", "id"}')[Symbol.asyncIterator]();
+  const idLines = readJsonLines(idsPath, WHO, 'a JSON object {"row", "id"}')[Symbol.asyncIterator]();
   const handle: FileHandle = await open(vectorsPath, "r");
   try {
     for (let done = 0; done < header.count;) {
       const n = Math.min(batchRows, header.count - done);
-      const docs: Document[] = [];
-      const docIds: string[] = [];
+      const documents: Document[] = [];
+      const ids: string[] = [];
       const seen = new Set<string>();
       for (let j = 0; j < n; j++) {
-        const at = row() + j;
+        const at = header.start + done + j;
         const next = await corpus.next();
         if (next.done) {
           throw new Error(
@@ -412,7 +434,7 @@ async function addShard(
               `(it changed since they were encoded?)`,
           );
         }
-        const line = await ids.next();
+        const line = await idLines.next();
         if (line.done) throw new Error(`${WHO}: ${idsPath} ends after ${done + j} ids; ${vectorsPath} has ${header.count} rows`);
         const rec = line.value.value as { row?: unknown; id?: unknown } | null;
         const where = `${idsPath}:${line.value.line}`;
@@ -429,32 +451,31 @@ async function addShard(
         if (seen.has(passage.id))
           throw new Error(`${WHO}: the corpus id ${JSON.stringify(passage.id)} appears twice (again at passage ${at})`);
         seen.add(passage.id);
-        docIds.push(passage.id);
-        docs.push(passageDocument(passage));
-      }
-      const again = await store.getByIds(docIds);
-      if (again.length > 0) {
-        throw new Error(`${WHO}: the corpus id ${JSON.stringify(again[0]!.id)} appears twice (ids must be unique in the index)`);
+        ids.push(passage.id);
+        documents.push(passageDocument(passage));
       }
       const vectors = new Float32Array(n * set.dims);
       const bytes = new Uint8Array(vectors.buffer);
       await readFully(handle, bytes, SHARD_HEADER_BYTES + done * rowBytes, vectorsPath);
       hash.update(bytes);
-      await store.addVectors(vectors, docs, { ids: docIds });
       done += n;
-      added(n);
+      if (done === header.count) checkDigest(hash.digest("hex"), header, vectorsPath);
+      yield { start: header.start + done - n, shard: header.shard, vectors, documents, ids };
     }
-    const line = await ids.next();
+    if (header.count === 0) checkDigest(hash.digest("hex"), header, vectorsPath);
+    const line = await idLines.next();
     if (!line.done) throw new Error(`${WHO}: ${idsPath} has more lines than the ${header.count} rows of ${vectorsPath}`);
-    const digest = hash.digest("hex");
-    if (digest !== header.vectorsSha256) {
-      throw new Error(
-        `${WHO}: the vectors of ${vectorsPath} do not match the SHA-256 in its header (${digest.slice(0, 16)}… vs ` +
-          `${header.vectorsSha256.slice(0, 16)}…): the file changed after it was written; encode shard ${header.shard} again`,
-      );
-    }
   } finally {
-    await ids.return?.(undefined);
+    await idLines.return?.(undefined);
     await handle.close();
+  }
+}
+
+function checkDigest(digest: string, header: ShardHeader, vectorsPath: string): void {
+  if (digest !== header.vectorsSha256) {
+    throw new Error(
+      `${WHO}: the vectors of ${vectorsPath} do not match the SHA-256 in its header (${digest.slice(0, 16)}… vs ` +
+        `${header.vectorsSha256.slice(0, 16)}…): the file changed after it was written; encode shard ${header.shard} again`,
+    );
   }
 }

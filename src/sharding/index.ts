@@ -15,6 +15,7 @@ export {
 export {
   buildIndexFromShards,
   checkShards,
+  readShardBatches,
   sampleRows,
   DEFAULT_ADD_BATCH_ROWS,
   MIN_DEFAULT_TRAIN_SAMPLE,
@@ -22,6 +23,7 @@ export {
   type BuildIndexProgress,
   type BuildIndexResult,
   type CheckedShard,
+  type ShardBatch,
   type ShardSet,
 } from "./build-index.js";
 export {

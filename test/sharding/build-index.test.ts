@@ -3,6 +3,7 @@
  * model; trained factories train on a seeded sample; every bad shard set is refused naming the shard
  * and what is wrong, and nothing is saved then.
  */
+import { createHash } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,10 +11,10 @@ import { Document } from "@langchain/core/documents";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { DPREmbeddings } from "../../src/embeddings/dpr-embeddings.js";
-import { buildIndexFromShards, sampleRows, type BuildIndexOptions } from "../../src/sharding/build-index.js";
+import { buildIndexFromShards, checkShards, readShardBatches, sampleRows, type BuildIndexOptions } from "../../src/sharding/build-index.js";
 import { runBuildIndexCli } from "../../src/sharding/cli.js";
 import { encodeShard } from "../../src/sharding/encode-shard.js";
-import { SHARD_HEADER_BYTES } from "../../src/sharding/shard-file.js";
+import { encodeShardHeader, readShardHeader, SHARD_HEADER_BYTES } from "../../src/sharding/shard-file.js";
 import { FaissDPRStore } from "../../src/vectorstores/faiss-dpr-store.js";
 import { makeCorpus, writeCorpus, writeTinyModel, type CorpusRecord } from "./helpers.js";
 
@@ -258,6 +259,65 @@ describe("build-index: bad shards are named", () => {
       /the vectors of .*shard-1-of-3\.vectors do not match the SHA-256 in its header .*encode shard 1 again/,
     );
     await expect(stat(join(tmp, "o7"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("ids that do not follow the corpus order (header digest matching), naming the ids line and both ids", async () => {
+    const dir = await shardCopy("swapped");
+    const ids = join(dir, "shard-1-of-3.ids.jsonl");
+    const lines = (await readFile(ids, "utf8")).split("\n");
+    [lines[2], lines[3]] = [lines[3]!.replace('"row":43', '"row":42'), lines[2]!.replace('"row":42', '"row":43')];
+    await writeFile(ids, lines.join("\n"));
+    const vectors = join(dir, "shard-1-of-3.vectors");
+    const header = await readShardHeader(vectors);
+    const handle = await open(vectors, "r+");
+    await handle.write(
+      encodeShardHeader({
+        ...header,
+        idsSha256: createHash("sha256")
+          .update(await readFile(ids))
+          .digest("hex"),
+      }),
+      0,
+    );
+    await handle.close();
+    await expect(build({ shards: dir, out: join(tmp, "o9") })).rejects.toThrow(
+      /shard-1-of-3\.ids\.jsonl:3: shard 1 row 2 has id "doc-43", but passage 42 of .*corpus\.jsonl has id "doc-42"; the shard does not follow/,
+    );
+  });
+
+  it("a corpus id twice (in two shards) is refused: the index would silently keep one", async () => {
+    const dup = records.slice(0, 10).map((r, i) => (i === 8 ? { ...r, _id: "doc-1" } : r));
+    const dir = await writeCorpus(join(tmp, "beir-dup"), dup);
+    const out = join(tmp, "shards-dup");
+    for (let i = 0; i < 2; i++) await encodeShard({ model, corpus: dir, out, shard: i, shards: 2 });
+    await expect(buildIndexFromShards({ shards: out, corpus: dir, out: join(tmp, "o10") })).rejects.toThrow(
+      'build-index: the corpus id "doc-1" appears twice (ids must be unique in the index)',
+    );
+    await expect(stat(join(tmp, "o10"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("readShardBatches streams corpus order in batches that never straddle two shards", async () => {
+    const set = await checkShards(shards, corpus);
+    const seen: Array<[number, number, number]> = [];
+    const ids: string[] = [];
+    for await (const b of readShardBatches(set, { batchRows: 15 })) {
+      seen.push([b.shard, b.start, b.ids.length]);
+      expect(b.vectors.length).toBe(b.ids.length * 32);
+      expect(b.documents.map((d) => d.id)).toEqual(b.ids);
+      ids.push(...b.ids);
+    }
+    expect(seen).toEqual([
+      [0, 0, 15],
+      [0, 15, 15],
+      [0, 30, 10],
+      [1, 40, 15],
+      [1, 55, 15],
+      [1, 70, 10],
+      [2, 80, 15],
+      [2, 95, 15],
+      [2, 110, 10],
+    ]);
+    expect(ids).toEqual(records.map((r) => r._id));
   });
 
   it("a folder without shards, and the CLI's usage errors (exit 2)", async () => {
