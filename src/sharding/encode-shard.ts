@@ -364,7 +364,7 @@ function checkResumable(job: Job, p: ShardProgress, file: string): void {
   }
 }
 
-/** SHA-256 of `length` bytes of `handle` from `position`, or undefined when the file is shorter. */
+/** Feeds `length` bytes of `handle` from `position` into `hash`; false when the file is shorter. */
 async function hashRange(handle: FileHandle, position: number, length: number, hash: Hash): Promise<boolean> {
   const size = (await handle.stat()).size;
   if (size < position + length) return false;
