@@ -13,11 +13,12 @@
  * Peak RSS is read from /proc/self/status (VmHWM) after resetting it through /proc/self/clear_refs,
  * minus the RSS before the build: the index's own peak memory over the raw vector bytes.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 import { FaissIndex, faissSimdKernel } from "../src/native/faiss-index.js";
 import { seededUniform } from "../src/utils/random.js";
+import { gaussFill, peakBytes, pointsAround, recallAt, resetPeak, rssBytes, summary } from "./bench-vectors.js";
 
 interface Args {
   n: number;
@@ -52,65 +53,6 @@ function parseArgs(argv: string[]): Args {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// data
-
-function gaussFill(out: Float32Array, r: () => number): void {
-  for (let i = 0; i < out.length; i += 2) {
-    const u = Math.max(r(), 1e-12);
-    const m = Math.sqrt(-2 * Math.log(u));
-    const a = 2 * Math.PI * r();
-    out[i] = m * Math.cos(a);
-    if (i + 1 < out.length) out[i + 1] = m * Math.sin(a);
-  }
-}
-
-/** n unit vectors around the given centres (noise relative to the centre norm). */
-function pointsAround(centres: Float32Array, d: number, n: number, seed: number, noise: number): Float32Array {
-  const r = seededUniform(seed);
-  const nc = centres.length / d;
-  const out = new Float32Array(n * d);
-  const g = new Float32Array(d);
-  for (let i = 0; i < n; i++) {
-    const c = Math.floor(r() * nc);
-    gaussFill(g, r);
-    let norm = 0;
-    for (let j = 0; j < d; j++) {
-      const v = centres[c * d + j]! + noise * g[j]!;
-      out[i * d + j] = v;
-      norm += v * v;
-    }
-    const inv = 1 / Math.sqrt(norm);
-    for (let j = 0; j < d; j++) out[i * d + j]! *= inv;
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// measurement helpers
-
-function rssBytes(): number {
-  return process.memoryUsage().rss;
-}
-function resetPeak(): boolean {
-  try {
-    writeFileSync("/proc/self/clear_refs", "5");
-    return true;
-  } catch {
-    return false;
-  }
-}
-function peakBytes(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-function summary(times: number[]): { p50: number; p95: number; mean: number } {
-  const s = [...times].sort((a, b) => a - b);
-  return { p50: pct(s, 50), p95: pct(s, 95), mean: s.reduce((a, b) => a + b, 0) / s.length };
-}
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
 
 /** Plain JavaScript brute-force inner-product top-k for one query. */
@@ -134,16 +76,6 @@ function jsTopK(base: Float32Array, d: number, q: Float32Array, k: number): Int3
     }
   }
   return bestI;
-}
-
-function recallAt(k: number, truth: BigInt64Array, got: BigInt64Array, nq: number, kGot = k): number {
-  let hit = 0;
-  for (let q = 0; q < nq; q++) {
-    const t = new Set<bigint>();
-    for (let i = 0; i < k; i++) t.add(truth[q * k + i]!);
-    for (let i = 0; i < k; i++) if (t.has(got[q * kGot + i]!)) hit++;
-  }
-  return hit / (nq * k);
 }
 
 interface Row {
