@@ -283,7 +283,7 @@ command after a kill. A finished shard is checked and skipped.
 
 /** `langchain-dpr build-index` (scripts/build-index.ts). */
 export const BUILD_INDEX_USAGE = `Usage: langchain-dpr build-index --shards <folder> --corpus <BEIR folder | corpus.jsonl>
-         --out <store folder> [options]
+         (--out <store folder> | --pgvector <table>) [options]
 
 Checks every shard written by langchain-dpr encode-shard (all N present, one N, one dims, one model, the
 corpus they came from, file sizes and digests), trains the index on a seeded random sample of rows when
@@ -292,7 +292,11 @@ metadata.title) and saves a FaissDPRStore folder (FaissDPRStore.load opens it).
 
   --shards DIR           folder of shard-<i>-of-<n>.vectors + .ids.jsonl           (required)
   --corpus PATH          the corpus the shards were encoded from                   (required)
-  --out DIR              store folder to write                                     (required)
+  --out DIR              store folder to write (or --pgvector)
+  --pgvector TABLE       load into a PostgreSQL + pgvector table instead (DPRPGVectorStore; connection from
+                         PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE); every shard is read through once
+                         before a row is written; rerun after a failure: stored batches are skipped
+  --pg-index SPEC        with --pgvector: hnsw[:M[:efConstruction]], ivfflat:<lists> or none (default)
   --factory F            faiss index_factory string: Flat (default), HNSW32, IVF4096,Flat,
                          IVF4096,PQ64, OPQ64,IVF4096,PQ64, IVF4096,SQ8, ...
   --train-sample N       rows to train on (default max(39 × centroids, 100000), at most the corpus)
@@ -302,7 +306,7 @@ metadata.title) and saves a FaissDPRStore folder (FaissDPRStore.load opens it).
   --nprobe N             default IVF nprobe saved with the store
   --ef-search N          default HNSW efSearch saved with the store
   --threads N            faiss OpenMP threads
-  --add-batch N          rows per add (default 10000)
+  --add-batch N          rows per add (default 10000; with --pgvector, rows read per step, default 5000)
   --no-progress          no progress line on stderr
   --help                 this text
 `;

@@ -225,8 +225,8 @@ export async function checkShards(
   return { shards, dims: first.dims, corpusSize: first.corpusSize, modelFingerprint: first.modelFingerprint, corpusFile, corpusSha256 };
 }
 
-/** Embeddings for a store built without --model: the store never embeds while building. */
-class NoModelEmbeddings extends Embeddings {
+/** Embeddings for stores built from shards without a model: searching by text is refused with the fix. */
+export class NoModelEmbeddings extends Embeddings {
   constructor() {
     super({});
   }

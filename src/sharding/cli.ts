@@ -10,7 +10,9 @@ import { Writable } from "node:stream";
 import { BUILD_INDEX_USAGE, ENCODE_SHARD_USAGE } from "../cli/usage.js";
 import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
 import { ProgressBar } from "../utils/progress.js";
+import type { DPRPGVectorIndex } from "../pgvector/dpr-pgvector-store.js";
 import { buildIndexFromShards } from "./build-index.js";
+import { loadShardsIntoPGVector } from "./pgvector-ingest.js";
 import { encodeShard } from "./encode-shard.js";
 
 /** A progress bar on the CLI's stderr: the process's own (TTY-aware) or a line writer for captured output. */
@@ -102,6 +104,8 @@ export async function runBuildIndexCli(argv: string[], io: CliIO = PROCESS_IO): 
         shards: { type: "string" },
         corpus: { type: "string" },
         out: { type: "string" },
+        pgvector: { type: "string" },
+        "pg-index": { type: "string" },
         factory: { type: "string" },
         "train-sample": { type: "string" },
         seed: { type: "string" },
@@ -119,9 +123,41 @@ export async function runBuildIndexCli(argv: string[], io: CliIO = PROCESS_IO): 
       io.stdout(BUILD_INDEX_USAGE);
       return 0;
     }
-    required(who, values, ["shards", "corpus", "out"]);
+    required(who, values, ["shards", "corpus"]);
+    if (!values.out === !values.pgvector) {
+      throw new UsageError(`${who}: give one of --out <store folder> or --pgvector <table>, ${values.out ? "not both" : "got neither"}`);
+    }
     if (values.quantized && !values.model) throw new UsageError(`${who}: --quantized applies to --model; pass --model too`);
     const bar = progressBar(io, "adding", !values["no-progress"]);
+    const log = (line: string) => {
+      bar.clear();
+      io.stderr(`${line}\n`);
+    };
+    if (values.pgvector !== undefined) {
+      for (const flag of ["factory", "train-sample", "seed", "nprobe", "ef-search", "threads"] as const) {
+        if (values[flag] !== undefined) throw new UsageError(`${who}: --${flag} applies to a FaissDPRStore (--out), not to --pgvector`);
+      }
+      const r = await loadShardsIntoPGVector({
+        shards: values.shards!,
+        corpus: values.corpus!,
+        table: values.pgvector,
+        model: values.model,
+        quantized: values.quantized,
+        index: parsePgIndex(who, values["pg-index"]),
+        batchRows: parseNumberFlag(who, "--add-batch", values["add-batch"], { integer: true, min: 1 }),
+        onProgress: (p) => bar.update(p.added, p.total, `${Math.round(p.vectorsPerSecond)} rows/s`),
+        log,
+      });
+      bar.done();
+      io.stdout(
+        `loaded ${r.count} vectors × ${r.dims} from ${r.shards} shards into ${r.table}: ${r.written} written, ` +
+          `${r.skipped} already stored, in ${r.seconds.toFixed(1)} s` +
+          (r.indexSeconds > 0 ? `; index built in ${r.indexSeconds.toFixed(1)} s` : "") +
+          "\n",
+      );
+      return 0;
+    }
+    if (values["pg-index"] !== undefined) throw new UsageError(`${who}: --pg-index applies to --pgvector`);
     const r = await buildIndexFromShards({
       shards: values.shards!,
       corpus: values.corpus!,
@@ -136,10 +172,7 @@ export async function runBuildIndexCli(argv: string[], io: CliIO = PROCESS_IO): 
       threads: parseNumberFlag(who, "--threads", values.threads, { integer: true, min: 1 }),
       addBatchRows: parseNumberFlag(who, "--add-batch", values["add-batch"], { integer: true, min: 1 }),
       onProgress: (p) => bar.update(p.added, p.total, `${Math.round(p.vectorsPerSecond)} vectors/s`),
-      log: (line) => {
-        bar.clear();
-        io.stderr(`${line}\n`);
-      },
+      log,
     });
     bar.done();
     const trained = r.trainedOn > 0 ? `, trained on ${r.trainedOn} rows in ${r.trainSeconds.toFixed(1)} s` : "";
@@ -149,4 +182,14 @@ export async function runBuildIndexCli(argv: string[], io: CliIO = PROCESS_IO): 
     );
     return 0;
   });
+}
+
+/** `--pg-index hnsw[:M[:efConstruction]] | ivfflat:<lists> | none` (default none). */
+function parsePgIndex(who: string, text: string | undefined): DPRPGVectorIndex | undefined {
+  if (text === undefined || text === "none") return undefined;
+  const [type, a, b] = text.split(":");
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  if (type === "hnsw" && [a, b].every((v) => v === undefined || /^\d+$/.test(v))) return { type, m: num(a), efConstruction: num(b) };
+  if (type === "ivfflat" && a !== undefined && /^\d+$/.test(a) && b === undefined) return { type, lists: Number(a) };
+  throw new UsageError(`${who}: --pg-index must be hnsw[:M[:efConstruction]], ivfflat:<lists> or none, got ${JSON.stringify(text)}`);
 }

@@ -48,3 +48,4 @@ export {
   type ShardHeader,
   type ShardPaths,
 } from "./shard-file.js";
+export { loadShardsIntoPGVector, type PGVectorIngestOptions, type PGVectorIngestResult } from "./pgvector-ingest.js";
