@@ -20,7 +20,11 @@ export const OPTIONAL_PEERS: Readonly<Record<"training" | "webgpu" | "server" | 
   server: ["fastify@^5.12.8"],
   /** SVG plots in evaluation reports. */
   plots: ["vega@^6.4.0", "vega-lite@^6.4.3"],
-  /** PostgreSQL + pgvector through LangChain's PGVectorStore (langchain-dpr/pgvector). */
+  /**
+   * PostgreSQL + pgvector through LangChain's PGVectorStore (langchain-dpr/pgvector). @langchain/community
+   * is not declared a peer in package.json: its own optional peers (TF.js 3, ...) would conflict with
+   * ours in a user's `npm install`; this check names it instead.
+   */
   pgvector: ["@langchain/community@^1.1.29", "pg@^8.23.1"],
 };
 

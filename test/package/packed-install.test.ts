@@ -125,6 +125,14 @@ describe("the packed package in a fresh app", () => {
     expect(modules.includes("@tensorflow") ? await readdir(join(app, "node_modules/@tensorflow")) : []).toEqual([]);
   });
 
+  it("langchain-dpr/pgvector without its optional packages fails on import with the npm install command", async () => {
+    const code = "import('langchain-dpr/pgvector').then(() => console.log('loaded'), (e) => console.log(e.message))";
+    const { stdout } = await run("node", ["--input-type=module", "-e", code], { cwd: app });
+    expect(stdout.trim()).toMatch(
+      /^langchain-dpr\/pgvector needs the optional pgvector packages, which are not installed: npm install @langchain\/community@\^1\.1\.29 pg@\^8\.23\.1$/,
+    );
+  });
+
   it("the shipped addon links only what Node itself needs", async () => {
     const dir = join(app, "node_modules/langchain-dpr/prebuilds/linux-x64");
     for (const f of await readdir(dir)) {
