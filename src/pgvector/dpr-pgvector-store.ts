@@ -119,7 +119,7 @@ export class DPRPGVectorStore extends PGVectorStore {
       if (store.collectionTableName) await store.ensureCollectionTableInDatabase();
       if (index) await store.createIndex(index);
     } catch (e) {
-      await store.pool.end().catch(() => undefined);
+      if (!rest.pool) await store.pool.end().catch(() => undefined); // a pool made here; the caller's stays theirs
       throw e;
     }
     return store;

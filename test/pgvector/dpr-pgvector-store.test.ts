@@ -174,9 +174,10 @@ describe("DPRPGVectorStore refuses what would rank wrongly or fail later", () =>
   it("names a table whose vector dimension differs from the model's, and vectors of the wrong length or not finite", async () => {
     const pool = server.pool();
     await pool.query("CREATE TABLE small_docs (id text PRIMARY KEY, text text, metadata jsonb, embedding vector(64))");
-    await expect(DPRPGVectorStore.initialize(embeddings, { pool: server.pool(), tableName: "small_docs" })).rejects.toThrow(
+    await expect(DPRPGVectorStore.initialize(embeddings, { pool, tableName: "small_docs" })).rejects.toThrow(
       /table small_docs on 127\.0\.0\.1:\d+\/postgres does not fit: its column "embedding" is vector\(64\), but the model's vectors have 128 dimensions/,
     );
+    expect((await pool.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]); // the caller's pool is left open
     const store = await DPRPGVectorStore.initialize(new HashEmbeddings(8), { pool: server.pool(), tableName: "hash_docs" });
     expect(store.dimensions).toBe(8);
     const doc = new Document({ pageContent: "x", id: "x" });
