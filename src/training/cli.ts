@@ -3,15 +3,17 @@
  * and scripts/pretrain-dpr.ts): parses arguments, loads data and the starting model, runs
  * {@link DPRTrainer}, prints where the model folder is. Usage text: src/cli/usage.ts.
  */
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
 import type { Passage, TrainingExample } from "../data/types.js";
-import type { TitleJoin } from "../models/model-dir.js";
+import { saveDPRModel, type TitleJoin } from "../models/model-dir.js";
+import { writeFileAtomic } from "../utils/atomic-file.js";
+import { gitCommit, TRAINING_METADATA_FILE, type DevSet } from "./export.js";
+import { lexicalInitWeights } from "./lexical-init.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { selectBackend, BACKEND_ORDER, type BackendChoice } from "./backend.js";
 import { detectDataSource, examplesFromBeir, loadTrainingExamples, passageKey } from "./batches.js";
 import { readDprJson } from "../data/dpr.js";
-import type { DevSet } from "./export.js";
 import { loadInitialModel, runTokenizer, scratchModel, type InitialModel } from "./init.js";
 import { cropExamples, ictExamples } from "./pretrain.js";
 import { SeededRandom } from "./random.js";
@@ -20,6 +22,9 @@ import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, 
 import { PRETRAIN_USAGE, TRAIN_USAGE } from "../cli/usage.js";
 
 const WHO = "train-dpr";
+
+/** `--init lexical`: a from-scratch shape with lexically initialised weights (./lexical-init.ts). */
+export const LEXICAL_INIT = "lexical";
 
 function num(v: string | undefined, name: string, integer = false): number | undefined {
   return parseNumberFlag(WHO, `--${name}`, v, { integer });
@@ -47,6 +52,10 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
       negatives: { type: "string" },
       out: { type: "string" },
       init: { type: "string" },
+      "init-only": { type: "boolean" },
+      "idf-power": { type: "string" },
+      "lexical-scale": { type: "string" },
+      "residual-std": { type: "string" },
       hidden: { type: "string" },
       layers: { type: "string" },
       heads: { type: "string" },
@@ -171,7 +180,12 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   let init: InitialModel | undefined;
   let tokenizer: BertTokenizer;
   let config;
-  if (values.init) {
+  const lexical = values.init === LEXICAL_INIT;
+  if (!lexical) {
+    for (const flag of ["idf-power", "lexical-scale", "residual-std"] as const)
+      if (values[flag] !== undefined) throw new UsageError(`train-dpr: --${flag} applies to --init ${LEXICAL_INIT} only`);
+  }
+  if (values.init && !lexical) {
     init = await loadInitialModel(values.init);
     tokenizer = init.tokenizer;
     config = init.config;
@@ -200,8 +214,8 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     // The vocabulary is saved with the run so that --resume uses exactly the same one.
     tokenizer = await runTokenizer(out, built.tokenizer, values.resume === true);
     dataInfo["init"] =
-      `scratch: hidden ${shape.hidden}, layers ${shape.layers}, heads ${shape.heads}, ffn ${shape.ffn}, max-len ` +
-      `${maxLen}, vocab ${config.vocab_size} (buildWordPieceVocab on the ${corpus ? "corpus" : "training texts"})`;
+      `${lexical ? "lexical init" : "scratch"}: hidden ${shape.hidden}, layers ${shape.layers}, heads ${shape.heads}, ffn ` +
+      `${shape.ffn}, max-len ${maxLen}, vocab ${config.vocab_size} (buildWordPieceVocab on the ${corpus ? "corpus" : "training texts"})`;
   }
 
   let train: TrainerData;
@@ -224,6 +238,58 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   const { info } = await selectBackend({ prefer: backend, threads: num(values.threads, "threads", true) });
   const qLen = num(values["q-len"], "q-len", true) ?? 64;
   const pLen = num(values["p-len"], "p-len", true) ?? Math.min(256, config.max_position_embeddings);
+  const titleJoin = (values["title-join"] as TitleJoin | undefined) ?? init?.settings?.titleJoin;
+  const pooling = (values.pooling as "cls" | "mean" | "max" | undefined) ?? init?.settings?.pooling ?? (lexical ? "mean" : undefined);
+  if (lexical) {
+    if (pooling !== "mean")
+      throw new UsageError(`train-dpr: --init ${LEXICAL_INIT} needs --pooling mean (its scores are token averages), got ${pooling}`);
+    const calibration = typeof train === "function" ? train(0) : train;
+    const built = lexicalInitWeights({
+      config,
+      tokenizer,
+      corpus: corpus ?? examples.flatMap((e) => e.positives),
+      idfPower: num(values["idf-power"], "idf-power"),
+      scale: num(values["lexical-scale"], "lexical-scale"),
+      residualStd: num(values["residual-std"], "residual-std"),
+      seed,
+      calibration,
+      batchSize: num(values.batch, "batch", true),
+      temperature: num(values.temperature, "temperature"),
+      maxQueryLength: Math.min(qLen, config.max_position_embeddings),
+      maxPassageLength: pLen,
+      titleJoin,
+      queryPrompt: values["query-prompt"],
+      passagePrompt: values["passage-prompt"],
+    });
+    init = { config, tokenizer, question: built.weights, source: String(dataInfo["init"]) };
+    dataInfo["lexicalInit"] = built.info;
+    const { scale, scaleFrom, calibrationLoss, chanceLoss } = built.info;
+    const loss = calibrationLoss === undefined ? "" : `, in-batch loss ${calibrationLoss.toFixed(3)} vs chance ${chanceLoss!.toFixed(3)}`;
+    io.stderr(`train-dpr: lexical init: scale ${scale.toFixed(3)} (${scaleFrom}${loss})\n`);
+  }
+  if (values["init-only"]) {
+    if (!init) throw new UsageError("train-dpr: --init-only needs --init (a model folder or lexical)");
+    const dir = join(out, "model");
+    await saveDPRModel(dir, {
+      question: { config, weights: init.question },
+      passage: init.passage && !values.shared ? { config, weights: init.passage } : undefined,
+      tokenizer,
+      dprConfig: {
+        pooling,
+        maxQueryLength: Math.min(qLen, config.max_position_embeddings),
+        maxPassageLength: pLen,
+        normalize: values.normalize ?? init.settings?.normalize,
+        titleJoin,
+        queryPrompt: values["query-prompt"] ?? init.settings?.queryPrompt,
+        passagePrompt: values["passage-prompt"] ?? init.settings?.passagePrompt,
+      },
+    });
+    const metadata = { args: argv, data: dataInfo, initOnly: true, gitCommit: gitCommit(), writtenAt: new Date().toISOString() };
+    await writeFileAtomic(join(dir, TRAINING_METADATA_FILE), [Buffer.from(JSON.stringify(metadata, null, 2) + "\n")]);
+    io.stderr("train-dpr: --init-only: wrote the starting model without training\n");
+    io.stdout(`${dir}\n`);
+    return 0;
+  }
   const trainer = new DPRTrainer({
     outputDir: out,
     tokenizer,
@@ -244,12 +310,12 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     maxQueryLength: Math.min(qLen, config.max_position_embeddings),
     maxPassageLength: pLen,
     // The starting model's own settings (pooling, normalisation, prompts, titles) unless overridden.
-    titleJoin: (values["title-join"] as TitleJoin | undefined) ?? init?.settings?.titleJoin,
-    pooling: (values.pooling as "cls" | "mean" | "max" | undefined) ?? init?.settings?.pooling,
+    titleJoin,
+    pooling,
     normalize: values.normalize ?? init?.settings?.normalize,
     queryPrompt: values["query-prompt"] ?? init?.settings?.queryPrompt,
     passagePrompt: values["passage-prompt"] ?? init?.settings?.passagePrompt,
-    dropout: values.init ? num(values.dropout, "dropout") : undefined,
+    dropout: values.init && !lexical ? num(values.dropout, "dropout") : undefined,
     seed,
     gradCacheChunk: num(values["grad-cache"], "grad-cache", true),
     checkpointEvery: num(values["checkpoint-every"], "checkpoint-every", true),
