@@ -61,13 +61,26 @@ export {
 export {
   reciprocalRankFusion,
   linearFusion,
+  fuseDenseSparse,
+  denseShare,
+  describeFusion,
+  DEFAULT_FUSION,
+  type FusionSetting,
+  type LinearFusionSetting,
+  type RRFFusionSetting,
   type RankedItem,
   type FusedItem,
   type RRFOptions,
   type LinearFusionOptions,
   type ScoreNormalization,
 } from "./retrievers/fusion.js";
-export { HybridRetriever, type HybridRetrieverParams, type FusionMethod } from "./retrievers/hybrid-retriever.js";
+export {
+  HybridRetriever,
+  type HybridRetrieverParams,
+  type FusionMethod,
+  type FusionSource,
+  type ResolvedFusion,
+} from "./retrievers/hybrid-retriever.js";
 export { TwoStageRetriever, type TwoStageRetrieverParams } from "./retrievers/two-stage-retriever.js";
 export { DPRRetriever, type DPRRetrieverParams, type DPRRetrieverStats, type QueryCacheOptions } from "./retrievers/dpr-retriever.js";
 export type { LatencySummary } from "./retrievers/latency-stats.js";
@@ -84,4 +97,5 @@ export { matchesFilter, type MetadataFilter } from "./retrievers/filter.js";
 export { DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER } from "./models/defaults.js";
 export { DEFAULT_MAX_DOWNLOAD_BYTES, downloadModel, loadFromHub, repairCachedModel, type HubDownloadParams } from "./models/hub.js";
 export type { DPRModelConfig, PoolingMode, TitleJoin } from "./models/model-dir.js";
+export { parseFusionConfig, writeModelFusion, type FusionProvenance, type ModelFusion } from "./models/fusion-config.js";
 export type { ExecutionProviderName } from "./runtime/onnx-session.js";

@@ -124,9 +124,18 @@ export const EVALUATE_USAGE = `usage: langchain-dpr evaluate --dataset <BEIR fol
   --max-passage-length N passage token cap (default: the model's dpr_config.json)
   --index FACTORY        faiss index_factory string (default Flat)
   --faiss-threads N      OpenMP threads for faiss (default: one per core)
-  --hybrid rrf|linear    hybrid fusion (default rrf)
-  --alpha X              linear fusion weight of the dense side, in [0, 1] (default 0.5)
+  --hybrid rrf|linear    hybrid fusion (default: the fusion stored in the model's dpr_config.json, else rrf)
+  --alpha X              linear fusion weight of the dense side, in [0, 1] (default 0.5; needs --hybrid linear)
   --rrf-k N              RRF constant (default 60)
+  --tune-fusion          choose the hybrid fusion on dev questions first (grid: RRF dense weight 0..1 step 0.1,
+                         linear alpha 0..1 step 0.05 min-max and z-score), then run hybrid with it; needs --dpr
+                         and one of:
+    --dev-split NAME       tune on the judged questions of another qrels split (e.g. dev; preferred)
+    --dev-fraction F       tune on a seeded share F of the --split questions, left out of every method's figures
+    --dev-seed N           seed of the --dev-fraction draw (default 0)
+  --tune-metric M@K      tuning metric: ndcg, recall, mrr, map or precision at K (default ndcg@10)
+  --write-fusion         store the tuned fusion in the model's dpr_config.json (other keys kept), so that
+                         HybridRetriever uses it by default; always written: <out>/fusion-tuning.json
   --depth N              results per query and first stage (default 100)
   --rerank-depth N       candidates the cross-encoder rescores (default min(100, depth))
   --max-queries N        evaluate only the first N judged queries
@@ -147,7 +156,8 @@ export const SERVE_USAGE = `Usage: langchain-dpr serve --model <dpr model dir> (
 
   --bm25 <dir>               BM25Index folder: serve hybrid dense + BM25 (no query cache in this mode)
   --reranker <dir>           cross-encoder folder: requests may rerank the top --fetch-k (default on)
-  --fusion rrf|linear        hybrid fusion (default rrf); --alpha <0..1> dense weight for linear (0.5)
+  --fusion rrf|linear        hybrid fusion (default: the fusion stored in the model's dpr_config.json, else rrf);
+                             --alpha <0..1> dense weight for --fusion linear (0.5)
   --host <addr>              default 127.0.0.1
   --port <n>                 default 8080 (0 = any free port)
   --k <n>                    default k (10); --max-k <n> largest k a request may ask (100)

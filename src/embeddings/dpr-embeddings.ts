@@ -9,12 +9,14 @@ import { Embeddings, type EmbeddingsParams } from "@langchain/core/embeddings";
 import {
   DEFAULT_DPR_CONFIG,
   passageSegments,
+  readDPRConfig,
   resolveDPRModelDir,
   resolveEncoderDir,
   type DPRModelConfig,
   type PoolingMode,
   type TitleJoin,
 } from "../models/model-dir.js";
+import type { ModelFusion } from "../models/fusion-config.js";
 import { downloadModel, isHubId, retryAfterRepair, splitHubParams, type HubDownloadParams } from "../models/hub.js";
 import { Lazy, type ExecutionProviderName } from "../runtime/onnx-session.js";
 import { OnnxEncoder, type EmbeddingMatrix, type EncoderInput } from "../runtime/onnx-encoder.js";
@@ -125,6 +127,7 @@ export class DPREmbeddings extends Embeddings {
   /** Settings the caller passed explicitly (these win over dpr_config.json). */
   private readonly explicit: Set<ModelSettingKey>;
   private readonly encoders: Lazy<Encoders>;
+  private configRead?: Promise<DPRModelConfig | undefined>;
 
   constructor(params: DPREmbeddingsParams) {
     // Local inference errors are not transient: don't retry them unless asked.
@@ -278,6 +281,31 @@ export class DPREmbeddings extends Embeddings {
       throw err;
     }
     return { question, passage };
+  }
+
+  /**
+   * The settings of the model folder's dpr_config.json (defaults filled in; a sentence-transformers
+   * folder's settings when it has none), read without loading the encoders; undefined for an
+   * encoder pair given by questionEncoderPath/passageEncoderPath. Read once, on the first call, and
+   * kept (a failed read is retried on the next call). Settings passed to the constructor are not
+   * merged in: they are this object's fields.
+   */
+  async modelConfig(): Promise<DPRModelConfig | undefined> {
+    if (this.modelPath === undefined) return undefined;
+    this.configRead ??= readDPRConfig(this.modelPath).catch((err: unknown) => {
+      this.configRead = undefined;
+      throw new Error(`${OWNER}: cannot read the settings of ${this.modelPath}: ${(err as Error).message}`);
+    });
+    return this.configRead;
+  }
+
+  /**
+   * The hybrid fusion stored in the model's dpr_config.json (`fusion`, written by
+   * `langchain-dpr evaluate --tune-fusion ... --write-fusion`), or undefined when there is none.
+   * HybridRetriever uses it when its caller sets no fusion option. Does not load the encoders.
+   */
+  async storedFusion(): Promise<ModelFusion | undefined> {
+    return (await this.modelConfig())?.fusion;
   }
 
   /** Loads both encoders now (they load on first use otherwise). Concurrent calls share one load. */

@@ -11,6 +11,11 @@
  * - `search`: the FAISS search, the BM25 search, or for hybrid both searches and the fusion;
  * - `rerank`: the reranker over the first stage's top `rerankDepth` candidates.
  *
+ * Hybrid fusion: the `hybrid`/`alpha`/`rrfK` parameters when given; else, with `tuneFusion`, the
+ * setting chosen on dev questions in this run (./tune-hybrid.ts; questions tuned on are left out
+ * of every method's figures); else the fusion stored with the DPR model (dpr_config.json), which
+ * HybridRetriever picks up itself; else RRF with k 60. The report says which and where from.
+ *
  * A method's total is the sum of its stages. Reranking runs in a second pass over all queries,
  * so that the cross-encoder's threads do not compete with (and slow down) the first stages. The
  * corpus is encoded once (progress reported through `onProgress`); nothing is cached on disk.
@@ -28,6 +33,8 @@ import type { Qrels } from "../data/types.js";
 import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { BM25Retriever } from "../retrievers/bm25/bm25-retriever.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";
+import type { FusionProvenance } from "../models/fusion-config.js";
+import { describeFusion, type FusionSetting } from "../retrievers/fusion.js";
 import { HybridRetriever } from "../retrievers/hybrid-retriever.js";
 import { percentile } from "../retrievers/latency-stats.js";
 import type { RetrievalResult, RetrievalService } from "../retrievers/types.js";
@@ -48,6 +55,13 @@ import {
   type LatencyStage,
   type RankedHit,
 } from "./methods.js";
+import {
+  checkTuningOptions,
+  runFusionTuning,
+  selectDevQuestions,
+  type FusionTuningOptions,
+  type FusionTuningReport,
+} from "./tune-hybrid.js";
 
 export {
   EVALUATION_METHODS,
@@ -66,7 +80,7 @@ export type HybridFusion = "rrf" | "linear";
 
 /** Progress events, for a CLI to print (the evaluator itself prints nothing). */
 export interface EvaluationProgress {
-  phase: "load" | "bm25-index" | "encode-corpus" | "faiss-index" | "queries" | "rerank" | "done";
+  phase: "load" | "bm25-index" | "encode-corpus" | "faiss-index" | "tune-fusion" | "queries" | "rerank" | "done";
   /** Items done in this phase (passages or queries). */
   done: number;
   /** Items in this phase. */
@@ -106,12 +120,21 @@ export interface RetrievalEvaluatorParams {
    * searched one at a time; on a busy machine 1 avoids OpenMP's thread wake-up cost.
    */
   faissThreads?: number;
-  /** Hybrid fusion (default "rrf"). */
+  /**
+   * Hybrid fusion. When this, {@link alpha} and {@link rrfK} are all left out: the fusion tuned by
+   * {@link tuneFusion}, else the one stored with the DPR model, else "rrf" (k 60).
+   */
   hybrid?: HybridFusion;
   /** Linear fusion: weight of the dense side, BM25 gets 1 - alpha (default 0.5). */
   alpha?: number;
   /** RRF constant (default 60). */
   rrfK?: number;
+  /**
+   * Choose the hybrid fusion on dev questions first (a named split, or a seeded share of the
+   * evaluated split that is then left out of every method's figures) and run the hybrid methods
+   * with it. Needs a DPR model; excludes {@link hybrid}, {@link alpha} and {@link rrfK}.
+   */
+  tuneFusion?: FusionTuningOptions;
   /** Results kept per query and per first stage (default 100). */
   depth?: number;
   /** First-stage candidates the cross-encoder rescores (default 100, at most depth). */
@@ -122,6 +145,22 @@ export interface RetrievalEvaluatorParams {
   encodeChunkSize?: number;
   /** Progress callback. */
   onProgress?: (event: EvaluationProgress) => void;
+}
+
+/** The fusion the hybrid methods ran with, and where it came from. */
+export interface HybridFusionReport {
+  setting: FusionSetting;
+  /**
+   * `"options"`: the hybrid/alpha/rrfK parameters (--hybrid, --alpha, --rrf-k); `"tuned"`: chosen on
+   * dev questions in this run; `"model"`: the DPR model's dpr_config.json; `"default"`: RRF, k 60.
+   */
+  source: "options" | "tuned" | "model" | "default";
+  /** E.g. `linear (alpha 0.15 dense, minmax)`. */
+  description: string;
+  /** For `"model"`: the model folder. */
+  modelPath?: string;
+  /** For `"model"`: where the stored fusion was tuned, when its file says. */
+  tunedOn?: FusionProvenance;
 }
 
 /** p50/p95/mean of one stage, in milliseconds (0 for a stage the method does not run). */
@@ -168,13 +207,16 @@ export interface EvaluationReport {
     rerankDepth: number;
     indexFactory: string;
     faissThreads: number | null;
-    hybrid: { fusion: HybridFusion; alpha: number; rrfK: number };
+    /** The hybrid methods' fusion; null when no hybrid method ran. */
+    hybrid: HybridFusionReport | null;
     maxQueries: number | null;
     dprModel: string | null;
     dprDimension: number | null;
     crossEncoder: string | null;
     cutoffs: typeof DEFAULT_CUTOFFS;
   };
+  /** The fusion tuning of this run (dev questions, the whole grid, the best setting); null without tuning. */
+  fusionTuning: FusionTuningReport | null;
   /** Index construction costs. */
   build: {
     bm25Ms: number;
@@ -199,6 +241,23 @@ export async function loadCrossEncoder(dir: string, topN: number): Promise<BaseD
   const reranker = new CrossEncoderReranker({ modelPath: dir, topN });
   await reranker.ready();
   return reranker;
+}
+
+/** Where a hybrid fusion came from, in words (for progress lines and the report). */
+export function describeSource(f: Pick<HybridFusionReport, "source" | "modelPath" | "tunedOn">): string {
+  switch (f.source) {
+    case "options":
+      return "set by --hybrid/--alpha/--rrf-k";
+    case "tuned":
+      return "tuned on dev questions in this run";
+    case "model": {
+      const t = f.tunedOn;
+      const tuned = t ? `, tuned on ${t.questions} questions of ${t.dataset} (${t.split}, ${t.metric} ${t.score.toFixed(4)})` : "";
+      return `stored in ${f.modelPath ?? "the model"}/dpr_config.json${tuned}`;
+    }
+    default:
+      return "default: no fusion given and none stored with the model";
+  }
 }
 
 function checkPositiveInt(value: number, name: string): void {
@@ -258,6 +317,11 @@ export class RetrievalEvaluator {
 
   onProgress?: (event: EvaluationProgress) => void;
 
+  tuneFusion?: FusionTuningOptions;
+
+  /** Whether hybrid, alpha or rrfK was given (then neither a tuned nor a stored fusion is used). */
+  private readonly fusionGiven: boolean;
+
   private embeddings?: DPREmbeddings;
 
   private ownsEmbeddings = false;
@@ -287,6 +351,8 @@ export class RetrievalEvaluator {
     this.maxQueries = params.maxQueries;
     this.encodeChunkSize = params.encodeChunkSize ?? this.encodeChunkSize;
     this.onProgress = params.onProgress;
+    this.tuneFusion = params.tuneFusion;
+    this.fusionGiven = params.hybrid !== undefined || params.alpha !== undefined || params.rrfK !== undefined;
 
     checkPositiveInt(this.depth, "depth");
     checkPositiveInt(this.rerankDepth, "rerankDepth");
@@ -324,6 +390,15 @@ export class RetrievalEvaluator {
       throw new Error(`${WHO}: give dprModelPath or embeddings, not both`);
     if (this.crossEncoderPath !== undefined && this.reranker !== undefined)
       throw new Error(`${WHO}: give crossEncoderPath or reranker, not both`);
+    if (this.tuneFusion !== undefined) {
+      if (!this.hasDpr) throw new Error(`${WHO}: fusion tuning (--tune-fusion) needs a DPR model (--dpr <model dir>)`);
+      if (this.fusionGiven) {
+        throw new Error(
+          `${WHO}: fusion tuning (--tune-fusion) chooses the hybrid fusion; leave out hybrid, alpha and rrfK (--hybrid, --alpha, --rrf-k)`,
+        );
+      }
+      checkTuningOptions(this.tuneFusion, this.split);
+    }
     // Resolve the method list now so that bad combinations fail before any work.
     this.methods = this.resolveMethods();
   }
@@ -362,24 +437,37 @@ export class RetrievalEvaluator {
     const startedAt = new Date();
     const t0 = performance.now();
     const methods = this.methods!;
-    const needDpr = methods.some(methodNeedsDpr);
+    const tuning = this.tuneFusion; // tuning needs BM25 and the dense index whatever the methods
+    const needDpr = methods.some(methodNeedsDpr) || tuning !== undefined;
     const needRerank = methods.some(methodNeedsReranker);
     const firstStages = new Set(methods.map((m) => FIRST_STAGE[m]));
-    const needBm25 = firstStages.has("bm25") || firstStages.has("hybrid");
-    const needDense = firstStages.has("dpr") || firstStages.has("hybrid");
+    const needBm25 = firstStages.has("bm25") || firstStages.has("hybrid") || tuning !== undefined;
+    const needDense = firstStages.has("dpr") || firstStages.has("hybrid") || tuning !== undefined;
 
     this.progress("load", 0, 1, `loading ${this.dataset} (${this.split})`);
     const data: BeirDataset = await loadBeirDataset(this.dataset, this.split);
     if (data.corpus.length === 0) throw new Error(`${WHO}: the corpus of ${this.dataset} is empty`);
-    const queries = this.maxQueries === undefined ? data.queries : data.queries.slice(0, this.maxQueries);
-    if (queries.length === 0) throw new Error(`${WHO}: no judged queries in split "${this.split}" of ${this.dataset}`);
+    const selected = this.maxQueries === undefined ? data.queries : data.queries.slice(0, this.maxQueries);
+    if (selected.length === 0) throw new Error(`${WHO}: no judged queries in split "${this.split}" of ${this.dataset}`);
+    // Questions tuned on never count in the test figures.
+    const dev = tuning && (await selectDevQuestions(this.dataset, this.split, selected, data.qrels, tuning));
+    const queries = dev ? selected.filter((q) => !dev.excluded.has(q.id)) : selected;
+    if (queries.length === 0) {
+      throw new Error(`${WHO}: every selected question of split "${this.split}" is also a dev question; nothing is left to test`);
+    }
     const qrels: Qrels = new Map(queries.map((q) => [q.id, data.qrels.get(q.id)!]));
     const passageIds = new Set<string>();
     for (const p of data.corpus) {
       if (passageIds.has(p.id)) throw new Error(`${WHO}: passage id "${p.id}" appears twice in ${this.dataset}/corpus.jsonl`);
       passageIds.add(p.id);
     }
-    this.progress("load", 1, 1, `${data.corpus.length} passages, ${queries.length} of ${data.queries.length} judged queries`);
+    this.progress(
+      "load",
+      1,
+      1,
+      `${data.corpus.length} passages, ${queries.length} of ${data.queries.length} judged queries` +
+        (dev ? `; ${dev.questions.length} dev questions for fusion tuning, ${dev.excluded.size} of them left out of the test` : ""),
+    );
 
     // BM25 (the shipped BM25Retriever: the bm25 method and hybrid's sparse side)
     let bm25: BM25Retriever | undefined;
@@ -433,20 +521,47 @@ export class RetrievalEvaluator {
     if (bm25) stages.set("bm25", bm25);
     if (store && firstStages.has("dpr"))
       stages.set("dpr", new DPRRetriever({ vectorStore: store, k: this.depth, fetchK: this.depth, cache: false }));
-    if (store && bm25 && firstStages.has("hybrid")) {
-      stages.set(
-        "hybrid",
-        new HybridRetriever({
-          dense: store,
-          sparse: bm25,
-          k: this.depth,
-          denseK: this.depth,
-          sparseK: this.depth,
-          fusion: this.hybrid,
-          rrfK: this.rrfK,
-          alpha: this.alpha,
-        }),
+    let fusionTuning: FusionTuningReport | null = null;
+    if (dev && store && bm25) {
+      this.progress("tune-fusion", 0, dev.questions.length, `tuning the hybrid fusion on ${dev.questions.length} dev questions`);
+      const dense = new DPRRetriever({ vectorStore: store, k: this.depth, fetchK: this.depth, cache: false });
+      fusionTuning = await runFusionTuning({ sparse: bm25, dense }, dev, tuning!, this.dataset, this.depth);
+      const t = fusionTuning;
+      this.progress(
+        "tune-fusion",
+        dev.questions.length,
+        dev.questions.length,
+        `best of ${t.grid.length} settings on ${t.questions} dev questions: ${describeFusion(t.best.setting)}, ${t.metric} ` +
+          `${t.best.score.toFixed(4)} (BM25 alone ${t.bm25Score.toFixed(4)}, dense alone ${t.denseScore.toFixed(4)})`,
       );
+    }
+    let hybridFusion: HybridFusionReport | null = null;
+    if (store && bm25 && firstStages.has("hybrid")) {
+      const setting: FusionSetting | undefined = fusionTuning
+        ? fusionTuning.best.setting
+        : this.fusionGiven
+          ? this.hybrid === "rrf"
+            ? { method: "rrf", k: this.rrfK, weights: [1, 1] }
+            : { method: "linear", alpha: this.alpha, normalization: "minmax" }
+          : undefined; // HybridRetriever reads the model's stored fusion, else RRF k 60
+      const fusionOptions = setting
+        ? setting.method === "rrf"
+          ? { fusion: "rrf" as const, rrfK: setting.k, rrfWeights: setting.weights }
+          : { fusion: "linear" as const, alpha: setting.alpha, normalization: setting.normalization }
+        : {};
+      const hybrid = new HybridRetriever({
+        dense: store,
+        sparse: bm25,
+        k: this.depth,
+        denseK: this.depth,
+        sparseK: this.depth,
+        ...fusionOptions,
+      });
+      stages.set("hybrid", hybrid);
+      const resolved = await hybrid.resolveFusion();
+      const source = fusionTuning ? "tuned" : resolved.source;
+      hybridFusion = { ...resolved, source, description: describeFusion(resolved.setting) };
+      this.progress("queries", 0, queries.length, `hybrid fusion: ${describeFusion(resolved.setting)} (${describeSource(hybridFusion)})`);
     }
     const reranker = needRerank ? await this.openReranker() : undefined;
 
@@ -547,7 +662,7 @@ export class RetrievalEvaluator {
         rerankDepth: this.rerankDepth,
         indexFactory: this.indexFactory,
         faissThreads: this.faissThreads ?? null,
-        hybrid: { fusion: this.hybrid, alpha: this.alpha, rrfK: this.rrfK },
+        hybrid: hybridFusion,
         maxQueries: this.maxQueries ?? null,
         dprModel: this.dprModelPath !== undefined ? resolve(this.dprModelPath) : this.embeddings ? "(embeddings object)" : null,
         dprDimension: dim,
@@ -560,6 +675,7 @@ export class RetrievalEvaluator {
         passagesPerSecond: corpusEncodeMs === null ? null : data.corpus.length / (corpusEncodeMs / 1000),
         faissAddMs,
       },
+      fusionTuning,
       methods: results,
       machine: {
         cpuModel: cpuList[0]?.model ?? "unknown",

@@ -19,6 +19,7 @@ export {
   type EvaluationProgress,
   type EvaluationReport,
   type HybridFusion,
+  type HybridFusionReport,
   type LatencyStage,
   type MethodResult,
   type RetrievalEvaluatorParams,
@@ -35,7 +36,22 @@ export {
 } from "./report.js";
 export { latencySpec, recallCurveSpec, renderSvg } from "./plots.js";
 export {
+  DEFAULT_TUNING_METRIC,
+  defaultFusionGrid,
+  holdOutQuestions,
+  parseTuningMetric,
+  tuneFusion,
+  type FusionGridOptions,
+  type FusionGridPoint,
+  type FusionTuningParams,
+  type FusionTuningResult,
+  type TuningMetric,
+  type TuningQuestion,
+} from "./fusion-tuning.js";
+export { tunedModelFusion, type FusionTuningOptions, type FusionTuningReport } from "./tune-hybrid.js";
+export {
   EVALUATE_USAGE,
+  FUSION_TUNING_FILE,
   parseEvaluateArgs,
   runEvaluateCli,
   writeEvaluationOutputs,

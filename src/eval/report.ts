@@ -5,7 +5,8 @@
  * @module
  */
 import type { EvaluationReport, LatencyStage } from "./evaluate.js";
-import { LATENCY_STAGES } from "./evaluate.js";
+import { describeFusion } from "../retrievers/fusion.js";
+import { describeSource, LATENCY_STAGES } from "./evaluate.js";
 
 /** Quality columns of the comparison table, in order. */
 export const REPORT_METRICS = ["recall@1", "recall@5", "recall@10", "recall@20", "recall@100", "mrr@10", "ndcg@10", "map@100"] as const;
@@ -77,12 +78,28 @@ export function renderMarkdownReport(
     `- DPR model: ${s.dprModel ? `\`${s.dprModel}\` (dimension ${s.dprDimension ?? "?"})` : "none"}; cross-encoder: ` +
       `${s.crossEncoder ? `\`${s.crossEncoder}\`` : "none"}.`,
   );
-  const fusion = s.hybrid.fusion === "rrf" ? `RRF (k = ${s.hybrid.rrfK})` : `linear, min-max normalised (alpha = ${s.hybrid.alpha} dense)`;
+  const fusion = s.hybrid ? `${s.hybrid.description}, ${describeSource(s.hybrid)}` : "no hybrid method run";
   const threads = s.faissThreads !== null ? `, ${s.faissThreads} OpenMP thread${s.faissThreads === 1 ? "" : "s"}` : "";
   lines.push(
     `- Index: faiss \`${s.indexFactory}\` (inner product${threads}); hybrid fusion: ${fusion}; depth ${s.depth}; rerank ` +
       `depth ${s.rerankDepth}.`,
   );
+  const t = report.fusionTuning;
+  if (t) {
+    const dev =
+      t.dev.selection === "split"
+        ? `the ${t.questions} judged questions of split "${t.dev.split}"`
+        : `${t.questions} questions held out of "${t.dev.split}" (fraction ${t.dev.fraction}, seed ${t.dev.seed})`;
+    lines.push(
+      `- Fusion tuning: ${t.grid.length} settings on ${dev}, ${t.metric}: best ${t.best.score.toFixed(4)} with ` +
+        `${describeFusion(t.best.setting)}; BM25 alone ${t.bm25Score.toFixed(4)}, dense alone ${t.denseScore.toFixed(4)}. ` +
+        (t.excludedFromTest.length === 0
+          ? `No question of "${d.split}" was tuned on.`
+          : `${t.excludedFromTest.length} question${t.excludedFromTest.length === 1 ? " of" : "s of"} "${d.split}" ` +
+            `${t.excludedFromTest.length === 1 ? "was" : "were"} tuned on and ${t.excludedFromTest.length === 1 ? "is" : "are"} ` +
+            `left out of every row below.`),
+    );
+  }
   const buildParts = [`BM25 index ${ms(b.bm25Ms)} ms`];
   if (b.corpusEncodeMs !== null)
     buildParts.push(`corpus encoding ${(b.corpusEncodeMs / 1000).toFixed(1)} s (${fmt(b.passagesPerSecond ?? NaN, 1)} passages/s)`);

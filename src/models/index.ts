@@ -21,6 +21,7 @@ export {
   type PoolingMode,
   type TitleJoin,
 } from "./model-dir.js";
+export { fusionToJson, parseFusionConfig, writeModelFusion, type FusionProvenance, type ModelFusion } from "./fusion-config.js";
 export { DEFAULT_MAX_DOWNLOAD_BYTES, downloadModel, loadFromHub, repairCachedModel, type HubDownloadParams } from "./hub.js";
 export { DEFAULT_DPR_MODEL, DEFAULT_CROSS_ENCODER, DEMO_DATASET } from "./defaults.js";
 export { writeCrossEncoderDir, type CrossEncoderDirSpec } from "../rerankers/cross-encoder-dir.js";

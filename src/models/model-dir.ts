@@ -13,7 +13,7 @@
  * ```
  * DPR model folder:
  * ```
- * dpr_config.json             optional: pooling, max lengths, normalize, titles, prompts
+ * dpr_config.json             optional: pooling, max lengths, normalize, titles, prompts, hybrid fusion
  * (or a sentence-transformers folder: modules.json, 1_Pooling/, sentence_bert_config.json,
  *  config_sentence_transformers.json, read when there is no dpr_config.json)
  * question_encoder/  passage_encoder/     two encoder folders (ctx_encoder/ is accepted for passages)
@@ -31,6 +31,7 @@ import { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { readSentenceTransformersSettings } from "./sentence-transformers.js";
 import { pathExists } from "../utils/fs.js";
 import { replaceDirAtomically } from "../utils/atomic-file.js";
+import { fusionToJson, parseFusionConfig, type ModelFusion } from "./fusion-config.js";
 
 /** How token vectors become one vector per text: token 0, the masked mean, or the masked maximum. */
 export type PoolingMode = "cls" | "mean" | "max";
@@ -77,6 +78,11 @@ export interface DPRModelConfig {
   queryPrompt: string;
   /** Text prepended to every passage (to its title when there is one). Default "". */
   passagePrompt: string;
+  /**
+   * How HybridRetriever fuses this model's dense list with BM25 when its caller does not say
+   * (see ./fusion-config.ts); absent (or `null` in the file) when the model has none.
+   */
+  fusion?: ModelFusion;
 }
 
 /** Defaults used when `dpr_config.json` is absent or leaves a field out. */
@@ -95,7 +101,8 @@ export const DPR_CONFIG_FILE = "dpr_config.json";
 
 /**
  * Validates a parsed `dpr_config.json`. Unknown keys are ignored; missing keys take defaults.
- * Accepts snake_case keys too (`max_query_length`, `title_join`, ...).
+ * Accepts snake_case keys too (`max_query_length`, `title_join`, ...). The optional `fusion`
+ * object is validated by {@link parseFusionConfig}.
  */
 export function parseDPRConfig(json: unknown, source: string): DPRModelConfig {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
@@ -147,6 +154,7 @@ export function parseDPRConfig(json: unknown, source: string): DPRModelConfig {
       out[camel] = v;
     }
   }
+  if (o.fusion !== undefined && o.fusion !== null) out.fusion = parseFusionConfig(o.fusion, source);
   return out;
 }
 
@@ -368,6 +376,8 @@ export async function saveDPRModel(dir: string, spec: DPRModelSpec): Promise<voi
       await mkdir(join(tmp, "encoder"));
       await writeEncoderFiles(join(tmp, "encoder"), { ...spec.question, tokenizer: spec.tokenizer });
     }
-    await writeFile(join(tmp, DPR_CONFIG_FILE), JSON.stringify(dprConfig, null, 2) + "\n");
+    const { fusion, ...settings } = dprConfig;
+    const json = fusion === undefined ? settings : { ...settings, fusion: fusionToJson(fusion) };
+    await writeFile(join(tmp, DPR_CONFIG_FILE), JSON.stringify(json, null, 2) + "\n");
   });
 }

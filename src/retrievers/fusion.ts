@@ -221,3 +221,59 @@ export function linearFusion<T>(lists: ReadonlyArray<ReadonlyArray<RankedItem<T>
   }
   return sortAndLimit([...fused.values()], options.limit);
 }
+
+/** Linear fusion of a dense and a sparse list: `alpha · dense + (1 - alpha) · sparse` on normalised scores. */
+export interface LinearFusionSetting {
+  method: "linear";
+  /** Weight of the dense side, in [0, 1]; the sparse side gets `1 - alpha`. */
+  alpha: number;
+  /** Per-side score normalisation. */
+  normalization: ScoreNormalization;
+}
+
+/** Reciprocal rank fusion of a dense and a sparse list. */
+export interface RRFFusionSetting {
+  method: "rrf";
+  /** The RRF constant (≥ 0). */
+  k: number;
+  /** Weights `[dense, sparse]`, each ≥ 0. */
+  weights: [number, number];
+}
+
+/** One complete way of fusing a dense list with a sparse (BM25) list. */
+export type FusionSetting = LinearFusionSetting | RRFFusionSetting;
+
+/** The fusion used when nothing else is said: RRF, k 60, equal weights. */
+export const DEFAULT_FUSION: Readonly<RRFFusionSetting> = Object.freeze({ method: "rrf", k: 60, weights: [1, 1] as [number, number] });
+
+/**
+ * The dense side's share of the weight, in [0, 1]: `alpha` for linear fusion, `w_dense / (w_dense +
+ * w_sparse)` for RRF (0 when both weights are 0). 0 means the fused order is the sparse order.
+ */
+export function denseShare(setting: FusionSetting): number {
+  if (setting.method === "linear") return setting.alpha;
+  const [d, s] = setting.weights;
+  return d + s === 0 ? 0 : d / (d + s);
+}
+
+/** A short human-readable form, e.g. `linear (alpha 0.15 dense, minmax)` or `RRF (k 60, weights dense 0.3 / sparse 1)`. */
+export function describeFusion(setting: FusionSetting): string {
+  return setting.method === "linear"
+    ? `linear (alpha ${setting.alpha} dense, ${setting.normalization})`
+    : `RRF (k ${setting.k}, weights dense ${setting.weights[0]} / sparse ${setting.weights[1]})`;
+}
+
+/**
+ * Fuses a dense list (index 0 of the result's ranks/scores) with a sparse list (index 1) by one
+ * {@link FusionSetting}; the one rule HybridRetriever and the fusion tuner share.
+ */
+export function fuseDenseSparse<T>(
+  dense: ReadonlyArray<RankedItem<T>>,
+  sparse: ReadonlyArray<RankedItem<T>>,
+  setting: FusionSetting,
+  limit?: number,
+): FusedItem<T>[] {
+  return setting.method === "rrf"
+    ? reciprocalRankFusion([dense, sparse], { k: setting.k, weights: setting.weights, limit })
+    : linearFusion([dense, sparse], { weights: [setting.alpha, 1 - setting.alpha], normalization: setting.normalization, limit });
+}

@@ -1,6 +1,8 @@
 /**
  * HybridRetriever: dense (vector store) + sparse (BM25) retrieval fused by reciprocal rank
- * fusion or a normalised linear combination.
+ * fusion or a normalised linear combination. Without fusion options it uses the fusion stored
+ * with the dense side's DPR model (dpr_config.json `fusion`, see src/models/fusion-config.ts),
+ * else RRF with k 60.
  *
  * @module
  */
@@ -9,7 +11,8 @@ import type { CallbackManagerForRetrieverRun, Callbacks } from "@langchain/core/
 import { inRetrieverRun } from "../utils/callbacks.js";
 import type { DocumentInterface } from "@langchain/core/documents";
 import type { VectorStoreInterface } from "@langchain/core/vectorstores";
-import { linearFusion, reciprocalRankFusion, type FusedItem, type RankedItem, type ScoreNormalization } from "./fusion.js";
+import { fuseDenseSparse, type FusedItem, type FusionSetting, type RankedItem, type ScoreNormalization } from "./fusion.js";
+import type { FusionProvenance, ModelFusion } from "../models/fusion-config.js";
 import { checkK } from "./dpr-retriever.js";
 import { matchesFilter } from "./filter.js";
 import { BM25Index } from "./bm25/bm25-index.js";
@@ -45,6 +48,31 @@ export interface ScoredSearcher {
 /** Fusion method of {@link HybridRetriever}. */
 export type FusionMethod = "rrf" | "linear";
 
+/**
+ * Embeddings that know the fusion tuned for their model: DPREmbeddings reads it from its
+ * dpr_config.json (`storedFusion()`).
+ */
+export interface FusionSource {
+  storedFusion(): Promise<ModelFusion | undefined>;
+}
+
+/** The fusion a {@link HybridRetriever} uses and where it came from ({@link HybridRetriever.resolveFusion}). */
+export interface ResolvedFusion {
+  setting: FusionSetting;
+  /**
+   * `"options"`: the constructor was given a fusion option (`fusion`, `rrfK`, `rrfWeights`, `alpha`,
+   * `normalization`); `"model"`: the dense side's model stores one (dpr_config.json `fusion`);
+   * `"default"`: neither, RRF with k 60 and equal weights.
+   */
+  source: "options" | "model" | "default";
+  /** For `"model"`: the model folder, when the embeddings have a `modelPath`. */
+  modelPath?: string;
+  /** For `"model"`: where the stored fusion was tuned, when the file says. */
+  tunedOn?: FusionProvenance;
+}
+
+const FUSION_OPTIONS = ["fusion", "rrfK", "rrfWeights", "alpha", "normalization"] as const;
+
 /** Parameters of {@link HybridRetriever}. */
 export interface HybridRetrieverParams extends BaseRetrieverInput {
   /** Dense side (usually a FaissDPRStore). */
@@ -57,7 +85,13 @@ export interface HybridRetrieverParams extends BaseRetrieverInput {
   denseK?: number;
   /** Candidates taken from the sparse side. Default 100. */
   sparseK?: number;
-  /** `"rrf"` (default) or `"linear"`. */
+  /**
+   * `"rrf"` or `"linear"`. When this and every other fusion option (`rrfK`, `rrfWeights`, `alpha`,
+   * `normalization`) are left out, the fusion stored with the dense side's model is used (a vector
+   * store, or a DPRRetriever over one, whose embeddings have `storedFusion()`, as DPREmbeddings do,
+   * and whose dpr_config.json has `fusion`); without one, `"rrf"`. Any fusion option given here
+   * wins over the stored fusion as a whole (the two are never mixed).
+   */
   fusion?: FusionMethod;
   /** RRF constant. Default 60. */
   rrfK?: number;
@@ -96,6 +130,15 @@ function isVectorStore(x: unknown): x is VectorStoreInterface {
   );
 }
 
+/** The embeddings of a dense side that may know a stored fusion: a vector store's, or a DPRRetriever's store's. */
+function fusionSourceOf(side: HybridSide): (FusionSource & { modelPath?: unknown }) | undefined {
+  const store = isVectorStore(side) ? side : (side as { vectorStore?: unknown }).vectorStore;
+  const embeddings = isVectorStore(store) ? (store.embeddings as unknown) : undefined;
+  return typeof (embeddings as Partial<FusionSource> | undefined)?.storedFusion === "function"
+    ? (embeddings as FusionSource & { modelPath?: unknown })
+    : undefined;
+}
+
 function isScoredSearcher(x: unknown): x is ScoredSearcher {
   return typeof x === "object" && x !== null && typeof (x as ScoredSearcher).searchWithScores === "function";
 }
@@ -124,6 +167,12 @@ export function defaultDocumentId(doc: DocumentInterface): string | undefined {
  * carries `metadata.fusedScore`, `metadata.fusion` (method), and per side `denseRank`/`denseScore`,
  * `sparseRank`/`sparseScore` (null when the side did not return it). With callbacks, sides that are
  * retrievers run as child runs and the timings are a `retrieval_timings` custom event.
+ *
+ * Fusion: the constructor's options when any is given; else the fusion stored with the dense
+ * side's DPR model (dpr_config.json `fusion`, e.g. tuned by `langchain-dpr evaluate --tune-fusion`),
+ * read on the first query (or by {@link resolveFusion}) and then written into this object's fusion
+ * fields; else RRF with k 60. Set fusion through the constructor: fields assigned afterwards are
+ * overwritten by a stored fusion on the first query.
  *
  * @example
  * ```ts
@@ -166,6 +215,11 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
 
   readonly hasReranker = false;
 
+  /** Whether the constructor was given a fusion option (then a stored fusion is never used). */
+  private readonly fusionFromOptions: boolean;
+
+  private fusionResolved?: Promise<ResolvedFusion>;
+
   constructor(fields: HybridRetrieverParams) {
     super(fields);
     for (const side of ["dense", "sparse"] as const) {
@@ -193,6 +247,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     this.filter = fields.filter;
     this.getId = fields.getId ?? this.getId;
     this.includeScores = fields.includeScores ?? this.includeScores;
+    this.fusionFromOptions = FUSION_OPTIONS.some((key) => fields[key] !== undefined);
     checkK("HybridRetriever", "k", this.k);
     checkK("HybridRetriever", "denseK", this.denseK);
     checkK("HybridRetriever", "sparseK", this.sparseK);
@@ -202,6 +257,44 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     if (!(this.alpha >= 0 && this.alpha <= 1)) {
       throw new Error(`HybridRetriever: alpha must be in [0, 1], got ${this.alpha}`);
     }
+  }
+
+  /** The fusion this retriever's fields describe now. */
+  private currentSetting(): FusionSetting {
+    return this.fusion === "rrf"
+      ? { method: "rrf", k: this.rrfK, weights: [...this.rrfWeights] }
+      : { method: "linear", alpha: this.alpha, normalization: this.normalization };
+  }
+
+  /**
+   * The fusion this retriever uses and where it came from (see the class notes). Reads the dense
+   * model's stored fusion once (queries call this first) and copies it into the fusion fields;
+   * concurrent first calls share one read, and a failed read is retried by the next call.
+   */
+  async resolveFusion(): Promise<ResolvedFusion> {
+    this.fusionResolved ??= this.loadFusion().catch((err: unknown) => {
+      this.fusionResolved = undefined;
+      throw new Error(`HybridRetriever: cannot read the dense model's stored fusion: ${(err as Error).message}`);
+    });
+    return this.fusionResolved;
+  }
+
+  private async loadFusion(): Promise<ResolvedFusion> {
+    if (this.fusionFromOptions) return { setting: this.currentSetting(), source: "options" };
+    const source = fusionSourceOf(this.dense);
+    const stored = source ? await source.storedFusion() : undefined;
+    if (stored === undefined) return { setting: this.currentSetting(), source: "default" }; // the class defaults: RRF, k 60
+    const { tunedOn, ...setting } = stored;
+    this.fusion = setting.method;
+    if (setting.method === "rrf") {
+      this.rrfK = setting.k;
+      this.rrfWeights = [...setting.weights];
+    } else {
+      this.alpha = setting.alpha;
+      this.normalization = setting.normalization;
+    }
+    const modelPath = typeof source?.modelPath === "string" ? source.modelPath : undefined;
+    return { setting: this.currentSetting(), source: "model", ...(modelPath ? { modelPath } : {}), ...(tunedOn ? { tunedOn } : {}) };
   }
 
   override async _getRelevantDocuments(query: string, runManager?: CallbackManagerForRetrieverRun): Promise<DocumentInterface[]> {
@@ -247,7 +340,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
       const hits = await this.searchSide(this.sparse, query, this.sparseK, run?.getChild("sparse"));
       return filter === undefined ? hits : hits.filter(([doc]) => matchesFilter(filter, doc));
     };
-    const [denseHits, sparseHits] = await Promise.all([denseRun(), sparseRun()]);
+    const [denseHits, sparseHits] = await Promise.all([denseRun(), sparseRun(), this.resolveFusion()]);
     const tSearch = nowMs();
     throwIfAborted(options.signal, "HybridRetriever");
     const fused = this.fuse(denseHits, sparseHits, k);
@@ -272,7 +365,10 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     return { documents, scores: fused.map((f) => f.score), timings };
   }
 
-  /** Fuses two `[doc, score]` lists by this retriever's method and returns the top `k`. */
+  /**
+   * Fuses two `[doc, score]` lists by this retriever's fusion fields and returns the top `k` (a
+   * stored fusion is in those fields once {@link resolveFusion} has run; queries run it first).
+   */
   fuse(
     denseHits: ReadonlyArray<[DocumentInterface, number | undefined]>,
     sparseHits: ReadonlyArray<[DocumentInterface, number | undefined]>,
@@ -286,10 +382,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
         }
         return { id, score, item: doc };
       });
-    const lists = [toRanked(denseHits, "dense"), toRanked(sparseHits, "sparse")];
-    return this.fusion === "rrf"
-      ? reciprocalRankFusion(lists, { k: this.rrfK, weights: this.rrfWeights, limit: k })
-      : linearFusion(lists, { weights: [this.alpha, 1 - this.alpha], normalization: this.normalization, limit: k });
+    return fuseDenseSparse(toRanked(denseHits, "dense"), toRanked(sparseHits, "sparse"), this.currentSetting(), k);
   }
 
   private async searchSide(

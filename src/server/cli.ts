@@ -13,7 +13,8 @@ import { DPREmbeddings } from "../embeddings/dpr-embeddings.js";
 import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
 import { BM25Index } from "../retrievers/bm25/bm25-index.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";
-import { HybridRetriever, type FusionMethod } from "../retrievers/hybrid-retriever.js";
+import { HybridRetriever, type FusionMethod, type ResolvedFusion } from "../retrievers/hybrid-retriever.js";
+import { describeFusion } from "../retrievers/fusion.js";
 import type { RetrievalResult, RetrievalService, RetrieveOptions } from "../retrievers/types.js";
 import { CrossEncoderReranker } from "../rerankers/cross-encoder-reranker.js";
 import { TwoStageRetriever } from "../retrievers/two-stage-retriever.js";
@@ -31,8 +32,10 @@ export interface ServeOptions {
   pgvector?: string;
   bm25?: string;
   reranker?: string;
-  fusion: FusionMethod;
-  alpha: number;
+  /** `--fusion`; undefined: the fusion stored in the model's dpr_config.json, else RRF (k 60). */
+  fusion?: FusionMethod;
+  /** `--alpha` (needs `--fusion linear`); undefined: 0.5 for `--fusion linear`. */
+  alpha?: number;
   host: string;
   port: number;
   k: number;
@@ -151,11 +154,13 @@ export function parseServeArgs(argv: string[]): ServeOptions | null {
         `PGPASSWORD, PGDATABASE), ${values.index ? "not both" : "got neither"}`,
     );
   }
-  const fusion = (values.fusion ?? "rrf") as FusionMethod;
-  if (fusion !== "rrf" && fusion !== "linear")
+  const fusion = values.fusion as FusionMethod | undefined;
+  if (fusion !== undefined && fusion !== "rrf" && fusion !== "linear")
     throw new UsageError(`serve: --fusion must be rrf or linear, got ${JSON.stringify(values.fusion)}`);
-  const alpha = values.alpha === undefined ? 0.5 : Number(values.alpha);
-  if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`serve: --alpha must be in [0, 1], got ${JSON.stringify(values.alpha)}`);
+  const alpha = values.alpha === undefined ? undefined : Number(values.alpha);
+  if (alpha !== undefined && !(values.alpha!.trim() !== "" && alpha >= 0 && alpha <= 1))
+    throw new UsageError(`serve: --alpha must be in [0, 1], got ${JSON.stringify(values.alpha)}`);
+  if (alpha !== undefined && fusion !== "linear") throw new UsageError(`serve: --alpha only applies to --fusion linear`);
   const hostsText = values["allowed-hosts"];
   const allowedHosts: AllowedHosts =
     hostsText === undefined
@@ -270,6 +275,8 @@ export interface ServeHandle {
   store: VectorStoreInterface;
   /** "N documents" or "pgvector table T", for the listening line. */
   description: string;
+  /** With --bm25: the hybrid fusion served and where it came from (--fusion/--alpha, the model's dpr_config.json, or the default). */
+  fusion?: ResolvedFusion;
   close(): Promise<void>;
 }
 
@@ -302,6 +309,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
     await reranker.ready();
   }
   let service: RetrievalService;
+  let fusion: ResolvedFusion | undefined;
   if (opts.bm25) {
     const bm25 = await BM25Index.load(opts.bm25);
     const hybrid = new HybridRetriever({
@@ -310,9 +318,11 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
       k: opts.k,
       denseK: opts.fetchK,
       sparseK: opts.fetchK,
-      fusion: opts.fusion,
-      alpha: opts.alpha,
+      // Without --fusion/--alpha: the fusion stored with the model (dpr_config.json), else RRF k 60.
+      ...(opts.fusion !== undefined ? { fusion: opts.fusion } : {}),
+      ...(opts.alpha !== undefined ? { alpha: opts.alpha } : {}),
     });
+    fusion = await hybrid.resolveFusion(); // fail fast on a bad stored fusion, and say which one is served
     service = reranker ? new TwoStageRetriever({ firstStage: hybrid, reranker, candidates: opts.fetchK, k: opts.k }) : hybrid;
   } else {
     service = new DPRRetriever({
@@ -348,7 +358,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
     await closeStore();
     await embeddings.dispose();
   };
-  return { app, url: address, embeddings, store, description, close };
+  return { app, url: address, embeddings, store, description, fusion, close };
 }
 
 /**
@@ -366,7 +376,9 @@ export async function runServe(argv: string[], io: CliIO = PROCESS_IO): Promise<
     const opts = { ...parsed, token: await resolveServeToken(parsed, process.env, io.stderr) };
     const handle = await startServe(opts);
     installGracefulShutdown(handle.app, { timeoutMs: opts.drainTimeoutMs, onClosed: handle.close });
-    const mode = `${opts.bm25 ? `hybrid ${opts.fusion}` : "dense"}${opts.reranker ? " + reranker" : ""}`;
+    const f = handle.fusion;
+    const from = f?.source === "model" ? "from the model's dpr_config.json" : f?.source === "options" ? "from --fusion/--alpha" : "default";
+    const mode = `${f ? `hybrid ${describeFusion(f.setting)}, ${from}` : "dense"}${opts.reranker ? " + reranker" : ""}`;
     const access = opts.token === undefined ? "no token" : opts.publicMetrics ? "token required, /metrics open" : "token required";
     io.stdout(`listening on ${handle.url} (${mode}, ${handle.description}, ${access})\n`);
     const address = handle.app.server.address();
