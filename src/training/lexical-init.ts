@@ -211,7 +211,11 @@ function calibrateScale(
   words: Float32Array,
   H: number,
 ): { scale: number; loss: number; chance: number; pairs: number } {
-  const pairs = p.calibration!.filter((e) => e.positives.length > 0).slice(0, MAX_CALIBRATION_PAIRS);
+  // One pair per question, in a seeded order: consecutive examples often share a question (one per judged
+  // passage), and a question's other positives must not count as its in-batch negatives.
+  const seen = new Set<string>();
+  const unique = p.calibration!.filter((e) => e.positives.length > 0 && !seen.has(e.question) && seen.add(e.question));
+  const pairs = new SeededRandom(SeededRandom.mix(p.seed ?? 42, 0xca1)).shuffle(unique).slice(0, MAX_CALIBRATION_PAIRS);
   const B = Math.max(2, Math.min(p.batchSize ?? 32, pairs.length));
   const tau = p.temperature ?? 1;
   const qs = pairs.map((e) =>
