@@ -129,10 +129,11 @@ export const EVALUATE_USAGE = `usage: langchain-dpr evaluate --dataset <BEIR fol
   --rrf-k N              RRF constant (default 60)
   --tune-fusion          choose the hybrid fusion on dev questions first (grid: RRF dense weight 0..1 step 0.1,
                          linear alpha 0..1 step 0.05 min-max and z-score), then run hybrid with it; needs --dpr
-                         and one of:
+                         and one of (or both):
     --dev-split NAME       tune on the judged questions of another qrels split (e.g. dev; preferred)
-    --dev-fraction F       tune on a seeded share F of the --split questions, left out of every method's figures
-    --dev-seed N           seed of the --dev-fraction draw (default 0)
+    --dev-fraction F       tune on a seeded share F of the --split questions, left out of every method's figures;
+                           with --dev-split NAME: the share of NAME that train --dev-fraction F --seed S held out
+    --dev-seed N           seed of the --dev-fraction draw (default 42, train's default --seed)
   --tune-metric M@K      tuning metric: ndcg, recall, mrr, map or precision at K (default ndcg@10)
   --write-fusion         store the tuned fusion in the model's dpr_config.json (other keys kept), so that
                          HybridRetriever uses it by default; always written: <out>/fusion-tuning.json

@@ -171,14 +171,14 @@ function parseTuningFlags(values: Record<string, string | boolean | undefined>, 
   if (!values.dpr) throw new UsageError(`${WHO}: --tune-fusion needs a DPR model (--dpr <model dir>)`);
   const devSplit = str("dev-split");
   const fractionText = str("dev-fraction");
-  if ((devSplit === undefined) === (fractionText === undefined)) {
+  if (devSplit === undefined && fractionText === undefined) {
     throw new UsageError(
-      `${WHO}: --tune-fusion needs exactly one of --dev-split NAME (tune on another qrels split, e.g. dev) or ` +
-        `--dev-fraction F (hold F of the --split questions out of the test figures and tune on them), got ` +
-        `${devSplit === undefined ? "neither" : "both"}`,
+      `${WHO}: --tune-fusion needs --dev-split NAME (tune on another qrels split, e.g. dev), --dev-fraction F (hold F of ` +
+        `the --split questions out of the test figures and tune on them), or both (the share F of split NAME that ` +
+        `train --dev-fraction F --seed S held out; --dev-seed S, default 42)`,
     );
   }
-  if (devSplit !== undefined && devSplit === split) {
+  if (devSplit !== undefined && fractionText === undefined && devSplit === split) {
     throw new UsageError(
       `${WHO}: --dev-split ${devSplit} is the evaluated --split: tuning on the test questions inflates the test figures; ` +
         `name another split, or use --dev-fraction to hold questions out of it`,

@@ -12,7 +12,7 @@
  */
 import type { Qrels } from "../data/types.js";
 import { denseShare, fuseDenseSparse, type FusionSetting, type RankedItem } from "../retrievers/fusion.js";
-import { SeededRandom } from "../utils/random.js";
+import { holdOutShare } from "../data/holdout.js";
 import { evaluateRun, type MetricName, type Run } from "./metrics.js";
 
 const WHO = "tuneFusion";
@@ -167,7 +167,7 @@ export function tuneFusion(params: FusionTuningParams): FusionTuningResult {
 /**
  * A seeded hold-out: `round(fraction × ids.length)` ids (at least 1, leaving at least 1) drawn
  * at random with `seed`; both parts keep the input order. The same ids, fraction and seed always
- * give the same parts.
+ * give the same parts, and the same ones `train --dev-fraction` holds out ({@link holdOutShare}).
  */
 export function holdOutQuestions(ids: readonly string[], fraction: number, seed: number): { dev: string[]; rest: string[] } {
   if (!(fraction > 0 && fraction < 1)) throw new Error(`${WHO}: the dev fraction must be in (0, 1), got ${fraction}`);
@@ -176,7 +176,5 @@ export function holdOutQuestions(ids: readonly string[], fraction: number, seed:
       `${WHO}: a dev fraction needs at least 2 questions with a relevant passage (one to tune on, one to test), got ${ids.length}`,
     );
   }
-  const n = Math.min(ids.length - 1, Math.max(1, Math.round(fraction * ids.length)));
-  const picked = new Set(new SeededRandom(seed).shuffle([...ids]).slice(0, n));
-  return { dev: ids.filter((id) => picked.has(id)), rest: ids.filter((id) => !picked.has(id)) };
+  return holdOutShare(ids, fraction, seed);
 }

@@ -14,23 +14,30 @@ import type { FusionProvenance, ModelFusion } from "../models/fusion-config.js";
 import type { FusionSetting } from "../retrievers/fusion.js";
 import type { RetrievalService } from "../retrievers/types.js";
 import { hitsOf } from "./methods.js";
+import { holdOutShare } from "../data/holdout.js";
 import { holdOutQuestions, parseTuningMetric, tuneFusion, type FusionTuningResult, type TuningQuestion } from "./fusion-tuning.js";
 
 const WHO = "evaluate";
 
-/** How the evaluator tunes the hybrid fusion (give exactly one of `devSplit` and `devFraction`). */
+/**
+ * How the evaluator tunes the hybrid fusion: `devSplit` alone (every judged question of that split),
+ * `devFraction` alone (a share of the evaluated split), or both (the share of `devSplit` that
+ * `train --dev-fraction F --seed S` held out, e.g. a model's own dev questions).
+ */
 export interface FusionTuningOptions {
   /**
-   * Tune on every judged question of this qrels split of the same folder (e.g. "dev"); it must
-   * differ from the evaluated split. Questions judged in both are left out of the test figures.
+   * Tune on the judged questions of this qrels split of the same folder (e.g. "dev"); without
+   * {@link devFraction} it must differ from the evaluated split. Questions tuned on are left out of
+   * the test figures.
    */
   devSplit?: string;
   /**
-   * Tune on this share, in (0, 1), of the evaluated split's questions that have a relevant passage,
-   * drawn with {@link seed}; they are left out of every method's test figures.
+   * Tune on this share, in (0, 1), of the questions of {@link devSplit} (default: the evaluated split)
+   * that have a relevant passage, drawn with {@link seed} by the trainer's rule (`holdOutShare`); they
+   * are left out of every method's test figures.
    */
   devFraction?: number;
-  /** Seed of the {@link devFraction} draw. Default 0. */
+  /** Seed of the {@link devFraction} draw. Default 42 (the trainer's default seed). */
   seed?: number;
   /** `"<metric>@<k>"`. Default `"ndcg@10"`. */
   metric?: string;
@@ -41,10 +48,10 @@ export interface FusionTuningOptions {
 /** Checks the options; throws naming the option and the fix. */
 export function checkTuningOptions(options: FusionTuningOptions, split: string): void {
   const { devSplit, devFraction } = options;
-  if ((devSplit === undefined) === (devFraction === undefined)) {
-    throw new Error(`${WHO}: fusion tuning needs exactly one of devSplit (--dev-split) and devFraction (--dev-fraction)`);
+  if (devSplit === undefined && devFraction === undefined) {
+    throw new Error(`${WHO}: fusion tuning needs devSplit (--dev-split), devFraction (--dev-fraction) or both`);
   }
-  if (devSplit !== undefined && devSplit === split) {
+  if (devSplit !== undefined && devFraction === undefined && devSplit === split) {
     throw new Error(
       `${WHO}: the dev split (--dev-split ${devSplit}) is the evaluated split (--split ${split}): tuning on the test questions ` +
         `inflates the test figures; name another split, or hold questions out with --dev-fraction`,
@@ -76,18 +83,26 @@ export async function selectDevQuestions(
   testQrels: Qrels,
   options: FusionTuningOptions,
 ): Promise<DevQuestions> {
-  if (options.devSplit !== undefined) {
+  if (options.devSplit !== undefined && options.devSplit !== split) {
     const splits = await listBeirSplits(dataset);
     if (!splits.includes(options.devSplit)) {
       throw new Error(`${WHO}: dev split "${options.devSplit}" not found in ${dataset}/qrels (available: ${splits.join(", ")})`);
     }
-    const qrels = await loadBeirQrels(join(dataset, "qrels", `${options.devSplit}.tsv`));
-    const questions = (await loadBeirQueries(dataset)).filter((q) => qrels.has(q.id));
+    const splitQrels = await loadBeirQrels(join(dataset, "qrels", `${options.devSplit}.tsv`));
+    let questions = (await loadBeirQueries(dataset)).filter((q) => splitQrels.has(q.id));
     if (questions.length === 0) throw new Error(`${WHO}: no question of queries.jsonl is judged in dev split "${options.devSplit}"`);
+    const seed = options.seed ?? 42;
+    // The share `train --dev-fraction F --seed S` held out of that split (the trainer draws from its judged questions).
+    if (options.devFraction !== undefined) questions = holdOutShare(questions, options.devFraction, seed).dev;
+    const qrels: Qrels = new Map(questions.map((q) => [q.id, splitQrels.get(q.id)!]));
     const excluded = new Set(testQueries.filter((q) => qrels.has(q.id)).map((q) => q.id));
-    return { questions, qrels, excluded, selection: { split: options.devSplit, selection: "split" } };
+    const selection: DevQuestions["selection"] =
+      options.devFraction === undefined
+        ? { split: options.devSplit, selection: "split" }
+        : { split: options.devSplit, selection: "fraction", fraction: options.devFraction, seed };
+    return { questions, qrels, excluded, selection };
   }
-  const seed = options.seed ?? 0;
+  const seed = options.seed ?? 42;
   const eligible = testQueries.filter((q) => [...(testQrels.get(q.id)?.values() ?? [])].some((g) => g > 0)).map((q) => q.id);
   const { dev } = holdOutQuestions(eligible, options.devFraction!, seed);
   const excluded = new Set(dev);

@@ -5,6 +5,7 @@
  */
 import { join, resolve } from "node:path";
 import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
+import { holdOutShare } from "../data/holdout.js";
 import type { Passage, TrainingExample } from "../data/types.js";
 import { saveDPRModel, type TitleJoin } from "../models/model-dir.js";
 import { writeFileAtomic } from "../utils/atomic-file.js";
@@ -16,7 +17,6 @@ import { detectDataSource, examplesFromBeir, loadTrainingExamples, passageKey } 
 import { readDprJson } from "../data/dpr.js";
 import { loadInitialModel, runTokenizer, scratchModel, type InitialModel } from "./init.js";
 import { cropExamples, ictExamples } from "./pretrain.js";
-import { SeededRandom } from "./random.js";
 import { DPRTrainer, type TrainerData } from "./trainer.js";
 import { parseCliArgs, parseNumberFlag, PROCESS_IO, runCommandLine, UsageError, type CliIO } from "../utils/cli-args.js";
 import { PRETRAIN_USAGE, TRAIN_USAGE } from "../cli/usage.js";
@@ -130,13 +130,13 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
       const fraction = num(values["dev-fraction"], "dev-fraction");
       if (fraction !== undefined) {
         if (!(fraction > 0 && fraction < 1)) throw new UsageError(`train-dpr: --dev-fraction must be in (0, 1), got ${fraction}`);
-        const order = new SeededRandom(SeededRandom.mix(seed, 0xde7)).shuffle([...queries]);
-        const nDev = Math.max(1, Math.round(fraction * order.length));
-        const devQueries = order.slice(0, nDev);
+        const { dev: devQueries, rest } = holdOutShare(queries, fraction, seed);
+        const nDev = devQueries.length;
         const devIds = new Set(devQueries.map((q) => q.id));
-        queries = queries.filter((q) => !devIds.has(q.id));
+        queries = rest;
         dev = { queries: devQueries, corpus, qrels: new Map([...ds.qrels].filter(([id]) => devIds.has(id))) };
-        dataInfo["dev"] = { heldOutOf: source.split, fraction, queries: nDev };
+        // The ids let `evaluate --tune-fusion --dev-split <split> --dev-fraction F --dev-seed S` be checked against them.
+        dataInfo["dev"] = { heldOutOf: source.split, fraction, seed, queries: nDev, questionIds: devQueries.map((q) => q.id) };
       }
       const built = examplesFromBeir({ ...ds, queries });
       examples = built.examples;

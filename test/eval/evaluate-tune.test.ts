@@ -11,6 +11,7 @@ import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { holdOutShare } from "../../src/data/holdout.js";
 import { parseEvaluateArgs, runEvaluateCli } from "../../src/eval/evaluate-cli.js";
 import { readDPRConfig } from "../../src/models/model-dir.js";
 import { UsageError } from "../../src/utils/cli-args.js";
@@ -60,6 +61,19 @@ afterAll(async () => {
 });
 
 describe("evaluate --tune-fusion", () => {
+  it("--dev-split N --dev-fraction F --dev-seed S tunes on the share of N that train --dev-fraction F --seed S held out", async () => {
+    const out = join(tmp, "out-split-fraction");
+    const args = ["--dataset", beir.dir, "--dpr", modelDir, "--depth", "20", "--quiet", "--out", out, "--tune-fusion"];
+    const r = await cli([...args, "--dev-split", "dev", "--dev-fraction", "0.5", "--dev-seed", "7"]);
+    expect(r.code, r.stderr).toBe(0);
+    const t = await readJson<TuningJson>(join(out, "fusion-tuning.json"));
+    expect(t.dev).toMatchObject({ selection: "fraction", split: "dev", fraction: 0.5, seed: 7 });
+    // The trainer's rule (train-dpr's dev set is holdOutShare of the split's judged questions, in file order).
+    expect(t.dev.questionIds).toEqual(holdOutShare(["q0", "q1"], 0.5, 7).dev);
+    expect(t.dev.questionIds).toHaveLength(1);
+    expect(t.excludedFromTest).toEqual(t.dev.questionIds); // q0 and q1 are judged in test too
+  });
+
   it("--dev-fraction: tunes on held-out questions, leaves them out of every method, writes both files", async () => {
     const model = join(tmp, "dpr-fraction");
     await cp(modelDir, model, { recursive: true });
@@ -177,8 +191,7 @@ describe("evaluate --tune-fusion", () => {
   });
 
   it.each([
-    [["--tune-fusion"], /--tune-fusion needs exactly one of --dev-split NAME .* or --dev-fraction F .*, got neither/],
-    [["--tune-fusion", "--dev-split", "dev", "--dev-fraction", "0.2"], /exactly one of --dev-split NAME .*got both/],
+    [["--tune-fusion"], /--tune-fusion needs --dev-split NAME .*, --dev-fraction F .*, or both/],
     [["--dev-fraction", "0.2"], /^evaluate: --dev-fraction only applies with --tune-fusion/],
     [["--write-fusion"], /^evaluate: --write-fusion only applies with --tune-fusion/],
     [["--dev-split", "dev", "--tune-metric", "ndcg@5"], /^evaluate: --dev-split, --tune-metric only apply with --tune-fusion/],

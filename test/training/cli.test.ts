@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeDprJson } from "../../src/data/dpr.js";
+import { holdOutShare } from "../../src/data/holdout.js";
 import { runTrainCli } from "../../src/training/cli.js";
 import { syntheticTask, writeSyntheticBeir } from "./synthetic.js";
 import { shapeFlags } from "./shape-flags.js";
@@ -81,7 +82,10 @@ describe("train-dpr command line", () => {
           expect(s.hardNegatives).toBeGreaterThanOrEqual(3); // a negative equal to an in-batch positive is skipped
         }
         const meta = JSON.parse(await readFile(join(out, "model", "training.json"), "utf8"));
-        expect(meta.data.dev).toEqual({ heldOutOf: "train", fraction: 0.25, queries: 6 });
+        expect(meta.data.dev).toMatchObject({ heldOutOf: "train", fraction: 0.25, queries: 6 });
+        // The one hold-out rule, which evaluate --dev-split train --dev-fraction 0.25 --dev-seed <seed> repeats.
+        const judged = task.queries.map((q) => q._id);
+        expect(meta.data.dev.questionIds).toEqual(holdOutShare(judged, 0.25, meta.data.dev.seed).dev);
         expect(meta.data.trainQueries).toBe(18);
         expect(meta.data.negatives.examplesWithNegatives).toBe(18);
         const ict = join(dir, "ict");
