@@ -20,6 +20,10 @@ const TRAIN_OPTIONS = `Data
 Model
   --init PATH|ID         model folder of ours, a Hugging Face BERT/DPR/sentence-transformers folder or hub id
                          (e.g. BAAI/bge-small-en-v1.5; safetensors or pytorch_model.bin), or a weights file
+  --init lexical         the shape flags below with weights that rank like IDF-weighted term matching before any
+                         update (needs --pooling mean, the default with it): --idf-power X (2),
+                         --lexical-scale X (calibrated on the training pairs), --residual-std X (1e-3)
+  --init-only            write the starting model to <out>/model without training (to measure it)
   --hidden N --layers N --heads N --ffn N --max-len N --vocab-size N   from scratch (vocabulary from the corpus)
   --shared               one encoder for questions and passages (default: two)
   --pooling cls|mean|max --title-join pair|space|none --normalize --query-prompt TEXT --passage-prompt TEXT
