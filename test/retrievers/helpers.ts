@@ -215,3 +215,13 @@ export async function makeRealStack(docs: DocumentInterface[] = CORPUS): Promise
     },
   };
 }
+
+/** {@link makeRealStack} with its faiss store and BM25 index saved to `<root>/index` and `<root>/bm25` (what `serve` loads). */
+export async function makeSavedStack(): Promise<RealStack & { indexDir: string; bm25Dir: string }> {
+  const stack = await makeRealStack();
+  const indexDir = join(stack.root, "index");
+  const bm25Dir = join(stack.root, "bm25");
+  await stack.store.save(indexDir);
+  await stack.bm25.save(bm25Dir);
+  return Object.assign(stack, { indexDir, bm25Dir });
+}

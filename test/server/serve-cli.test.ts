@@ -6,7 +6,7 @@ import { chmod, writeFile } from "node:fs/promises";
 import { BM25Index } from "../../src/retrievers/bm25/bm25-index.js";
 import { parseServeArgs } from "../../src/server/cli.js";
 import { HybridRetriever } from "../../src/retrievers/hybrid-retriever.js";
-import { makeRealStack, type RealStack } from "../retrievers/helpers.js";
+import { makeSavedStack, type RealStack } from "../retrievers/helpers.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -65,11 +65,7 @@ describe("scripts/serve.ts", () => {
   let indexDir: string;
   let bm25Dir: string;
   beforeAll(async () => {
-    stack = await makeRealStack();
-    indexDir = join(stack.root, "index");
-    bm25Dir = join(stack.root, "bm25");
-    await stack.store.save(indexDir);
-    await stack.bm25.save(bm25Dir);
+    ({ indexDir, bm25Dir, ...stack } = await makeSavedStack());
   });
   afterAll(async () => {
     await stack?.cleanup();

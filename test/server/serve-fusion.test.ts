@@ -4,23 +4,18 @@
  * Real model folder, real FaissDPRStore and BM25Index folders, a real server on a free port.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { join } from "node:path";
 
 import { writeModelFusion } from "../../src/models/fusion-config.js";
 import { fuseDenseSparse } from "../../src/retrievers/fusion.js";
 import { parseServeArgs, startServe, type ServeHandle } from "../../src/server/cli.js";
-import { CORPUS, makeRealStack, type RealStack } from "../retrievers/helpers.js";
+import { CORPUS, makeSavedStack, type RealStack } from "../retrievers/helpers.js";
 
 let stack: RealStack;
 let indexDir: string;
 let bm25Dir: string;
 
 beforeAll(async () => {
-  stack = await makeRealStack();
-  indexDir = join(stack.root, "index");
-  bm25Dir = join(stack.root, "bm25");
-  await stack.store.save(indexDir);
-  await stack.bm25.save(bm25Dir);
+  ({ indexDir, bm25Dir, ...stack } = await makeSavedStack());
   await writeModelFusion(stack.modelDir, { method: "rrf", k: 60, weights: [1, 0] }); // dense order only
 }, 120_000);
 afterAll(async () => {
