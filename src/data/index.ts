@@ -10,3 +10,4 @@ export {
 } from "./beir.js";
 export { readDprJson, writeDprJson, readJsonlPairs, parseDprRecord } from "./dpr.js";
 export { readJsonLines, type JsonLine } from "./jsonl.js";
+export { holdOutShare } from "./holdout.js";

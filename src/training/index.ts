@@ -61,6 +61,7 @@ export {
 } from "./pretrain.js";
 export { HardNegativeMiner, selectHardNegatives, writeMinedDprJson, type HardNegativeMinerParams, type MiningResult } from "./mining.js";
 export { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./match-head.js";
+export { lexicalInitWeights, tokenIdf, type LexicalInitParams, type LexicalInitInfo } from "./lexical-init.js";
 export {
   CrossEncoderTrainer,
   type CrossEncoderTrainerParams,
