@@ -138,7 +138,9 @@ export function lexicalInitWeights(params: LexicalInitParams): { weights: BertWe
   const w = new Float64Array(V);
   for (let t = 0; t < V; t++) w[t] = maxIdf > 0 ? Math.pow(idf[t]! / maxIdf, idfPower / 2) : 0;
   const words = tokenDirections(V, H, w, SeededRandom.mix(seed, 0x1e7));
-  for (let t = 0; t < V; t++) if (idf[t]! > 0 && idf[t]! < maxIdf) tokensSeen++;
+  // A token in no passage has the IDF of df = 0; special tokens have 0.
+  const unseenIdf = Math.log(1 + (params.corpus.length + 0.5) / 0.5);
+  for (let t = 0; t < V; t++) if (idf[t]! > 0 && idf[t]! < unseenIdf - 1e-9) tokensSeen++;
 
   const rng = new SeededRandom(SeededRandom.mix(seed, 0x1e8));
   const weights: BertWeights = new Map();

@@ -64,7 +64,10 @@ describe("lexicalInitWeights", () => {
       const residual = weights.get("encoder.layer.0.attention.output.dense.weight")!.data;
       expect(Math.max(...residual.map(Math.abs))).toBeLessThan(0.01);
       expect(weights.get("embeddings.position_embeddings.weight")!.data.every((x) => x === 0)).toBe(true);
-      expect(info).toMatchObject({ scale: 3, scaleFrom: "given", idfPower: 2 });
+      expect(info).toMatchObject({ scale: 3, scaleFrom: "given", idfPower: 2, passages: texts.length });
+      const seen = new Set(texts.flatMap((p) => tokenizer.encode(p.title, p.text, { maxLength: 10_000 }).inputIds));
+      for (const id of [tokenizer.clsId, tokenizer.sepId]) seen.delete(id);
+      expect(info.tokensSeen).toBe(seen.size);
       // Deterministic for a seed; another seed draws other directions.
       expect(
         lexicalInitWeights({ config, tokenizer, corpus: texts, scale: 3 }).weights.get("embeddings.word_embeddings.weight")!.data,
