@@ -32,6 +32,9 @@ Recipe
   --epochs N (1) --max-steps N --batch N (32) --lr X (2e-5) --warmup-ratio X (0.1) --warmup-steps N
   --weight-decay X (0.01) --clip X (2.0) --temperature X (1) --hard-negatives N (1) --dropout X
   --q-len N (64) --p-len N (256) --seed N (42) --grad-cache N (GradCache chunk rows)
+  --distill bm25         listwise distillation from BM25 over the BEIR corpus: loss = (1 − W)·NLL + W·KL(teacher
+                         softmax ‖ model softmax) over each question's row of the batch; --distill-weight W (0.5),
+                         --distill-temperature T (1; BM25 scores are divided by T)
                          --max-steps N: exactly N updates, overriding --epochs (as Hugging Face's max_steps)
 Run
   --checkpoint-every N   checkpoint every N updates (always at each epoch's end)

@@ -176,6 +176,9 @@ export interface TokenizedBatch {
   size: number;
   /** Number of hard negatives appended. */
   hardNegatives: number;
+  /** The question texts (without prompt) and the passages, in row order (for a distillation teacher). */
+  questionTexts: string[];
+  passageList: Passage[];
 }
 
 /** How far {@link padEncodings} pads. */
@@ -249,5 +252,7 @@ export function tokenizeBatch(
     passages: padEncodings(passages, padId, { multiple: opts.padMultiple, max: opts.maxPassageLength }),
     size: exs.length,
     hardNegatives: negatives.length,
+    questionTexts: exs.map((e) => e.question),
+    passageList: [...positives, ...negatives],
   };
 }

@@ -11,6 +11,7 @@ import { saveDPRModel, type TitleJoin } from "../models/model-dir.js";
 import { writeFileAtomic } from "../utils/atomic-file.js";
 import { gitCommit, TRAINING_METADATA_FILE, type DevSet } from "./export.js";
 import { lexicalInitWeights } from "./lexical-init.js";
+import { bm25Teacher, type DistillationParams } from "./distillation.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
 import { selectBackend, BACKEND_ORDER, type BackendChoice } from "./backend.js";
 import { detectDataSource, examplesFromBeir, loadTrainingExamples, passageKey } from "./batches.js";
@@ -56,6 +57,9 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
       "idf-power": { type: "string" },
       "lexical-scale": { type: "string" },
       "residual-std": { type: "string" },
+      distill: { type: "string" },
+      "distill-weight": { type: "string" },
+      "distill-temperature": { type: "string" },
       hidden: { type: "string" },
       layers: { type: "string" },
       heads: { type: "string" },
@@ -290,6 +294,20 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     io.stdout(`${dir}\n`);
     return 0;
   }
+  let distillation: DistillationParams | undefined;
+  if (values.distill !== undefined) {
+    if (values.distill !== "bm25") throw new UsageError(`train-dpr: --distill must be bm25, got '${values.distill}'`);
+    if (!corpus) throw new UsageError("train-dpr: --distill bm25 needs a BEIR folder (its corpus is the teacher's index)");
+    distillation = {
+      teacher: await bm25Teacher(corpus),
+      weight: num(values["distill-weight"], "distill-weight"),
+      temperature: num(values["distill-temperature"], "distill-temperature"),
+    };
+    dataInfo["distillation"] = { teacher: "bm25", corpusPassages: corpus.length };
+  } else {
+    for (const flag of ["distill-weight", "distill-temperature"] as const)
+      if (values[flag] !== undefined) throw new UsageError(`train-dpr: --${flag} applies with --distill only`);
+  }
   const trainer = new DPRTrainer({
     outputDir: out,
     tokenizer,
@@ -318,6 +336,7 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     dropout: values.init && !lexical ? num(values.dropout, "dropout") : undefined,
     seed,
     gradCacheChunk: num(values["grad-cache"], "grad-cache", true),
+    distillation,
     checkpointEvery: num(values["checkpoint-every"], "checkpoint-every", true),
     selectMetric: values["select-metric"],
     quantize: values.quantize,

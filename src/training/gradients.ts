@@ -13,7 +13,7 @@
 import "@tensorflow/tfjs"; // registers TF.js's gradient functions (not part of tfjs-core)
 import * as tf from "@tensorflow/tfjs-core";
 import { l2Normalize, type BertEncoderTF, type BertInputsTF, type PoolingTF } from "./bert-tf.js";
-import { dprLoss } from "./loss.js";
+import { dprLoss, type DistillationTarget } from "./loss.js";
 import { SeededRandom } from "./random.js";
 
 /** The two encoders of a DPR model (the same object twice when shared). */
@@ -75,6 +75,8 @@ export interface DprGradientParams {
   dropoutSeed?: number;
   /** L2-normalise the pooled vectors before the loss (a model that scores by cosine; use a temperature). */
   normalize?: boolean;
+  /** A teacher's scores of this batch, for listwise distillation ({@link DistillationTarget}). */
+  teacher?: DistillationTarget;
 }
 
 /**
@@ -108,7 +110,7 @@ export function computeDprGradients(params: DprGradientParams): DprGradients {
   const pooling = params.pooling ?? "cls";
   const training = params.training ?? true;
   const fast = encoders.question.fastPaths.fastDense;
-  const lossOpts = { temperature: params.temperature, fast };
+  const lossOpts = { temperature: params.temperature, fast, teacher: params.teacher };
   const named = namedTrainableVariables(encoders);
   const byVarName = new Map<string, string>();
   for (const [name, v] of named) byVarName.set(v.name, name);

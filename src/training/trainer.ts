@@ -32,6 +32,8 @@ import { planEpoch, tokenizeBatch, type PlannedBatch, type TokenizedBatch } from
 import { readCheckpoint, type LoadedCheckpoint } from "./checkpoint.js";
 import { evaluateEncoders, evaluateModelDir, exportTrainedModel, gitCommit, type DevSet } from "./export.js";
 import { computeDprGradients, namedTrainableVariables, type DualEncoderTF } from "./gradients.js";
+import type { DistillationParams } from "./distillation.js";
+import type { DistillationTarget } from "./loss.js";
 import { CHECKPOINT_DIR, runTrainingLoop, type DevEvaluation, type EpochRecord, type LoopView } from "./loop.js";
 import { AdamW } from "./optimizer.js";
 import { DEFAULT_MAX_GRAD_NORM, requireFraction, requireInteger, requirePositive, runLength, warmupLinearSchedule } from "./recipe.js";
@@ -114,6 +116,11 @@ export interface DPRTrainerParams {
   seed?: number;
   /** GradCache chunk size (rows per forward/backward); omit for plain steps. */
   gradCacheChunk?: number;
+  /**
+   * Listwise distillation from a teacher (e.g. `bm25Teacher` of ./distillation.ts): the loss becomes
+   * `(1 − weight)·NLL + weight·KL(teacher softmax ‖ model softmax)` over each question's row of the batch.
+   */
+  distillation?: DistillationParams;
   /** Checkpoint every N updates (0: only at the end of each epoch). Default 0. */
   checkpointEvery?: number;
   /** Dev metric that selects the best epoch (default "ndcg@10"). */
@@ -253,6 +260,11 @@ export class DPRTrainer {
     requirePositive(WHO, this.temperature, "temperature");
     requireFraction(WHO, this.warmupRatio, "warmupRatio");
     requireFraction(WHO, params.dropout, "dropout");
+    if (params.distillation) {
+      const { weight = 0.5, temperature = 1 } = params.distillation;
+      if (!(weight >= 0 && weight <= 1)) throw new Error(`${WHO}: distillation weight must be in [0, 1], got ${weight}`);
+      requirePositive(WHO, temperature, "distillation temperature");
+    }
     const c = params.init.config;
     if (this.maxQueryLength > c.max_position_embeddings || this.maxPassageLength > c.max_position_embeddings) {
       throw new Error(
@@ -304,6 +316,7 @@ export class DPRTrainer {
       gradCacheChunk: this.params.gradCacheChunk ?? null,
       firstEpochExamples: firstEpochSize,
       temperature: this.temperature,
+      distillation: this.distillationSettings() ?? null,
     };
   }
 
@@ -339,6 +352,19 @@ export class DPRTrainer {
     };
   }
 
+  /** The distillation settings (teacher name, weight, temperature), or undefined without a teacher. */
+  private distillationSettings(): { teacher: string; weight: number; temperature: number } | undefined {
+    const d = this.params.distillation;
+    return d && { teacher: d.teacher.name, weight: d.weight ?? 0.5, temperature: d.temperature ?? 1 };
+  }
+
+  /** The teacher's scores of one batch (every question against every passage of the batch). */
+  private distillationTarget(batch: TokenizedBatch): DistillationTarget | undefined {
+    const d = this.params.distillation;
+    if (!d) return undefined;
+    return { scores: d.teacher.score(batch.questionTexts, batch.passageList), weight: d.weight ?? 0.5, temperature: d.temperature ?? 1 };
+  }
+
   /** Hyper-parameters as written to training.json. */
   describe(): Record<string, unknown> {
     return {
@@ -352,6 +378,7 @@ export class DPRTrainer {
       maxGradNorm: this.maxGradNorm,
       temperature: this.temperature,
       hardNegatives: this.hardNegatives,
+      distillation: this.distillationSettings(),
       maxQueryLength: this.maxQueryLength,
       maxPassageLength: this.maxPassageLength,
       titleJoin: this.titleJoin,
@@ -446,6 +473,7 @@ export class DPRTrainer {
             training: true,
             chunkSize: this.params.gradCacheChunk,
             dropoutSeed: SeededRandom.mix(this.seed, step, 0xd20),
+            teacher: this.distillationTarget(batch),
           }),
         describeBatch: (batch) => describeBatch(batch, this.params.gradCacheChunk),
         record: (u, batch) => ({

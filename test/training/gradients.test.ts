@@ -130,6 +130,31 @@ describe("computeDprGradients: GradCache", () => {
     },
   );
 
+  it("with a distillation teacher, gives the plain step's loss and gradients (to 1e-4) in chunks", async () => {
+    await selectBackend({ prefer: "cpu", log: false });
+    const enc = encoders(true);
+    try {
+      const r = new SeededRandom(9);
+      const teacher = {
+        scores: Array.from({ length: 8 }, () => Array.from({ length: 11 }, () => 4 * r.next())),
+        weight: 0.6,
+        temperature: 0.5,
+      };
+      const args = { encoders: enc, questions: rows(8, 1), passages: rows(11, 2), training: false, teacher };
+      const plain = computeDprGradients(args);
+      const cached = computeDprGradients({ ...args, chunkSize: 3 });
+      const without = computeDprGradients({ ...args, teacher: undefined });
+      expect(Math.abs(cached.loss.dataSync()[0]! - plain.loss.dataSync()[0]!)).toBeLessThan(1e-4);
+      expect(Math.abs(without.loss.dataSync()[0]! - plain.loss.dataSync()[0]!)).toBeGreaterThan(1e-3);
+      let worst = 0;
+      for (const [name, g] of plain.grads) worst = Math.max(worst, maxAbs(g, cached.grads.get(name)!));
+      expect(worst).toBeLessThan(1e-4);
+      tf.dispose([plain.loss, cached.loss, without.loss, ...plain.grads.values(), ...cached.grads.values(), ...without.grads.values()]);
+    } finally {
+      enc.question.dispose();
+    }
+  });
+
   it("rejects a chunk size that is not a positive integer", async () => {
     await selectBackend({ prefer: "cpu", log: false });
     const enc = encoders(true);
