@@ -14,7 +14,14 @@ export {
   type SelectedBackend,
 } from "./backend.js";
 export { BertEncoderTF, meanPool, type BertEncoderTFParams, type BertInputsTF, type BertOutputsTF, type PoolingTF } from "./bert-tf.js";
-export { dprLoss, dualEncoderTrainStep, type DprLossOptions, type DualEncoderBatch, type DualEncoderStepParams } from "./loss.js";
+export {
+  dprLoss,
+  dualEncoderTrainStep,
+  type DistillationTarget,
+  type DprLossOptions,
+  type DualEncoderBatch,
+  type DualEncoderStepParams,
+} from "./loss.js";
 export { AdamW, linearSchedule, clipByGlobalNorm, type AdamWParams, type LinearScheduleParams } from "./optimizer.js";
 export { computeDprGradients, type DprGradientParams, type DprGradients } from "./gradients.js";
 export { loadTrainingExamples, detectDataSource, type TrainingDataSource } from "./batches.js";
@@ -62,6 +69,7 @@ export {
 export { HardNegativeMiner, selectHardNegatives, writeMinedDprJson, type HardNegativeMinerParams, type MiningResult } from "./mining.js";
 export { matchHeadInit, type MatchHeadOptions, type MatchHeadReport } from "./match-head.js";
 export { lexicalInitWeights, tokenIdf, type LexicalInitParams, type LexicalInitInfo } from "./lexical-init.js";
+export { bm25Teacher, type DistillationParams, type DistillationTeacher } from "./distillation.js";
 export {
   CrossEncoderTrainer,
   type CrossEncoderTrainerParams,
