@@ -316,7 +316,8 @@ export class DPRTrainer {
       gradCacheChunk: this.params.gradCacheChunk ?? null,
       firstEpochExamples: firstEpochSize,
       temperature: this.temperature,
-      distillation: this.distillationSettings() ?? null,
+      // Only when set, so checkpoints written before distillation existed still resume.
+      ...(this.params.distillation ? { distillation: this.distillationSettings() } : {}),
     };
   }
 
