@@ -7,9 +7,8 @@ import { join, resolve } from "node:path";
 import { loadBeirCorpus, loadBeirDataset } from "../data/beir.js";
 import { holdOutShare } from "../data/holdout.js";
 import type { Passage, TrainingExample } from "../data/types.js";
-import { saveDPRModel, type TitleJoin } from "../models/model-dir.js";
-import { writeFileAtomic } from "../utils/atomic-file.js";
-import { gitCommit, TRAINING_METADATA_FILE, type DevSet } from "./export.js";
+import type { TitleJoin } from "../models/model-dir.js";
+import { exportModelWeights, type DevSet } from "./export.js";
 import { lexicalInitWeights } from "./lexical-init.js";
 import { bm25Teacher, type DistillationParams } from "./distillation.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
@@ -242,8 +241,18 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   const { info } = await selectBackend({ prefer: backend, threads: num(values.threads, "threads", true) });
   const qLen = num(values["q-len"], "q-len", true) ?? 64;
   const pLen = num(values["p-len"], "p-len", true) ?? Math.min(256, config.max_position_embeddings);
-  const titleJoin = (values["title-join"] as TitleJoin | undefined) ?? init?.settings?.titleJoin;
   const pooling = (values.pooling as "cls" | "mean" | "max" | undefined) ?? init?.settings?.pooling ?? (lexical ? "mean" : undefined);
+  // How texts are tokenised and pooled: the starting model's own settings (pooling, normalisation, prompts,
+  // titles) unless overridden; the trainer, the lexical calibration and --init-only all use these.
+  const textSettings = {
+    maxQueryLength: Math.min(qLen, config.max_position_embeddings),
+    maxPassageLength: pLen,
+    titleJoin: (values["title-join"] as TitleJoin | undefined) ?? init?.settings?.titleJoin,
+    pooling,
+    normalize: values.normalize ?? init?.settings?.normalize,
+    queryPrompt: values["query-prompt"] ?? init?.settings?.queryPrompt,
+    passagePrompt: values["passage-prompt"] ?? init?.settings?.passagePrompt,
+  };
   if (lexical) {
     if (pooling !== "mean")
       throw new UsageError(`train-dpr: --init ${LEXICAL_INIT} needs --pooling mean (its scores are token averages), got ${pooling}`);
@@ -259,11 +268,7 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
       calibration,
       batchSize: num(values.batch, "batch", true),
       temperature: num(values.temperature, "temperature"),
-      maxQueryLength: Math.min(qLen, config.max_position_embeddings),
-      maxPassageLength: pLen,
-      titleJoin,
-      queryPrompt: values["query-prompt"],
-      passagePrompt: values["passage-prompt"],
+      ...textSettings,
     });
     init = { config, tokenizer, question: built.weights, source: String(dataInfo["init"]) };
     dataInfo["lexicalInit"] = built.info;
@@ -274,22 +279,16 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
   if (values["init-only"]) {
     if (!init) throw new UsageError("train-dpr: --init-only needs --init (a model folder or lexical)");
     const dir = join(out, "model");
-    await saveDPRModel(dir, {
-      question: { config, weights: init.question },
-      passage: init.passage && !values.shared ? { config, weights: init.passage } : undefined,
+    const dprConfig = Object.fromEntries(Object.entries(textSettings).filter(([, v]) => v !== undefined));
+    await exportModelWeights(dir, {
+      config,
+      question: init.question,
+      passage: init.passage && !values.shared ? init.passage : undefined,
       tokenizer,
-      dprConfig: {
-        pooling,
-        maxQueryLength: Math.min(qLen, config.max_position_embeddings),
-        maxPassageLength: pLen,
-        normalize: values.normalize ?? init.settings?.normalize,
-        titleJoin,
-        queryPrompt: values["query-prompt"] ?? init.settings?.queryPrompt,
-        passagePrompt: values["passage-prompt"] ?? init.settings?.passagePrompt,
-      },
+      dprConfig,
+      quantize: values.quantize,
+      metadata: { args: argv, data: dataInfo, initOnly: true },
     });
-    const metadata = { args: argv, data: dataInfo, initOnly: true, gitCommit: gitCommit(), writtenAt: new Date().toISOString() };
-    await writeFileAtomic(join(dir, TRAINING_METADATA_FILE), [Buffer.from(JSON.stringify(metadata, null, 2) + "\n")]);
     io.stderr("train-dpr: --init-only: wrote the starting model without training\n");
     io.stdout(`${dir}\n`);
     return 0;
@@ -325,14 +324,7 @@ async function train(argv: string[], defaults: { mode?: string }, usage: string,
     maxGradNorm: num(values.clip, "clip"),
     temperature: num(values.temperature, "temperature"),
     hardNegatives: num(values["hard-negatives"], "hard-negatives", true),
-    maxQueryLength: Math.min(qLen, config.max_position_embeddings),
-    maxPassageLength: pLen,
-    // The starting model's own settings (pooling, normalisation, prompts, titles) unless overridden.
-    titleJoin,
-    pooling,
-    normalize: values.normalize ?? init?.settings?.normalize,
-    queryPrompt: values["query-prompt"] ?? init?.settings?.queryPrompt,
-    passagePrompt: values["passage-prompt"] ?? init?.settings?.passagePrompt,
+    ...textSettings,
     dropout: values.init && !lexical ? num(values.dropout, "dropout") : undefined,
     seed,
     gradCacheChunk: num(values["grad-cache"], "grad-cache", true),

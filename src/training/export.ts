@@ -15,7 +15,7 @@ import { writeFileAtomic } from "../utils/atomic-file.js";
 import { saveDPRModel, type DPRModelConfig } from "../models/model-dir.js";
 import type { Passage, Qrels, Query } from "../data/types.js";
 import type { BertTokenizer } from "../tokenizers/bert-tokenizer.js";
-import type { BertWeights } from "../models/types.js";
+import type { BertConfig, BertWeights } from "../models/types.js";
 import { isShared, type DualEncoderTF } from "./gradients.js";
 import { l2Normalize, type BertEncoderTF, type PoolingTF } from "./bert-tf.js";
 import { encodePassage, padEncodings } from "./batches.js";
@@ -56,11 +56,31 @@ export interface ExportTrainedModelParams {
  */
 export async function exportTrainedModel(dir: string, params: ExportTrainedModelParams): Promise<void> {
   const { encoders } = params;
-  const config = encoders.question.config;
-  const side = (w: BertWeights) => ({ config, weights: w, onnx: { quantize: params.quantize } });
+  await exportModelWeights(dir, {
+    ...params,
+    config: encoders.question.config,
+    question: await encoders.question.toWeights(),
+    passage: isShared(encoders) ? undefined : await encoders.passage.toWeights(),
+  });
+}
+
+/** Arguments of {@link exportModelWeights}: weights instead of TF.js encoders. */
+export interface ExportModelWeightsParams extends Omit<ExportTrainedModelParams, "encoders"> {
+  config: BertConfig;
+  question: BertWeights;
+  /** Separate passage-encoder weights; omitted: one shared encoder. */
+  passage?: BertWeights;
+}
+
+/**
+ * The one writer of a training run's model folder: `saveDPRModel` (replacing `dir` atomically), then
+ * `training.json` with the metadata, the git commit and the time (atomically).
+ */
+export async function exportModelWeights(dir: string, params: ExportModelWeightsParams): Promise<void> {
+  const side = (w: BertWeights) => ({ config: params.config, weights: w, onnx: { quantize: params.quantize } });
   await saveDPRModel(dir, {
-    question: side(await encoders.question.toWeights()),
-    passage: isShared(encoders) ? undefined : side(await encoders.passage.toWeights()),
+    question: side(params.question),
+    passage: params.passage ? side(params.passage) : undefined,
     tokenizer: params.tokenizer,
     dprConfig: params.dprConfig,
   });
