@@ -76,6 +76,7 @@ export {
 } from "./retrievers/fusion.js";
 export {
   HybridRetriever,
+  fusionOptions,
   type HybridRetrieverParams,
   type FusionMethod,
   type FusionSource,

@@ -35,7 +35,7 @@ import { BM25Retriever } from "../retrievers/bm25/bm25-retriever.js";
 import { DPRRetriever } from "../retrievers/dpr-retriever.js";
 import type { FusionProvenance } from "../models/fusion-config.js";
 import { describeFusion, type FusionSetting } from "../retrievers/fusion.js";
-import { HybridRetriever } from "../retrievers/hybrid-retriever.js";
+import { fusionOptions, HybridRetriever } from "../retrievers/hybrid-retriever.js";
 import { percentile } from "../retrievers/latency-stats.js";
 import type { RetrievalResult, RetrievalService } from "../retrievers/types.js";
 import { FaissDPRStore } from "../vectorstores/faiss-dpr-store.js";
@@ -544,18 +544,13 @@ export class RetrievalEvaluator {
             ? { method: "rrf", k: this.rrfK, weights: [1, 1] }
             : { method: "linear", alpha: this.alpha, normalization: "minmax" }
           : undefined; // HybridRetriever reads the model's stored fusion, else RRF k 60
-      const fusionOptions = setting
-        ? setting.method === "rrf"
-          ? { fusion: "rrf" as const, rrfK: setting.k, rrfWeights: setting.weights }
-          : { fusion: "linear" as const, alpha: setting.alpha, normalization: setting.normalization }
-        : {};
       const hybrid = new HybridRetriever({
         dense: store,
         sparse: bm25,
         k: this.depth,
         denseK: this.depth,
         sparseK: this.depth,
-        ...fusionOptions,
+        ...(setting ? fusionOptions(setting) : {}),
       });
       stages.set("hybrid", hybrid);
       const resolved = await hybrid.resolveFusion();

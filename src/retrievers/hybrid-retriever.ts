@@ -73,6 +73,13 @@ export interface ResolvedFusion {
 
 const FUSION_OPTIONS = ["fusion", "rrfK", "rrfWeights", "alpha", "normalization"] as const;
 
+/** The {@link HybridRetriever} fusion options that describe `setting` (the inverse of its `resolveFusion().setting`). */
+export function fusionOptions(setting: FusionSetting): Pick<HybridRetrieverParams, (typeof FUSION_OPTIONS)[number]> {
+  return setting.method === "rrf"
+    ? { fusion: "rrf", rrfK: setting.k, rrfWeights: [...setting.weights] }
+    : { fusion: "linear", alpha: setting.alpha, normalization: setting.normalization };
+}
+
 /** Parameters of {@link HybridRetriever}. */
 export interface HybridRetrieverParams extends BaseRetrieverInput {
   /** Dense side (usually a FaissDPRStore). */
@@ -285,14 +292,7 @@ export class HybridRetriever extends BaseRetriever implements RetrievalService {
     const stored = source ? await source.storedFusion() : undefined;
     if (stored === undefined) return { setting: this.currentSetting(), source: "default" }; // the class defaults: RRF, k 60
     const { tunedOn, ...setting } = stored;
-    this.fusion = setting.method;
-    if (setting.method === "rrf") {
-      this.rrfK = setting.k;
-      this.rrfWeights = [...setting.weights];
-    } else {
-      this.alpha = setting.alpha;
-      this.normalization = setting.normalization;
-    }
+    Object.assign(this, fusionOptions(setting));
     const modelPath = typeof source?.modelPath === "string" ? source.modelPath : undefined;
     return { setting: this.currentSetting(), source: "model", ...(modelPath ? { modelPath } : {}), ...(tunedOn ? { tunedOn } : {}) };
   }
